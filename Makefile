@@ -1,0 +1,63 @@
+# ibkr_sdk — developer commands. A fresh clone needs only Python 3.10+ (3.11 tested), make and git.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: help venv install generate check-generated lint typecheck pytest test demo bench clean
+
+help:
+	@echo "make demo             create the environment, install, run the example workflow offline"
+	@echo "make test             lint, type-check, check generated code, run the test suite"
+	@echo "make generate         regenerate generated/ibkr_sdk from spec/ and codegen/templates"
+	@echo "make check-generated  fail when generated/ differs from what spec/ and the templates produce"
+	@echo "make bench            run the benchmarks"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# Strict editable install: static tools (mypy) can follow the package-dir mapping generated/ + handwritten/.
+$(STAMP): $(PY) pyproject.toml generated/ibkr_sdk/_manifest.txt
+	$(PY) -m pip install --quiet --config-settings editable_mode=strict -e '.[dev]'
+	@touch $(STAMP)
+
+venv install: $(STAMP)
+
+generate: $(STAMP)
+	$(PY) -m codegen --spec spec --out generated
+	# New or removed modules only become visible to the strict editable install after re-installing.
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation --config-settings editable_mode=strict -e .
+	@touch $(STAMP)
+
+check-generated: $(STAMP)
+	@rm -rf .gen-check
+	@$(PY) -m codegen --spec spec --out .gen-check >/dev/null
+	@if diff -r -x __pycache__ .gen-check/ibkr_sdk generated/ibkr_sdk; then \
+		echo "generated code is up to date"; rm -rf .gen-check; \
+	else \
+		rm -rf .gen-check; echo "generated/ is stale: run 'make generate' and commit the result" >&2; exit 1; \
+	fi
+
+lint: $(STAMP)
+	$(PY) -m ruff check codegen handwritten generated tests benchmarks examples
+	$(PY) -m ruff format --check codegen handwritten generated tests benchmarks examples
+
+typecheck: $(STAMP)
+	$(PY) -m mypy -p ibkr_sdk
+
+pytest: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider
+
+test: lint typecheck check-generated pytest
+
+demo: $(STAMP)
+	$(PY) examples/workflow.py
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_call.py
+	$(PY) benchmarks/bench_import.py
+
+clean:
+	rm -rf build .gen-check .mypy_cache .pytest_cache .ruff_cache *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,54 @@
+"""A fixed-answer HTTP/1.1 keep-alive server on 127.0.0.1 for benchmarks (never any other address)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+PORTFOLIO_ACCOUNTS = [
+    {
+        "id": "DU1234567",
+        "accountId": "DU1234567",
+        "accountTitle": "Paper account",
+        "currency": "USD",
+        "type": "DEMO",
+        "tradingType": "PMRGN",
+        "covestor": False,
+        "parent": {"mmc": [], "accountId": "", "isMParent": False, "isMChild": False, "isMultiplex": False},
+    }
+]
+
+
+class FixedServer:
+    def __init__(self, body: Any = PORTFOLIO_ACCOUNTS) -> None:
+        payload = json.dumps(body).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            timeout = 10
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def __enter__(self) -> FixedServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)

@@ -1,0 +1,177 @@
+"""Render the catalogue through the Jinja2 templates into `<out>/ibkr_sdk/`.
+
+The template tree mirrors the output tree: `templates/ibkr_sdk/_endpoints/%area.py.j2` becomes one module per
+area. Output is deterministic (sorted inputs, no timestamps) and formatted by the pinned ruff. Files the generator
+no longer produces are removed, because it rewrites the whole `ibkr_sdk/` tree.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from .model import Catalogue, Param
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+PACKAGE = "ibkr_sdk"
+
+
+def _pyrepr(value: Any) -> str:
+    if isinstance(value, list):
+        value = tuple(value)
+    return repr(value)
+
+
+def _docstring(text: str) -> str:
+    """Make text safe inside a triple-quoted docstring."""
+    return text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+
+
+def _wrap(text: str, width: int) -> str:
+    paragraphs = [p for p in text.split("\n\n")]
+    out = []
+    for para in paragraphs:
+        lines = para.splitlines()
+        # Keep bullet lists and code as written; re-flow plain prose.
+        if any(line.lstrip().startswith(("- ", "* ", "```", "|")) for line in lines):
+            out.append("\n".join(line.rstrip() for line in lines))
+        else:
+            out.append(
+                textwrap.fill(" ".join(para.split()), width=width, break_long_words=False, break_on_hyphens=False)
+            )
+    return "\n\n".join(out)
+
+
+def _arg_doc(p: Param, width: int = 120 - 12) -> str:
+    """`name: text` for an Args section, wrapped to fit at 12 spaces of indentation, continuation indented."""
+    text = _docstring(p.doc_line)
+    return textwrap.fill(
+        f"{p.name}: {' '.join(text.split())}",
+        width=width,
+        subsequent_indent="    ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["pyrepr"] = _pyrepr
+    env.filters["docstring"] = _docstring
+    env.filters["wrap"] = _wrap
+    env.filters["arg_doc"] = _arg_doc
+    return env
+
+
+def _project_version() -> str:
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    match = re.search(r'^version = "([^"]+)"', text, re.MULTILINE)
+    if match is None:
+        raise RuntimeError("pyproject.toml has no project version")
+    return match.group(1)
+
+
+def _exports(spec_dir: Path) -> list[tuple[str, list[str]]]:
+    data = yaml.safe_load((spec_dir / "exports.yaml").read_text(encoding="utf-8"))
+    return [(module, sorted(names)) for module, names in sorted(data["lib"].items())]
+
+
+def render_tree(cat: Catalogue, spec_dir: Path, dest: Path) -> list[str]:
+    """Render every template into `dest` (a directory that will hold `ibkr_sdk/`); return relative paths."""
+    env = environment()
+    exports = _exports(spec_dir)
+    context: dict[str, Any] = {
+        "catalogue": cat,
+        "exports": exports,
+        "all_names": sorted(n for _, names in exports for n in names),
+        "version": _project_version(),
+    }
+    written: list[str] = []
+    for template_path in sorted(TEMPLATES.rglob("*.j2")):
+        rel = template_path.relative_to(TEMPLATES)
+        if rel.parts[0] == "_macros":
+            continue  # macro files are imported by templates, never rendered alone
+        template = env.get_template(rel.as_posix())
+        target_rel = rel.as_posix()[: -len(".j2")]
+        if "%area" in target_rel:
+            for area in cat.areas:
+                out_rel = target_rel.replace("%area", area.name)
+                _write(dest / out_rel, template.render(context, area=area))
+                written.append(out_rel)
+        else:
+            _write(dest / target_rel, template.render(context))
+            written.append(target_rel)
+    _write(dest / PACKAGE / "py.typed", "")
+    written.append(f"{PACKAGE}/py.typed")
+    _format(dest)
+    stats = {
+        "areas": len(cat.areas),
+        "endpoints": len(cat.endpoints),
+        "spec_sha256": cat.spec_sha256,
+        "generator": "codegen (this repository)",
+        "jinja2": jinja2.__version__,
+        "ruff": _ruff_version(),
+    }
+    _write(dest / PACKAGE / "_codegen_stats.json", json.dumps(stats, indent=2, sort_keys=True) + "\n")
+    written.append(f"{PACKAGE}/_codegen_stats.json")
+    manifest_rel = f"{PACKAGE}/_manifest.txt"
+    written.append(manifest_rel)
+    written.sort()
+    _write(
+        dest / manifest_rel,
+        "# Files written by codegen (`make generate`); anything else under generated/ is removed.\n"
+        + "\n".join(written)
+        + "\n",
+    )
+    return written
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8", newline="\n")
+
+
+def _ruff(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ruff", *args], capture_output=True, text=True, check=False)
+
+
+def _ruff_version() -> str:
+    proc = _ruff("--version")
+    return proc.stdout.strip() or "unknown"
+
+
+def _format(dest: Path) -> None:
+    config = str(ROOT / "pyproject.toml")
+    proc = _ruff("format", "--config", config, "--quiet", str(dest))
+    if proc.returncode != 0:
+        raise RuntimeError(f"ruff format failed on generated code:\n{proc.stdout}{proc.stderr}")
+
+
+def render(cat: Catalogue, out: Path, spec_dir: Path) -> list[str]:
+    """Render into `out/ibkr_sdk/`, replacing what is there."""
+    out = Path(out)
+    with tempfile.TemporaryDirectory(prefix="ibkr-codegen-") as tmp:
+        written = render_tree(cat, spec_dir, Path(tmp))
+        target = out / PACKAGE
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(Path(tmp) / PACKAGE, target)
+    return written

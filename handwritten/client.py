@@ -1,0 +1,97 @@
+"""`IbkrClient`: the generated endpoint methods plus the hand-written overlays, composed in one visible place."""
+
+from __future__ import annotations
+
+import os
+import threading
+from types import TracebackType
+from typing import Any
+
+from .._client_base import GeneratedEndpoints
+from .._endpoint_table import ENDPOINTS
+from .env import env_bool, env_cacert, env_str
+from .transport import Transport
+
+
+class IbkrClient(GeneratedEndpoints):
+    """Client for the IBKR Client Portal Web API (through the gateway, or IBKR's hosted API with OAuth).
+
+    Every endpoint of the catalogue is a method returning a `Result`. Arguments are checked before anything is
+    sent; a bad one raises `ValueError` naming the method and the parameter.
+
+    Args:
+        account_id: Default account for endpoints that take one. From `IBKR_SDK_ACCOUNT_ID` (or `IBIND_ACCOUNT_ID`)
+            when not given.
+        url: Base URL of the REST API, e.g. `https://localhost:5000/v1/api/`. From `IBKR_SDK_REST_URL` (or
+            `IBIND_REST_URL`) when not given; otherwise built from `host`, `port` and `base_route`.
+        host: Gateway host, used when no `url` is known.
+        port: Gateway port, used when no `url` is known.
+        base_route: Path prefix of the API, used when no `url` is known.
+        cacert: Path of a CA bundle to verify the server with, `True` for the system store, or `False` to skip
+            verification (the gateway's self-signed certificate). From `IBKR_SDK_CACERT` when not given; default False.
+        timeout: Seconds to wait for each answer.
+        max_retries: How often a failed request that is safe to repeat is retried.
+        use_oauth: Connect to IBKR's hosted API with OAuth 1.0a. From `IBKR_SDK_USE_OAUTH` when not given.
+        oauth_config: OAuth settings (used with `use_oauth`).
+        auto_preflight: Call the endpoints IBKR requires before others (e.g. `/iserver/accounts` before orders)
+            automatically, once per client.
+    """
+
+    def __init__(
+        self,
+        account_id: str | None = None,
+        url: str | None = None,
+        host: str = "localhost",
+        port: str = "5000",
+        base_route: str = "/v1/api/",
+        cacert: str | os.PathLike[str] | bool | None = None,
+        timeout: float = 10,
+        max_retries: int = 3,
+        use_oauth: bool | None = None,
+        oauth_config: Any = None,
+        *,
+        auto_preflight: bool = True,
+    ) -> None:
+        if use_oauth is None:
+            use_oauth = env_bool("USE_OAUTH", False)
+        if use_oauth:
+            raise NotImplementedError(
+                "OAuth 1.0a is not available in this version of ibkr_sdk; connect through the Client Portal Gateway."
+            )
+        self.use_oauth = use_oauth
+        self.oauth_config = oauth_config
+        self.account_id = account_id if account_id is not None else env_str("ACCOUNT_ID")
+        if url is None:
+            url = env_str("REST_URL")
+        if url is None:
+            url = f"https://{host}:{port}{base_route}"
+        if cacert is None:
+            cacert = env_cacert()
+        verify: bool | str = cacert if isinstance(cacert, bool) else os.fspath(cacert)
+        self.base_url = url.rstrip("/") + "/"
+        self.cacert = cacert
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self._transport = Transport(url, verify=verify, timeout=timeout, max_retries=max_retries)
+        self._endpoints = ENDPOINTS
+        self._auto_preflight = auto_preflight
+        self._preflight_done = set()
+        self._preflight_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(url={self.base_url!r}, account_id={self.account_id!r})"
+
+    def close(self) -> None:
+        """Release the connection pool. The client is not usable afterwards."""
+        self._transport.close()
+
+    def __enter__(self) -> IbkrClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,46 @@
+"""Records describing endpoints and their parameters.
+
+The generated `ibkr_sdk._endpoint_table` holds one `EndpointSpec` per catalogue entry; the runtime consults it to
+validate arguments, encode the request, apply preflight and choose the retry policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    wire: str
+    location: str  # "path" | "query" | "body"
+    type: str  # "str" | "int" | "float" | "bool" | "datetime" | "object" | "array" | "any"
+    required: bool = False
+    items: str | None = None
+    many: str | None = None  # "comma" | "array"
+    enum: tuple[Any, ...] | None = None
+    pattern: str | None = None
+    fill: str | None = None  # "account_id"
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    name: str
+    http: str
+    path: str
+    params: tuple[ParamSpec, ...] = ()
+    fixed_query: dict[str, Any] = field(default_factory=dict)
+    fixed_body: dict[str, Any] | None = None
+    retry_safe: bool = False
+    pacing: str | None = None
+    preflight: tuple[str, ...] = ()
+    spec_file: str = ""
+
+
+@dataclass(frozen=True)
+class PacingBucket:
+    name: str
+    rate: int | None = None
+    per: float | None = None
+    concurrent: int | None = None

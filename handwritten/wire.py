@@ -1,0 +1,149 @@
+"""Turn the arguments of an endpoint call into the exact request, refusing bad input before anything is sent.
+
+Rules (from the catalogue, spec/README.md): `None` means "not sent"; a required parameter (or a path parameter)
+must be given; `fill: account_id` parameters fall back to the client's account id; lists are checked element by
+element and joined with commas or sent as JSON arrays; booleans are `true`/`false` in a query; datetimes are
+`YYYYMMDD-HH:MM:SS`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+from urllib.parse import quote
+
+from .endpoint import EndpointSpec, ParamSpec
+from .errors import RequestValidationError
+
+DATETIME_FORMAT = "%Y%m%d-%H:%M:%S"
+_DATETIME_TEXT = re.compile(r"\d{8}-\d{2}:\d{2}:\d{2}")
+
+
+@dataclass(frozen=True)
+class PreparedCall:
+    """A validated request: HTTP method, path below the base URL, query and JSON body."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+
+
+@lru_cache(maxsize=512)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _wrong_type(method: str, p: ParamSpec, expected: str, value: Any) -> RequestValidationError:
+    return RequestValidationError(method, p.name, f"must be {expected}, got {type(value).__name__} {_describe(value)}")
+
+
+def _check_item(method: str, p: ParamSpec, value: Any) -> Any:
+    """Check one value against the parameter's type, enum and pattern; return it in its JSON form."""
+    kind = p.type
+    if kind == "str":
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise _wrong_type(method, p, "a string", value)
+        value = str(value)
+        if value == "":
+            raise RequestValidationError(method, p.name, "must not be an empty string")
+    elif kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _wrong_type(method, p, "an integer", value)
+    elif kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _wrong_type(method, p, "a number", value)
+    elif kind == "bool":
+        if not isinstance(value, bool):
+            raise _wrong_type(method, p, "True or False", value)
+    elif kind == "datetime":
+        if isinstance(value, datetime.datetime):
+            value = value.strftime(DATETIME_FORMAT)
+        elif not (isinstance(value, str) and _DATETIME_TEXT.fullmatch(value)):
+            raise RequestValidationError(
+                method, p.name, f"must be a datetime or a 'YYYYMMDD-HH:MM:SS' string, got {_describe(value)}"
+            )
+    elif kind == "object":
+        if not isinstance(value, Mapping):
+            raise _wrong_type(method, p, "a dict", value)
+        value = dict(value)
+    elif kind == "array":
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise _wrong_type(method, p, "a list", value)
+        if p.items == "object" and not all(isinstance(v, Mapping) for v in value):
+            raise RequestValidationError(method, p.name, "must be a list of dicts")
+        if p.items == "str" and not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value):
+            raise RequestValidationError(method, p.name, "must be a list of strings")
+        value = [dict(v) if isinstance(v, Mapping) else v for v in value]
+    if p.enum is not None and value not in p.enum:
+        allowed = ", ".join(str(v) for v in p.enum)
+        raise RequestValidationError(method, p.name, f"must be one of {allowed}; got {_describe(value)}")
+    if p.pattern is not None and isinstance(value, str) and not _compiled(p.pattern).fullmatch(value):
+        raise RequestValidationError(method, p.name, f"must match the pattern {p.pattern!r}; got {_describe(value)}")
+    return value
+
+
+def _query_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def prepare(
+    spec: EndpointSpec, args: Mapping[str, Any], account_id: str | None, method_name: str | None = None
+) -> PreparedCall:
+    """Validate `args` (Python names → values) for `spec` and build the request.
+
+    Raises:
+        RequestValidationError: naming the method and the parameter, before anything is sent.
+    """
+    method = method_name or spec.name
+    query: dict[str, str] = {k: _query_text(v) for k, v in spec.fixed_query.items()}
+    body: Any = dict(spec.fixed_body) if spec.fixed_body is not None else None
+    path_values: dict[str, str] = {}
+    for p in spec.params:
+        value = args.get(p.name)
+        if value is None and p.fill == "account_id":
+            value = account_id
+            if value is None:
+                raise RequestValidationError(
+                    method, p.name, "is needed: pass it, or give the client a default account_id"
+                )
+        if value is None:
+            if p.required or p.location == "path":
+                raise RequestValidationError(method, p.name, "is required and must not be None")
+            continue
+        if p.many is not None:
+            values = list(value) if isinstance(value, (list, tuple)) else [value]
+            if not values:
+                raise RequestValidationError(method, p.name, "must not be an empty list")
+            checked = [_check_item(method, p, v) for v in values]
+            wire_value: Any = ",".join(_query_text(v) for v in checked) if p.many == "comma" else checked
+        else:
+            wire_value = _check_item(method, p, value)
+            if p.type == "array" and not wire_value and p.required:
+                raise RequestValidationError(method, p.name, "must not be an empty list")
+        if p.location == "path":
+            path_values[p.wire] = quote(_query_text(wire_value), safe="")
+        elif p.location == "query":
+            if isinstance(wire_value, list):
+                query[p.wire] = ",".join(_query_text(v) for v in wire_value)
+            else:
+                query[p.wire] = _query_text(wire_value)
+        elif p.wire == "*":
+            body = wire_value
+        else:
+            if body is None:
+                body = {}
+            body[p.wire] = wire_value
+    path = spec.path.format(**path_values) if path_values else spec.path
+    return PreparedCall(spec.http, path, query, body)
