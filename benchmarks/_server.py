@@ -24,6 +24,12 @@ PORTFOLIO_ACCOUNTS = [
 class FixedServer:
     def __init__(self, body: Any = PORTFOLIO_ACCOUNTS) -> None:
         payload = json.dumps(body).encode()
+        # Status line, headers and body in one write: split writes meet Nagle + delayed ACK (40 ms stalls).
+        response = (
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(payload)}\r\n\r\n".encode()
+            + payload
+        )
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -33,11 +39,7 @@ class FixedServer:
                 pass
 
             def do_GET(self) -> None:  # noqa: N802
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                self.wfile.write(response)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True

@@ -64,11 +64,12 @@ class RecordingServer:
                     outer.requests.append(rec)
                     reply = outer.routes.get((self.command, parts.path), Reply())
                 payload = reply.raw if reply.raw is not None else json.dumps(reply.body).encode()
-                self.send_response(reply.status)
-                self.send_header("Content-Type", reply.content_type)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                head = (
+                    f"HTTP/1.1 {reply.status} {self.responses.get(reply.status, ('',))[0]}\r\n"
+                    f"Content-Type: {reply.content_type}\r\nContent-Length: {len(payload)}\r\n\r\n"
+                )
+                # One write: separate header and body writes stall on Nagle + delayed ACK.
+                self.wfile.write(head.encode() + payload)
 
             do_GET = do_POST = do_PUT = do_DELETE = _handle
 
