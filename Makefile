@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+LAYOUT := $(VENV)/.layout
+# The strict editable install links each file once: re-install whenever the set of package files changes.
+PKG_FILES := $(sort $(wildcard generated/ibkr_sdk/*.py generated/ibkr_sdk/*/*.py handwritten/*.py handwritten/*/*.py handwritten/*/data/*))
 
-.PHONY: help venv install generate check-generated lint typecheck pytest test demo bench clean
+.PHONY: FORCE help venv install generate check-generated lint typecheck pytest test demo bench clean
 
 help:
 	@echo "make demo             create the environment, install, run the example workflow offline"
@@ -18,7 +21,10 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 # Strict editable install: static tools (mypy) can follow the package-dir mapping generated/ + handwritten/.
-$(STAMP): $(PY) pyproject.toml generated/ibkr_sdk/_manifest.txt
+$(LAYOUT): FORCE | $(PY)
+	@echo "$(PKG_FILES)" | cmp -s - $@ || echo "$(PKG_FILES)" > $@
+
+$(STAMP): $(PY) pyproject.toml $(LAYOUT)
 	$(PY) -m pip install --quiet --config-settings editable_mode=strict -e '.[dev]'
 	@touch $(STAMP)
 

@@ -7,13 +7,16 @@ import threading
 from types import TracebackType
 from typing import Any
 
-from .._client_base import GeneratedEndpoints
 from .._endpoint_table import ENDPOINTS
 from .env import env_bool, env_cacert, env_str
+from .marketdata import MarketdataOverlay
+from .orders import OrdersOverlay
+from .session import SessionOverlay
+from .stock_query import StockQueryOverlay
 from .transport import Transport
 
 
-class IbkrClient(GeneratedEndpoints):
+class IbkrClient(OrdersOverlay, MarketdataOverlay, StockQueryOverlay, SessionOverlay):
     """Client for the IBKR Client Portal Web API (through the gateway, or IBKR's hosted API with OAuth).
 
     Every endpoint of the catalogue is a method returning a `Result`. Arguments are checked before anything is
@@ -75,8 +78,10 @@ class IbkrClient(GeneratedEndpoints):
         self._transport = Transport(url, verify=verify, timeout=timeout, max_retries=max_retries)
         self._endpoints = ENDPOINTS
         self._auto_preflight = auto_preflight
-        self._preflight_done = set()
+        self._preflight_done: set[str] = set()
         self._preflight_lock = threading.Lock()
+        self._order_locks: dict[str, threading.Lock] = {}
+        self._order_locks_guard = threading.Lock()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(url={self.base_url!r}, account_id={self.account_id!r})"

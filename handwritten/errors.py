@@ -66,3 +66,29 @@ class ApiConnectionError(ExternalBrokerError):
 
 class ApiTimeoutError(ApiConnectionError):
     """The server did not answer within the timeout."""
+
+
+class OrderQuestionError(IbkrError):
+    """IBKR asked a confirmation question the caller's `answers` did not approve; the order was declined.
+
+    Attributes:
+        question: The question text as IBKR sent it.
+        message_ids: IBKR's ids for the question (e.g. `["o354"]`).
+        declined: True when the client declined the question on the server (`confirmed: false`), so nothing is left
+            pending.
+    """
+
+    def __init__(self, question: str, message_ids: list[str], reason: str, declined: bool) -> None:
+        self.question = question
+        self.message_ids = message_ids
+        self.declined = declined
+        ids = ", ".join(message_ids) or "no id"
+        state = "It was declined on the server; the order was not placed." if declined else ""
+        super().__init__(
+            f"{reason}: {question!r} (message ids: {ids}). {state} "
+            "To accept it, add its QuestionType, its message id or a phrase of its text to `answers` with True."
+        )
+
+
+class StockQueryError(IbkrError, RuntimeError):
+    """A stock query did not identify exactly one instrument and one contract (a RuntimeError, as in the reference)."""

@@ -38,7 +38,7 @@ class Reply:
 class RecordingServer:
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
-        self.routes: dict[tuple[str, str], Reply] = {}
+        self.routes: dict[tuple[str, str], list[Reply]] = {}
         self._lock = threading.Lock()
         outer = self
 
@@ -62,7 +62,9 @@ class RecordingServer:
                 )
                 with outer._lock:
                     outer.requests.append(rec)
-                    reply = outer.routes.get((self.command, parts.path), Reply())
+                    queue = outer.routes.get((self.command, parts.path))
+                    # Scripted answers are used in order; the last one repeats.
+                    reply = (queue.pop(0) if len(queue) > 1 else queue[0]) if queue else Reply()
                 payload = reply.raw if reply.raw is not None else json.dumps(reply.body).encode()
                 head = (
                     f"HTTP/1.1 {reply.status} {self.responses.get(reply.status, ('',))[0]}\r\n"
@@ -93,6 +95,15 @@ class RecordingServer:
             self.requests.clear()
             self.routes.clear()
 
-    def reply(self, method: str, path: str, reply: Reply) -> None:
+    def reply(self, method: str, path: str, *replies: Reply) -> None:
+        """Answer `method path` (below /v1/api) with these replies in turn; the last one repeats."""
         with self._lock:
-            self.routes[(method, "/v1/api" + path)] = reply
+            self.routes[(method, "/v1/api" + path)] = list(replies)
+
+    def sent(self, method: str | None = None, path: str | None = None) -> list[Recorded]:
+        with self._lock:
+            return [
+                r
+                for r in self.requests
+                if (method is None or r.method == method) and (path is None or r.path == "/v1/api" + path)
+            ]

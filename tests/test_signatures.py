@@ -26,17 +26,6 @@ PENDING = {
     "start_tickler": "issue 4 (tickler)",
     "stop_tickler": "issue 4 (tickler)",
     "register_shutdown_handler": "issue 4 (session overlays)",
-    "check_health": "issue 4 (session overlays)",
-    "security_stocks_by_symbol": "issue 4 (StockQuery)",
-    "stock_conid_by_symbol": "issue 4 (StockQuery)",
-    "live_marketdata_snapshot_by_symbol": "issue 4 (market data helpers)",
-    "marketdata_history_by_symbol": "issue 4 (market data helpers)",
-    "marketdata_history_by_conids": "issue 4 (market data helpers)",
-    "marketdata_history_by_symbols": "issue 4 (market data helpers)",
-    "marketdata_unsubscribe": "issue 4 (market data helpers)",
-    "place_order": "issue 4 (order question/reply flow)",
-    "whatif_order": "issue 4 (order question/reply flow)",
-    "modify_order": "issue 4 (order question/reply flow)",
 }
 
 

@@ -13,20 +13,31 @@ from .lib.errors import (
     ApiTimeoutError as ApiTimeoutError,
     ExternalBrokerError as ExternalBrokerError,
     IbkrError as IbkrError,
+    OrderQuestionError as OrderQuestionError,
     RequestValidationError as RequestValidationError,
+    StockQueryError as StockQueryError,
 )
+from .lib.orders import Answers as Answers, OrderRequest as OrderRequest, QuestionType as QuestionType
 from .lib.result import Result as Result
+from .lib.stock_query import StockQueries as StockQueries, StockQuery as StockQuery
 from .lib.types import OneOrMany as OneOrMany
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Answers",
     "ApiConnectionError",
     "ApiTimeoutError",
     "ExternalBrokerError",
     "IbkrClient",
     "IbkrError",
     "OneOrMany",
+    "OrderQuestionError",
+    "OrderRequest",
+    "QuestionType",
     "RequestValidationError",
     "Result",
+    "StockQueries",
+    "StockQuery",
+    "StockQueryError",
 ]

@@ -1,0 +1,181 @@
+"""Market data helpers: snapshots by symbol (with the pre-flight repeat), history for many contracts in parallel,
+and per-contract unsubscribe.
+
+Why hand-written: these combine several requests (conid lookup, repeated snapshots, up to five concurrent history
+requests) and post-process the answers; the catalogue describes only the single requests they are made of.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import time
+from collections.abc import Hashable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from .._client_base import GeneratedEndpoints
+from .errors import RequestValidationError
+from .result import Result
+from .stock_query import StockQueries, StockQuery, StockQueryOverlay
+from .types import OneOrMany
+
+logger = logging.getLogger("ibkr_sdk")
+
+HISTORY_MAX_IN_FLIGHT = 5  # IBKR's limit of concurrent /iserver/marketdata/history requests
+SNAPSHOT_ATTEMPTS = 5
+SNAPSHOT_INTERVAL = 0.5
+
+
+def clean_bars(data: Any) -> list[dict[str, Any]]:
+    """History bars `{o, h, l, c, v, t}` → `{open, high, low, close, volume, date}` with `date` a UTC datetime."""
+    bars = data.get("data") if isinstance(data, Mapping) else None
+    out = []
+    for bar in bars or []:
+        out.append(
+            {
+                "open": bar.get("o"),
+                "high": bar.get("h"),
+                "low": bar.get("l"),
+                "close": bar.get("c"),
+                "volume": bar.get("v"),
+                "date": datetime.datetime.fromtimestamp(bar["t"] / 1000, tz=datetime.timezone.utc),
+            }
+        )
+    return out
+
+
+class MarketdataOverlay(StockQueryOverlay, GeneratedEndpoints):
+    """Market data methods of the reference that combine several requests."""
+
+    def snapshot_until_ready(
+        self,
+        conids: OneOrMany[str],
+        fields: OneOrMany[str],
+        attempts: int = SNAPSHOT_ATTEMPTS,
+        interval: float = SNAPSHOT_INTERVAL,
+    ) -> Result:
+        """Repeat the snapshot until every contract carries every requested field, at most `attempts` times.
+
+        The gateway answers the first snapshot request for a contract without fields (it starts the stream); this
+        helper hides that. The last answer is returned even when some fields are still missing.
+        """
+        wanted = [str(f) for f in ([fields] if isinstance(fields, (str, int)) else fields)]
+        result = self.live_marketdata_snapshot(conids=conids, fields=fields)
+        for _ in range(max(0, attempts - 1)):
+            entries = result.data if isinstance(result.data, list) else []
+            if entries and all(all(f in e for f in wanted) for e in entries if isinstance(e, Mapping)):
+                break
+            time.sleep(interval)
+            result = self.live_marketdata_snapshot(conids=conids, fields=fields)
+        return result
+
+    def live_marketdata_snapshot_by_symbol(self, queries: StockQueries, fields: OneOrMany[str]) -> dict[str, Any]:
+        """Snapshot of the given fields for stocks named by symbol or `StockQuery`.
+
+        Returns:
+            `{symbol: snapshot entry}` (field ids as keys, values as IBKR sends them).
+        """
+        conids = self.stock_conid_by_symbol(queries).data
+        symbol_of = {str(conid): symbol for symbol, conid in conids.items()}
+        result = self.snapshot_until_ready(list(symbol_of), fields)
+        out: dict[str, Any] = {}
+        for entry in result.data if isinstance(result.data, list) else []:
+            symbol = symbol_of.get(str(entry.get("conid")))
+            if symbol is not None:
+                out[symbol] = entry
+        return out
+
+    def marketdata_history_by_symbol(
+        self,
+        symbol: str | StockQuery,
+        bar: str,
+        exchange: str | None = None,
+        period: str | None = None,
+        outside_rth: bool | None = None,
+        start_time: datetime.datetime | None = None,
+    ) -> Result:
+        """History bars of one stock named by symbol or `StockQuery` (see `marketdata_history_by_conid`)."""
+        conid = self.stock_conid_by_symbol(symbol).data[symbol.symbol if isinstance(symbol, StockQuery) else symbol]
+        return self.marketdata_history_by_conid(
+            conid=str(conid), bar=bar, exchange=exchange, period=period, outside_rth=outside_rth, start_time=start_time
+        )
+
+    def marketdata_history_by_conids(
+        self,
+        conids: Sequence[str] | Mapping[Hashable, str],
+        period: str = "1min",
+        bar: str = "1min",
+        outside_rth: bool = True,
+        start_time: datetime.datetime | None = None,
+        raise_on_error: bool = False,
+        run_in_parallel: bool = True,
+    ) -> dict[Any, Any]:
+        """History of many contracts, at most five requests in flight (IBKR's limit), cleaned into uniform bars.
+
+        Args:
+            conids: Conids, or a mapping of your keys to conids; the answer is keyed the same way.
+            period, bar, outside_rth, start_time: As in `marketdata_history_by_conid`.
+            raise_on_error: Raise the first failure instead of returning it as the value of its key.
+            run_in_parallel: Send up to five requests at once.
+
+        Returns:
+            `{key: [{open, high, low, close, volume, date}, ...] or the exception}`.
+        """
+        keyed: dict[Any, str] = dict(conids) if isinstance(conids, Mapping) else {c: c for c in conids}
+        if not keyed:
+            raise RequestValidationError("marketdata_history_by_conids", "conids", "must not be empty")
+
+        def fetch(conid: str) -> Any:
+            try:
+                result = self.marketdata_history_by_conid(
+                    conid=conid, bar=bar, period=period, outside_rth=outside_rth, start_time=start_time
+                )
+                return clean_bars(result.data)
+            except Exception as exc:  # returned per key unless raise_on_error
+                if raise_on_error:
+                    raise
+                logger.warning("history for conid %s failed: %s", conid, exc)
+                return exc
+
+        if run_in_parallel and len(keyed) > 1:
+            with ThreadPoolExecutor(max_workers=HISTORY_MAX_IN_FLIGHT) as pool:
+                futures = {key: pool.submit(fetch, conid) for key, conid in keyed.items()}
+                return {key: future.result() for key, future in futures.items()}
+        return {key: fetch(conid) for key, conid in keyed.items()}
+
+    def marketdata_history_by_symbols(
+        self,
+        queries: StockQueries,
+        period: str = "1min",
+        bar: str = "1min",
+        outside_rth: bool = True,
+        start_time: datetime.datetime | None = None,
+        raise_on_error: bool = False,
+        run_in_parallel: bool = True,
+    ) -> dict[Any, Any]:
+        """`marketdata_history_by_conids` for stocks named by symbol or `StockQuery`, keyed by symbol."""
+        conids = self.stock_conid_by_symbol(queries).data
+        return self.marketdata_history_by_conids(
+            {symbol: str(conid) for symbol, conid in conids.items()},
+            period=period,
+            bar=bar,
+            outside_rth=outside_rth,
+            start_time=start_time,
+            raise_on_error=raise_on_error,
+            run_in_parallel=run_in_parallel,
+        )
+
+    def marketdata_unsubscribe(self, conids: OneOrMany[str]) -> list[Result]:
+        """Close the market data stream of each contract: one request per conid, one `Result` each."""
+        items = list(conids) if isinstance(conids, (list, tuple)) else [conids]
+        if not items:
+            raise RequestValidationError("marketdata_unsubscribe", "conids", "must not be an empty list")
+        numbers = []
+        for conid in items:
+            if isinstance(conid, bool) or not str(conid).isdigit():
+                raise RequestValidationError(
+                    "marketdata_unsubscribe", "conids", f"must hold numeric conids, got {conid!r}"
+                )
+            numbers.append(int(conid))
+        return [self._marketdata_unsubscribe(conid=n) for n in numbers]

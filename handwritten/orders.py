@@ -1,0 +1,345 @@
+"""Order placement overlay: order validation, client order ids and the question/reply loop.
+
+Why hand-written: IBKR answers an order with confirmation questions that must be answered one at a time through
+`/iserver/reply/{id}` before the order exists; a catalogue entry cannot express that loop. The raw requests are
+the generated `_place_order`, `_modify_order` and `_whatif_order`.
+
+Known questions: `QuestionType` below is the one list of the confirmation messages IBKR documents, each with its
+stable message id and a phrase of its text. `answers` may name a question by `QuestionType`, by message id
+(`"o354"`) or by a phrase of its text; ids are matched first, text second.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from enum import Enum
+from typing import Any
+
+from .._client_base import GeneratedEndpoints
+from .errors import ExternalBrokerError, OrderQuestionError, RequestValidationError
+from .result import Result
+
+MAX_REPLY_ROUNDS = 20
+
+
+class QuestionType(Enum):
+    """Confirmation questions IBKR may ask when an order is placed or modified.
+
+    Each member carries IBKR's message id (`message_id`, empty when IBKR publishes none) and a phrase of the question
+    text (`phrase`, empty when the text is not known well enough to match on).
+    """
+
+    PRICE_PERCENTAGE_CONSTRAINT = ("o163", "price exceeds the percentage constraint")
+    MISSING_MARKET_DATA = ("o354", "without market data")
+    TICK_SIZE_LIMIT = ("o382", "tick size limit")
+    ORDER_SIZE_LIMIT = ("o383", "exceeds the size limit")
+    TRIGGER_AND_FILL = ("o403", "trigger and fill immediately")
+    ORDER_VALUE_LIMIT = ("o451", "total value limit")
+    MIXED_ALLOCATION = ("o2136", "mixed allocation")
+    CROSS_SIDE_ORDER = ("o2137", "cross side")
+    FRACTIONS_OUTSIDE_RTH = ("o2165", "")
+    CALLED_BOND = ("o10082", "called bond")
+    SIZE_MODIFICATION_LIMIT = ("o10138", "size modification exceeds the size modification limit")
+    MARKET_ORDER_RISKS = ("o10151", "")
+    STOP_ORDER_ACTIVE_RISKS = ("o10152", "")
+    MANDATORY_CAP_PRICE = ("o10153", "mandatory cap price")
+    CASH_QUANTITY = ("o10164", "cash quantity details")
+    CASH_QUANTITY_ORDER = ("o10223", "cash quantity order confirmation")
+    CRYPTO_MARKET_ORDER = ("o10288", "")
+    STOP_ORDER_RISKS = ("o10331", "about to submit a stop order")
+    OSL_CRYPTO_ORDER = ("o10332", "")
+    OPTION_EXERCISE_AT_THE_MONEY = ("o10333", "")
+    OMNIBUS_ACCOUNT = ("o10334", "omnibus account")
+    RAPID_ENTRY_WINDOW = ("o10335", "")
+    LIMITED_LIQUIDITY = ("o10336", "limited liquidity")
+    MULTIPLE_ACCOUNTS = ("p6", "distributed over multiple accounts")
+    DISRUPTIVE_ORDERS = ("p12", "price management algo")
+    CLOSE_POSITION = ("", "cancel all open orders and then place new closing order")
+
+    def __init__(self, message_id: str, phrase: str) -> None:
+        self.message_id = message_id
+        self.phrase = phrase
+
+
+Answers = Mapping[QuestionType | str, bool]
+"""Answers to confirmation questions: `QuestionType`, message id or text phrase → accept (True) or decline."""
+
+ORDER_TYPES = frozenset(
+    {"LMT", "MKT", "STP", "STOP_LIMIT", "MIDPRICE", "TRAIL", "TRAILLMT", "MOC", "LOC", "MIT", "LIT"}
+)
+SIDES = frozenset({"BUY", "SELL"})
+TIFS = frozenset({"DAY", "IOC", "GTC", "OPG", "PAX", "OVT", "OND", "GTD"})
+_NEEDS_PRICE = frozenset({"LMT", "STOP_LIMIT", "TRAILLMT", "LOC", "LIT"})
+_NEEDS_STOP = frozenset({"STP", "STOP_LIMIT", "MIT", "LIT"})
+_NEEDS_TRAIL = frozenset({"TRAIL", "TRAILLMT"})
+_ID_LIKE = re.compile(r"[op][0-9]+")
+
+
+@dataclass
+class OrderRequest:
+    """An order ticket with Python names; `to_wire()` gives IBKR's JSON fields. Unset (None) fields are not sent.
+
+    `extra` holds any further wire fields as IBKR spells them.
+    """
+
+    conid: int | str | None = None
+    side: str | None = None
+    quantity: float | None = None
+    order_type: str | None = None
+    tif: str = "DAY"
+    price: float | None = None
+    aux_price: float | None = None
+    conidex: str | None = None
+    acct_id: str | None = None
+    coid: str | None = None
+    parent_id: str | None = None
+    sec_type: str | None = None
+    listing_exchange: str | None = None
+    outside_rth: bool | None = None
+    cash_qty: float | None = None
+    trailing_amt: float | None = None
+    trailing_type: str | None = None
+    use_adaptive: bool | None = None
+    is_single_group: bool | None = None
+    is_ccy_conv: bool | None = None
+    all_or_none: bool | None = None
+    manual_indicator: bool | None = None
+    ext_operator: str | None = None
+    strategy: str | None = None
+    strategy_parameters: dict[str, Any] | None = None
+    referrer: str | None = None
+    ticker: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    _WIRE = {
+        "order_type": "orderType",
+        "aux_price": "auxPrice",
+        "acct_id": "acctId",
+        "coid": "cOID",
+        "parent_id": "parentId",
+        "sec_type": "secType",
+        "listing_exchange": "listingExchange",
+        "outside_rth": "outsideRTH",
+        "cash_qty": "cashQty",
+        "trailing_amt": "trailingAmt",
+        "trailing_type": "trailingType",
+        "use_adaptive": "useAdaptive",
+        "is_single_group": "isSingleGroup",
+        "is_ccy_conv": "isCcyConv",
+        "all_or_none": "allOrNone",
+        "manual_indicator": "manualIndicator",
+        "ext_operator": "extOperator",
+        "strategy_parameters": "strategyParameters",
+    }
+
+    def to_wire(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name == "extra":
+                continue
+            value = getattr(self, f.name)
+            if value is not None:
+                out[self._WIRE.get(f.name, f.name)] = value
+        out.update(self.extra)
+        return out
+
+
+OrderInput = Mapping[str, Any] | OrderRequest
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def find_answer(question_text: str, message_ids: Sequence[str], answers: Answers) -> bool | None:
+    """The caller's answer to one question: by message id first, then by a phrase of its text; None if none."""
+    ids = set(message_ids)
+    for key, value in answers.items():
+        if isinstance(key, QuestionType):
+            if key.message_id and key.message_id in ids:
+                return bool(value)
+        elif key in ids:
+            return bool(value)
+    text = _normalise(question_text)
+    for key, value in answers.items():
+        phrase = key.phrase if isinstance(key, QuestionType) else key
+        if phrase and not (isinstance(key, str) and _ID_LIKE.fullmatch(key)) and _normalise(phrase) in text:
+            return bool(value)
+    return None
+
+
+def _order_problem(order: Mapping[str, Any]) -> str | None:
+    has_conid = order.get("conid") is not None
+    has_conidex = order.get("conidex") is not None
+    if has_conid == has_conidex:
+        return "needs exactly one of conid or conidex"
+    side = order.get("side")
+    if not isinstance(side, str) or side.upper() not in SIDES:
+        return f"side must be BUY or SELL, got {side!r}"
+    order_type = order.get("orderType")
+    if order_type not in ORDER_TYPES:
+        return f"orderType must be one of {', '.join(sorted(ORDER_TYPES))}, got {order_type!r}"
+    tif = order.get("tif")
+    if tif not in TIFS:
+        return f"tif must be one of {', '.join(sorted(TIFS))}, got {tif!r}"
+    quantity = order.get("quantity")
+    if order.get("cashQty") is None:
+        if isinstance(quantity, bool) or not isinstance(quantity, (int, float)) or quantity <= 0:
+            return f"quantity must be a number above 0, got {quantity!r}"
+    if order_type in _NEEDS_PRICE and order.get("price") is None:
+        return f"a {order_type} order needs a price"
+    if order_type in _NEEDS_STOP and order.get("auxPrice") is None and order.get("price") is None:
+        return f"a {order_type} order needs its trigger price (auxPrice, or price for a plain stop)"
+    if order_type == "STOP_LIMIT" and order.get("auxPrice") is None:
+        return "a STOP_LIMIT order needs auxPrice (the stop) as well as price (the limit)"
+    if order_type in _NEEDS_TRAIL and (order.get("trailingAmt") is None or order.get("trailingType") is None):
+        return f"a {order_type} order needs trailingAmt and trailingType"
+    return None
+
+
+def prepare_orders(
+    method: str, param: str, order_request: OrderInput | Sequence[OrderInput], *, assign_coid: bool = True
+) -> list[dict[str, Any]]:
+    """Validate one order or a list (bracket / OCA group); with `assign_coid`, give each a client order id when it
+    has none."""
+    items: list[OrderInput]
+    if isinstance(order_request, (Mapping, OrderRequest)):
+        items = [order_request]
+    elif isinstance(order_request, Sequence) and not isinstance(order_request, (str, bytes)):
+        items = list(order_request)
+    else:
+        raise RequestValidationError(method, param, "must be an order dict, an OrderRequest or a list of them")
+    if not items:
+        raise RequestValidationError(method, param, "must not be an empty list")
+    orders: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        if isinstance(item, OrderRequest):
+            order = item.to_wire()
+        elif isinstance(item, Mapping):
+            order = dict(item)
+        else:
+            raise RequestValidationError(method, param, f"item {index} must be an order dict or an OrderRequest")
+        problem = _order_problem(order)
+        if problem:
+            where = f"order {index}" if len(items) > 1 else "the order"
+            raise RequestValidationError(method, param, f"is invalid: {where} {problem}")
+        if assign_coid and not order.get("cOID"):
+            order["cOID"] = f"sdk-{uuid.uuid4().hex[:20]}"
+        orders.append(order)
+    return orders
+
+
+def _questions(data: Any) -> list[dict[str, Any]]:
+    items = data if isinstance(data, list) else [data]
+    return [q for q in items if isinstance(q, dict) and "id" in q and "message" in q]
+
+
+def _question_text(question: Mapping[str, Any]) -> str:
+    message = question.get("message")
+    if isinstance(message, list):
+        return "\n".join(str(m) for m in message)
+    return str(message)
+
+
+class OrdersOverlay(GeneratedEndpoints):
+    """Public order methods with the reference's signatures, wrapping the generated raw requests."""
+
+    _order_locks: dict[str, threading.Lock]
+    _order_locks_guard: threading.Lock
+
+    def _order_lock(self, account_id: str | None) -> threading.Lock:
+        key = account_id or self.account_id or ""
+        with self._order_locks_guard:
+            lock = self._order_locks.get(key)
+            if lock is None:
+                lock = self._order_locks[key] = threading.Lock()
+            return lock
+
+    def _answer_questions(self, method: str, result: Result, answers: Answers) -> Result:
+        """Answer every question IBKR asks, in turn, until the order is acknowledged (bounded)."""
+        for _ in range(MAX_REPLY_ROUNDS):
+            data = result.data
+            if isinstance(data, dict) and data.get("error"):
+                raise ExternalBrokerError(
+                    str(data["error"]),
+                    status_code=200,
+                    method="POST",
+                    path=str((result.request or {}).get("url", "")),
+                    hint=f"IBKR refused the order placed by {method}().",
+                )
+            questions = _questions(data)
+            if not questions:
+                return result
+            question = questions[0]
+            text = _question_text(question)
+            ids = [str(i) for i in question.get("messageIds") or []]
+            answer = find_answer(text, ids, answers)
+            if answer is not True:
+                self.reply(str(question["id"]), False)
+                reason = "No answer was given for IBKR's question" if answer is None else "The question was declined"
+                raise OrderQuestionError(text, ids, reason, declined=True)
+            result = self.reply(str(question["id"]), True)
+        raise ExternalBrokerError(
+            f"IBKR kept asking questions after {MAX_REPLY_ROUNDS} replies",
+            method="POST",
+            path="/iserver/reply",
+            hint="Check the order with live_orders(); it may be pending.",
+        )
+
+    def place_order(
+        self, order_request: OrderInput | Sequence[OrderInput], answers: Answers, account_id: str | None = None
+    ) -> Result:
+        """Place an order, a bracket or an OCA group, answering IBKR's confirmation questions from `answers`.
+
+        Orders are checked before anything is sent (side, order type, tif, quantity, conid or conidex, prices).
+        An order without `cOID` gets a unique one, so it can always be found again in `live_orders()`. One order
+        exchange at a time runs per client and account; concurrent callers wait.
+
+        Args:
+            order_request: An order dict with IBKR's fields, an `OrderRequest`, or a list of them (bracket / OCA).
+            answers: Approvals for confirmation questions, keyed by `QuestionType`, message id or text phrase.
+            account_id: Account to trade in; the client's account when None.
+
+        Raises:
+            ValueError: an order is invalid (nothing is sent).
+            OrderQuestionError: a question was not approved; it was declined on the server.
+        """
+        orders = prepare_orders("place_order", "order_request", order_request)
+        with self._order_lock(account_id):
+            result = self._place_order(orders=orders, account_id=account_id)
+            return self._answer_questions("place_order", result, answers)
+
+    def modify_order(
+        self, order_id: str, order_request: OrderInput, answers: Answers, account_id: str | None = None
+    ) -> Result:
+        """Change an open order: send the full ticket with the changed fields, answering questions from `answers`.
+
+        Args:
+            order_id: The order to change (from `live_orders()`).
+            order_request: The complete order ticket as a dict or `OrderRequest`, with the new values.
+            answers: Approvals for confirmation questions, as in `place_order`.
+            account_id: Account of the order; the client's account when None.
+        """
+        if not isinstance(order_request, (Mapping, OrderRequest)):
+            raise RequestValidationError("modify_order", "order_request", "must be one order dict or OrderRequest")
+        order = order_request.to_wire() if isinstance(order_request, OrderRequest) else dict(order_request)
+        problem = _order_problem(order)
+        if problem:
+            raise RequestValidationError("modify_order", "order_request", f"is invalid: the order {problem}")
+        with self._order_lock(account_id):
+            result = self._modify_order(order_id=order_id, order=order, account_id=account_id)
+            return self._answer_questions("modify_order", result, answers)
+
+    def whatif_order(self, order_request: OrderInput, account_id: str | None) -> Result:
+        """Preview an order's commission and margin impact without placing it.
+
+        Args:
+            order_request: One order dict or `OrderRequest`.
+            account_id: Account to preview for; None uses the client's account.
+        """
+        orders = prepare_orders("whatif_order", "order_request", order_request, assign_coid=False)
+        return self._whatif_order(orders=orders, account_id=account_id)
