@@ -11,6 +11,7 @@ from ._endpoints.event_contracts import EventContractsEndpoints
 from ._endpoints.fa import FaEndpoints
 from ._endpoints.fyi import FyiEndpoints
 from ._endpoints.marketdata import MarketdataEndpoints
+from ._endpoints.oauth import OauthEndpoints
 from ._endpoints.order import OrderEndpoints
 from ._endpoints.portfolio import PortfolioEndpoints
 from ._endpoints.scanner import ScannerEndpoints
@@ -28,10 +29,11 @@ class GeneratedEndpoints(
     FaEndpoints,
     FyiEndpoints,
     MarketdataEndpoints,
+    OauthEndpoints,
     OrderEndpoints,
     PortfolioEndpoints,
     ScannerEndpoints,
     SessionEndpoints,
     WatchlistEndpoints,
 ):
-    """Every endpoint of the catalogue (116 methods in 12 areas)."""
+    """Every endpoint of the catalogue (119 methods in 13 areas)."""

@@ -1091,6 +1091,35 @@ marketdata_unsubscribe_all = EndpointSpec(
     spec_file="spec/marketdata.yaml",
 )
 
+# --- spec/oauth.yaml
+
+oauth_request_token = EndpointSpec(
+    name="oauth_request_token",
+    http="POST",
+    path="/oauth/request_token",
+    params=(),
+    retry_safe=False,
+    spec_file="spec/oauth.yaml",
+)
+
+oauth_access_token = EndpointSpec(
+    name="oauth_access_token",
+    http="POST",
+    path="/oauth/access_token",
+    params=(),
+    retry_safe=False,
+    spec_file="spec/oauth.yaml",
+)
+
+oauth_live_session_token = EndpointSpec(
+    name="oauth_live_session_token",
+    http="POST",
+    path="/oauth/live_session_token",
+    params=(),
+    retry_safe=False,
+    spec_file="spec/oauth.yaml",
+)
+
 # --- spec/order.yaml
 
 live_orders = EndpointSpec(
@@ -1670,6 +1699,9 @@ ENDPOINTS: dict[str, EndpointSpec] = {
     "historical_marketdata_beta": historical_marketdata_beta,
     "marketdata_unsubscribe": marketdata_unsubscribe,
     "marketdata_unsubscribe_all": marketdata_unsubscribe_all,
+    "oauth_request_token": oauth_request_token,
+    "oauth_access_token": oauth_access_token,
+    "oauth_live_session_token": oauth_live_session_token,
     "live_orders": live_orders,
     "order_status": order_status,
     "trades": trades,
