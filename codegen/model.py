@@ -33,7 +33,7 @@ class Param:
     doc: str
     items: str | None = None
     default: Any = None
-    many: str | None = None  # comma | array
+    many: str | None = None  # comma | semicolon | array
     enum: tuple[Any, ...] | None = None
     pattern: str | None = None
     fill: str | None = None
@@ -63,6 +63,8 @@ class Param:
     def list_rule(self) -> str:
         if self.many == "comma":
             return "one or many, sent comma-joined"
+        if self.many == "semicolon":
+            return "one or many, sent joined with semicolons"
         if self.many == "array":
             return "one or many, sent as a JSON array"
         return ""

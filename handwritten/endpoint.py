@@ -18,7 +18,7 @@ class ParamSpec:
     type: str  # "str" | "int" | "float" | "bool" | "datetime" | "object" | "array" | "any"
     required: bool = False
     items: str | None = None
-    many: str | None = None  # "comma" | "array"
+    many: str | None = None  # "comma" | "semicolon" | "array"
     enum: tuple[Any, ...] | None = None
     pattern: str | None = None
     fill: str | None = None  # "account_id"

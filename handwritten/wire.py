@@ -20,6 +20,7 @@ from .endpoint import EndpointSpec, ParamSpec
 from .errors import RequestValidationError
 
 DATETIME_FORMAT = "%Y%m%d-%H:%M:%S"
+_SEPARATORS = {"comma": ",", "semicolon": ";"}
 _DATETIME_TEXT = re.compile(r"\d{8}-\d{2}:\d{2}:\d{2}")
 
 
@@ -127,7 +128,8 @@ def prepare(
             if not values:
                 raise RequestValidationError(method, p.name, "must not be an empty list")
             checked = [_check_item(method, p, v) for v in values]
-            wire_value: Any = ",".join(_query_text(v) for v in checked) if p.many == "comma" else checked
+            separator = _SEPARATORS.get(p.many)
+            wire_value: Any = separator.join(_query_text(v) for v in checked) if separator else checked
         else:
             wire_value = _check_item(method, p, value)
             if p.type == "array" and not wire_value and p.required:

@@ -271,7 +271,9 @@ algo_params_by_conid = EndpointSpec(
     path="/iserver/contract/{conid}/algos",
     params=(
         ParamSpec("conid", "conid", "path", "str", required=True),
-        ParamSpec("algos", "algos", "query", "str", required=False, pattern="[A-Za-z]+(?:;[A-Za-z]+){0,7}"),
+        ParamSpec(
+            "algos", "algos", "query", "str", required=False, many="semicolon", pattern="[A-Za-z]+(?:;[A-Za-z]+)*"
+        ),
         ParamSpec("add_description", "addDescription", "query", "str", required=False, enum=("0", "1")),
         ParamSpec("add_params", "addParams", "query", "str", required=False, enum=("0", "1")),
     ),

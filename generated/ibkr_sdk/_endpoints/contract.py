@@ -99,7 +99,11 @@ class ContractEndpoints(ClientCore):
         return self._call(_T.info_and_rules_by_conid, {"conid": conid, "is_buy": is_buy})
 
     def algo_params_by_conid(
-        self, conid: str, algos: str | None = None, add_description: str | None = None, add_params: str | None = None
+        self,
+        conid: str,
+        algos: OneOrMany[str] | None = None,
+        add_description: str | None = None,
+        add_params: str | None = None,
     ) -> Result:
         """IB algos (Adaptive, VWAP, ...) available for a contract, optionally with their parameters.
 
@@ -111,8 +115,9 @@ class ContractEndpoints(ClientCore):
 
         Args:
             conid: Contract id the algos are for.
-            algos: Only these algo ids, case-sensitive, joined with semicolons, at most 8, e.g. "Adaptive;Vwap". Must
-                match `[A-Za-z]+(?:;[A-Za-z]+){0,7}`.
+            algos: Only these algo ids (case-sensitive, at most 8), e.g. ["Adaptive", "Vwap"]; an already joined
+                "Adaptive;Vwap" is accepted too. One or many, sent joined with semicolons. Must match
+                `[A-Za-z]+(?:;[A-Za-z]+)*`.
             add_description: "1" adds a description of each algo; "0" (server default) leaves it out. One of: 0, 1.
             add_params: "1" lists the parameters of each algo; "0" (server default) leaves them out. One of: 0, 1.
         """
