@@ -7,13 +7,14 @@ import threading
 from types import TracebackType
 from typing import Any
 
-from .._endpoint_table import ENDPOINTS
+from .._endpoint_table import ENDPOINTS, GLOBAL_LIMITS, PACING_BUCKETS
 from .env import env_bool, env_cacert, env_str
 from .marketdata import MarketdataOverlay
 from .orders import OrdersOverlay
+from .pacing import NoPacer, Pacer
 from .session import SessionOverlay
 from .stock_query import StockQueryOverlay
-from .transport import Transport
+from .transport import Transport, mask_account_ids
 
 
 class IbkrClient(OrdersOverlay, MarketdataOverlay, StockQueryOverlay, SessionOverlay):
@@ -38,6 +39,10 @@ class IbkrClient(OrdersOverlay, MarketdataOverlay, StockQueryOverlay, SessionOve
         oauth_config: OAuth settings (used with `use_oauth`).
         auto_preflight: Call the endpoints IBKR requires before others (e.g. `/iserver/accounts` before orders)
             automatically, once per client.
+        pacing: Keep requests within IBKR's global and per-endpoint limits (callers wait for a slot). On by
+            default; False turns it off.
+        pacing_time_scale: Multiplies every pacing period (tests use small values; keep 1 against IBKR).
+        mask_account_ids: Hide account id digits in debug logs.
     """
 
     def __init__(
@@ -54,6 +59,9 @@ class IbkrClient(OrdersOverlay, MarketdataOverlay, StockQueryOverlay, SessionOve
         oauth_config: Any = None,
         *,
         auto_preflight: bool = True,
+        pacing: bool = True,
+        pacing_time_scale: float = 1.0,
+        mask_account_ids: bool = False,
     ) -> None:
         if use_oauth is None:
             use_oauth = env_bool("USE_OAUTH", False)
@@ -75,7 +83,15 @@ class IbkrClient(OrdersOverlay, MarketdataOverlay, StockQueryOverlay, SessionOve
         self.cacert = cacert
         self.timeout = timeout
         self.max_retries = max_retries
-        self._transport = Transport(url, verify=verify, timeout=timeout, max_retries=max_retries)
+        pacer: Pacer = (
+            Pacer(PACING_BUCKETS, GLOBAL_LIMITS["oauth" if use_oauth else "gateway"], time_scale=pacing_time_scale)
+            if pacing
+            else NoPacer()
+        )
+        self.mask_account_ids = mask_account_ids
+        self._transport = Transport(
+            url, verify=verify, timeout=timeout, max_retries=max_retries, pacer=pacer, mask_accounts=mask_account_ids
+        )
         self._endpoints = ENDPOINTS
         self._auto_preflight = auto_preflight
         self._preflight_done: set[str] = set()
@@ -84,7 +100,10 @@ class IbkrClient(OrdersOverlay, MarketdataOverlay, StockQueryOverlay, SessionOve
         self._order_locks_guard = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(url={self.base_url!r}, account_id={self.account_id!r})"
+        account = self.account_id
+        if account is not None and self.mask_account_ids:
+            account = mask_account_ids(account)
+        return f"{type(self).__name__}(url={self.base_url!r}, account_id={account!r})"
 
     def close(self) -> None:
         """Release the connection pool. The client is not usable afterwards."""

@@ -30,7 +30,7 @@ class ClientCore:
         call = prepare(spec, args, self.account_id, method_name)
         if spec.preflight and self._auto_preflight:
             self._run_preflight(spec)
-        result = self._transport.send(call, retry_safe=spec.retry_safe)
+        result = self._transport.send(call, retry_safe=spec.retry_safe, pacing=spec.pacing)
         # A successful call also satisfies the preflight of endpoints that name this one.
         self._preflight_done.add(spec.name)
         return result
@@ -44,5 +44,7 @@ class ClientCore:
                 if name in self._preflight_done:
                     continue
                 target = self._endpoints[name]
-                self._transport.send(prepare(target, {}, self.account_id), retry_safe=target.retry_safe)
+                self._transport.send(
+                    prepare(target, {}, self.account_id), retry_safe=target.retry_safe, pacing=target.pacing
+                )
                 self._preflight_done.add(name)

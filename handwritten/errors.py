@@ -61,11 +61,68 @@ class ExternalBrokerError(IbkrError):
 
 
 class ApiConnectionError(ExternalBrokerError):
-    """No usable response: the connection failed or was cut."""
+    """No usable response: the connection failed or was cut.
+
+    Attributes:
+        maybe_sent: False when the failure happened while connecting, so the request surely did not reach the
+            server; True when it may have been received and acted on.
+    """
+
+    def __init__(
+        self, message: str, *, maybe_sent: bool = True, method: str | None = None, path: str | None = None
+    ) -> None:
+        self.maybe_sent = maybe_sent
+        hint = None if maybe_sent else "Nothing reached the server: is the gateway running at this address?"
+        super().__init__(message, method=method, path=path, hint=hint)
 
 
 class ApiTimeoutError(ApiConnectionError):
     """The server did not answer within the timeout."""
+
+
+class NotAuthenticatedError(ExternalBrokerError):
+    """The session is not authenticated (HTTP 401), or the brokerage session is not open ("no bridge")."""
+
+
+class RateLimitedError(ExternalBrokerError):
+    """IBKR's pacing limit was exceeded (HTTP 429).
+
+    Attributes:
+        retry_after: Seconds the server asked to wait, when it said.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        status_code: int | None = 429,
+        method: str | None = None,
+        path: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, status_code=status_code, method=method, path=path, hint=hint)
+
+
+class ServerError(ExternalBrokerError):
+    """The server failed (HTTP 5xx)."""
+
+
+class OrderStateUnknownError(IbkrError):
+    """An order request failed in a way that leaves open whether IBKR received it, and the order could not be found.
+
+    Attributes:
+        coid: The client order id the order was sent with; look for it in `live_orders()` (field `order_ref`)
+            before placing the order again.
+    """
+
+    def __init__(self, coid: str, cause: str) -> None:
+        self.coid = coid
+        super().__init__(
+            f"The order with cOID {coid!r} may or may not have been placed ({cause}), and it was not found among "
+            f"the live orders. Check live_orders() for order_ref {coid!r} before sending it again."
+        )
 
 
 class OrderQuestionError(IbkrError):

@@ -11,8 +11,10 @@ stable message id and a phrase of its text. `answers` may name a question by `Qu
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -20,10 +22,22 @@ from enum import Enum
 from typing import Any
 
 from .._client_base import GeneratedEndpoints
-from .errors import ExternalBrokerError, OrderQuestionError, RequestValidationError
+from .errors import (
+    ApiConnectionError,
+    ExternalBrokerError,
+    IbkrError,
+    OrderQuestionError,
+    OrderStateUnknownError,
+    RequestValidationError,
+    ServerError,
+)
 from .result import Result
 
+logger = logging.getLogger("ibkr_sdk")
+
 MAX_REPLY_ROUNDS = 20
+RESOLVE_ATTEMPTS = 3
+RESOLVE_INTERVAL = 1.0
 
 
 class QuestionType(Enum):
@@ -310,8 +324,31 @@ class OrdersOverlay(GeneratedEndpoints):
         """
         orders = prepare_orders("place_order", "order_request", order_request)
         with self._order_lock(account_id):
-            result = self._place_order(orders=orders, account_id=account_id)
+            try:
+                result = self._place_order(orders=orders, account_id=account_id)
+            except (ApiConnectionError, ServerError) as exc:
+                if isinstance(exc, ApiConnectionError) and not exc.maybe_sent:
+                    raise  # nothing reached the server: the order surely does not exist
+                return self._resolve_by_coid(str(orders[0]["cOID"]), exc)
             return self._answer_questions("place_order", result, answers)
+
+    def _resolve_by_coid(self, coid: str, cause: ExternalBrokerError) -> Result:
+        """After an ambiguous failure, look for the order among the live orders instead of sending it again."""
+        logger.warning("order %s: %s; looking for it among the live orders", coid, cause)
+        for attempt in range(RESOLVE_ATTEMPTS):
+            if attempt:
+                time.sleep(RESOLVE_INTERVAL)
+            try:
+                live = self.live_orders()
+            except IbkrError as exc:
+                logger.warning("order %s: live orders unavailable: %s", coid, exc)
+                continue
+            entries = live.data.get("orders") if isinstance(live.data, Mapping) else None
+            for entry in entries or []:
+                if isinstance(entry, Mapping) and entry.get("order_ref") == coid:
+                    found = {"order_id": str(entry.get("orderId")), "order_status": entry.get("status"), "cOID": coid}
+                    return live.copy(data=[found])
+        raise OrderStateUnknownError(coid, str(cause)) from cause
 
     def modify_order(
         self, order_id: str, order_request: OrderInput, answers: Answers, account_id: str | None = None

@@ -27,7 +27,9 @@ def recorder(_server: RecordingServer) -> RecordingServer:
 
 @pytest.fixture
 def client(recorder: RecordingServer) -> Iterator[IbkrClient]:
-    c = IbkrClient(account_id=TEST_ACCOUNT, url=recorder.url, timeout=5, max_retries=0, auto_preflight=False)
+    c = IbkrClient(
+        account_id=TEST_ACCOUNT, url=recorder.url, timeout=5, max_retries=0, auto_preflight=False, pacing=False
+    )
     yield c
     c.close()
 

@@ -65,4 +65,4 @@ def test_method_matches_the_reference(name: str, params: list[dict[str, str]]) -
 def test_constructor_extra_arguments_are_keyword_only() -> None:
     sig = inspect.signature(IbkrClient.__init__)
     extras = [p for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY]
-    assert [p.name for p in extras] == ["auto_preflight"]
+    assert [p.name for p in extras] == ["auto_preflight", "pacing", "pacing_time_scale", "mask_account_ids"]
