@@ -63,6 +63,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_call.py
 	$(PY) benchmarks/bench_import.py
+	$(PY) benchmarks/bench_pacing.py
 
 clean:
 	rm -rf build .gen-check .mypy_cache .pytest_cache .ruff_cache *.egg-info

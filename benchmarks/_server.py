@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -22,7 +23,7 @@ PORTFOLIO_ACCOUNTS = [
 
 
 class FixedServer:
-    def __init__(self, body: Any = PORTFOLIO_ACCOUNTS) -> None:
+    def __init__(self, body: Any = PORTFOLIO_ACCOUNTS, latency: float = 0.0) -> None:
         payload = json.dumps(body).encode()
         # Status line, headers and body in one write: split writes meet Nagle + delayed ACK (40 ms stalls).
         response = (
@@ -39,6 +40,8 @@ class FixedServer:
                 pass
 
             def do_GET(self) -> None:  # noqa: N802
+                if latency:
+                    time.sleep(latency)
                 self.wfile.write(response)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
