@@ -12,12 +12,13 @@ from .env import env_bool, env_cacert, env_str
 from .marketdata import MarketdataOverlay
 from .orders import OrdersOverlay
 from .pacing import NoPacer, Pacer
+from .portfolio import PortfolioOverlay
 from .session import SessionOverlay
 from .stock_query import StockQueryOverlay
 from .transport import Transport, mask_account_ids
 
 
-class IbkrClient(OrdersOverlay, MarketdataOverlay, StockQueryOverlay, SessionOverlay):
+class IbkrClient(OrdersOverlay, MarketdataOverlay, StockQueryOverlay, PortfolioOverlay, SessionOverlay):
     """Client for the IBKR Client Portal Web API (through the gateway, or IBKR's hosted API with OAuth).
 
     Every endpoint of the catalogue is a method returning a `Result`. Arguments are checked before anything is
@@ -43,6 +44,8 @@ class IbkrClient(OrdersOverlay, MarketdataOverlay, StockQueryOverlay, SessionOve
             default; False turns it off.
         pacing_time_scale: Multiplies every pacing period (tests use small values; keep 1 against IBKR).
         mask_account_ids: Hide account id digits in debug logs.
+        auto_suppress: Before placing an order, suppress (for the rest of the brokerage session) the questions
+            its `answers` approve by `QuestionType` or message id, so later orders need fewer round trips.
     """
 
     def __init__(
@@ -62,6 +65,7 @@ class IbkrClient(OrdersOverlay, MarketdataOverlay, StockQueryOverlay, SessionOve
         pacing: bool = True,
         pacing_time_scale: float = 1.0,
         mask_account_ids: bool = False,
+        auto_suppress: bool = False,
     ) -> None:
         if use_oauth is None:
             use_oauth = env_bool("USE_OAUTH", False)
@@ -98,6 +102,8 @@ class IbkrClient(OrdersOverlay, MarketdataOverlay, StockQueryOverlay, SessionOve
         self._preflight_lock = threading.Lock()
         self._order_locks: dict[str, threading.Lock] = {}
         self._order_locks_guard = threading.Lock()
+        self.auto_suppress = auto_suppress
+        self._suppressed_ids: set[str] = set()
 
     def __repr__(self) -> str:
         account = self.account_id
@@ -106,7 +112,8 @@ class IbkrClient(OrdersOverlay, MarketdataOverlay, StockQueryOverlay, SessionOve
         return f"{type(self).__name__}(url={self.base_url!r}, account_id={account!r})"
 
     def close(self) -> None:
-        """Release the connection pool. The client is not usable afterwards."""
+        """Stop the tickler and release the connection pool. The client is not usable afterwards."""
+        self.stop_tickler()
         self._transport.close()
 
     def __enter__(self) -> IbkrClient:

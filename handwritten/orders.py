@@ -264,6 +264,18 @@ class OrdersOverlay(GeneratedEndpoints):
 
     _order_locks: dict[str, threading.Lock]
     _order_locks_guard: threading.Lock
+    auto_suppress: bool = False
+    _suppressed_ids: set[str]
+
+    def _suppress_preapproved(self, answers: Answers) -> None:
+        """With `auto_suppress`, suppress (once per session) the questions the caller approves by id or type, so
+        IBKR stops asking them; the complete list is resent whenever it grows, as IBKR replaces it each time."""
+        ids = {k.message_id if isinstance(k, QuestionType) else k for k, v in answers.items() if v is True}
+        ids = {i for i in ids if i and _ID_LIKE.fullmatch(i)}
+        if ids - self._suppressed_ids:
+            wanted = sorted(self._suppressed_ids | ids)
+            self.suppress_messages(wanted)
+            self._suppressed_ids.update(wanted)
 
     def _order_lock(self, account_id: str | None) -> threading.Lock:
         key = account_id or self.account_id or ""
@@ -324,6 +336,8 @@ class OrdersOverlay(GeneratedEndpoints):
         """
         orders = prepare_orders("place_order", "order_request", order_request)
         with self._order_lock(account_id):
+            if self.auto_suppress:
+                self._suppress_preapproved(answers)
             try:
                 result = self._place_order(orders=orders, account_id=account_id)
             except (ApiConnectionError, ServerError) as exc:
@@ -368,6 +382,8 @@ class OrdersOverlay(GeneratedEndpoints):
         if problem:
             raise RequestValidationError("modify_order", "order_request", f"is invalid: the order {problem}")
         with self._order_lock(account_id):
+            if self.auto_suppress:
+                self._suppress_preapproved(answers)
             result = self._modify_order(order_id=order_id, order=order, account_id=account_id)
             return self._answer_questions("modify_order", result, answers)
 

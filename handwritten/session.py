@@ -5,11 +5,18 @@ Why hand-written: they interpret the answer of the tickle / auth status endpoint
 
 from __future__ import annotations
 
+import logging
+import signal
+import threading
 from collections.abc import Mapping
+from types import FrameType
 from typing import Any
 
 from .._client_base import GeneratedEndpoints
 from .errors import ExternalBrokerError, IbkrError
+from .tickler import DEFAULT_INTERVAL, Tickler
+
+logger = logging.getLogger("ibkr_sdk")
 
 
 def _auth_flags(status: Any) -> tuple[bool, bool, bool]:
@@ -19,7 +26,49 @@ def _auth_flags(status: Any) -> tuple[bool, bool, bool]:
 
 
 class SessionOverlay(GeneratedEndpoints):
-    """`check_health` and `check_auth_status`."""
+    """`check_health`, `check_auth_status`, the tickler and the shutdown handler."""
+
+    _tickler: Tickler | None = None
+    tickler_interval: float = DEFAULT_INTERVAL
+
+    def start_tickler(self) -> None:
+        """Call `tickle()` every `tickler_interval` seconds (default 60) in a background thread until
+        `stop_tickler()` or `close()`."""
+        if self._tickler is None:
+            self._tickler = Tickler(self.tickle, self.tickler_interval)
+        self._tickler.start()
+
+    def stop_tickler(self) -> None:
+        """Stop the keep-alive thread if it runs; returns once it has ended."""
+        if self._tickler is not None:
+            self._tickler.stop()
+
+    def _shutdown(self) -> None:
+        """What the shutdown handler runs: stop the tickler and release the connection."""
+        self.stop_tickler()
+
+    def register_shutdown_handler(self) -> None:
+        """On SIGINT or SIGTERM, stop the tickler (and with OAuth, end the session), then run the handler that was
+        installed before. Call from the main thread."""
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError("register_shutdown_handler() must be called from the main thread")
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous = signal.getsignal(signum)
+
+            def handler(sig: int, frame: FrameType | None, previous: Any = previous) -> None:
+                try:
+                    self._shutdown()
+                except Exception as exc:  # the previous handler must still run
+                    logger.warning("shutdown of the client failed: %s", exc)
+                if callable(previous):
+                    previous(sig, frame)
+                elif previous == signal.SIG_DFL and sig == signal.SIGINT:
+                    raise KeyboardInterrupt
+                elif previous == signal.SIG_DFL:
+                    signal.signal(sig, signal.SIG_DFL)
+                    signal.raise_signal(sig)
+
+            signal.signal(signum, handler)
 
     def check_health(self) -> bool:
         """True when the gateway answers and its brokerage session is authenticated, connected and not competing.

@@ -23,9 +23,6 @@ PENDING = {
     "generate_live_session_token": "issue 7 (OAuth 1.0a)",
     "oauth_init": "issue 7 (OAuth 1.0a)",
     "oauth_shutdown": "issue 7 (OAuth 1.0a)",
-    "start_tickler": "issue 4 (tickler)",
-    "stop_tickler": "issue 4 (tickler)",
-    "register_shutdown_handler": "issue 4 (session overlays)",
 }
 
 
@@ -65,4 +62,10 @@ def test_method_matches_the_reference(name: str, params: list[dict[str, str]]) -
 def test_constructor_extra_arguments_are_keyword_only() -> None:
     sig = inspect.signature(IbkrClient.__init__)
     extras = [p for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY]
-    assert [p.name for p in extras] == ["auto_preflight", "pacing", "pacing_time_scale", "mask_account_ids"]
+    assert [p.name for p in extras] == [
+        "auto_preflight",
+        "pacing",
+        "pacing_time_scale",
+        "mask_account_ids",
+        "auto_suppress",
+    ]

@@ -1,0 +1,57 @@
+"""Keep-alive thread: calls `tickle()` at an interval so an idle session is not closed by the gateway.
+
+Why hand-written: a background thread with a prompt, bounded stop is client machinery, not an endpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+logger = logging.getLogger("ibkr_sdk")
+
+DEFAULT_INTERVAL = 60.0
+
+
+class Tickler:
+    """Runs `tick` every `interval` seconds in a daemon thread until `stop()`; failures are logged, not raised."""
+
+    def __init__(self, tick: Callable[[], object], interval: float = DEFAULT_INTERVAL) -> None:
+        if interval <= 0:
+            raise ValueError(f"Tickler(): parameter 'interval' must be above 0, got {interval!r}")
+        self._tick = tick
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.ticks = 0
+        self.failures = 0
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="ibkr_sdk-tickler", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self._tick()
+                self.ticks += 1
+            except Exception as exc:  # keep ticking: the next tick may succeed
+                self.failures += 1
+                logger.warning("tickle failed: %s", exc)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop and wait for the thread (at most `timeout` seconds; a tick in progress is bounded by the client's
+        request timeout)."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        self._thread = None
