@@ -10,15 +10,16 @@ from typing import Any
 from .._endpoint_table import ENDPOINTS, GLOBAL_LIMITS, PACING_BUCKETS
 from .env import env_bool, env_cacert, env_str
 from .marketdata import MarketdataOverlay
+from .oauth import OAuth1aConfig, OAuth1aSigner
+from .oauth_client import OAuthOverlay
 from .orders import OrdersOverlay
 from .pacing import NoPacer, Pacer
 from .portfolio import PortfolioOverlay
-from .session import SessionOverlay
 from .stock_query import StockQueryOverlay
 from .transport import Transport, mask_account_ids
 
 
-class IbkrClient(OrdersOverlay, MarketdataOverlay, StockQueryOverlay, PortfolioOverlay, SessionOverlay):
+class IbkrClient(OrdersOverlay, MarketdataOverlay, StockQueryOverlay, PortfolioOverlay, OAuthOverlay):
     """Client for the IBKR Client Portal Web API (through the gateway, or IBKR's hosted API with OAuth).
 
     Every endpoint of the catalogue is a method returning a `Result`. Arguments are checked before anything is
@@ -37,7 +38,9 @@ class IbkrClient(OrdersOverlay, MarketdataOverlay, StockQueryOverlay, PortfolioO
         timeout: Seconds to wait for each answer.
         max_retries: How often a failed request that is safe to repeat is retried.
         use_oauth: Connect to IBKR's hosted API with OAuth 1.0a. From `IBKR_SDK_USE_OAUTH` when not given.
-        oauth_config: OAuth settings (used with `use_oauth`).
+        oauth_config: `OAuth1aConfig` (used with `use_oauth`; read from `IBKR_SDK_OAUTH1A_*` / `IBIND_OAUTH1A_*`
+            when None). Unless its `init_oauth` is False, the client obtains a live session token and opens the
+            brokerage session while it is constructed.
         auto_preflight: Call the endpoints IBKR requires before others (e.g. `/iserver/accounts` before orders)
             automatically, once per client.
         pacing: Keep requests within IBKR's global and per-endpoint limits (callers wait for a slot). On by
@@ -69,11 +72,19 @@ class IbkrClient(OrdersOverlay, MarketdataOverlay, StockQueryOverlay, PortfolioO
     ) -> None:
         if use_oauth is None:
             use_oauth = env_bool("USE_OAUTH", False)
-        if use_oauth:
-            raise NotImplementedError(
-                "OAuth 1.0a is not available in this version of ibkr_sdk; connect through the Client Portal Gateway."
-            )
         self.use_oauth = use_oauth
+        signer: OAuth1aSigner | None = None
+        if use_oauth:
+            if oauth_config is None:
+                oauth_config = OAuth1aConfig()
+            if not isinstance(oauth_config, OAuth1aConfig):
+                raise TypeError(
+                    f"IbkrClient(): oauth_config must be an OAuth1aConfig, got {type(oauth_config).__name__}"
+                )
+            signer = OAuth1aSigner(oauth_config)  # checks the settings: one clear error per problem
+            url = oauth_config.oauth_rest_url or url
+            if cacert is None or cacert is False:
+                cacert = True  # IBKR's hosted API has a proper certificate: always verify it
         self.oauth_config = oauth_config
         self.account_id = account_id if account_id is not None else env_str("ACCOUNT_ID")
         if url is None:
@@ -94,7 +105,13 @@ class IbkrClient(OrdersOverlay, MarketdataOverlay, StockQueryOverlay, PortfolioO
         )
         self.mask_account_ids = mask_account_ids
         self._transport = Transport(
-            url, verify=verify, timeout=timeout, max_retries=max_retries, pacer=pacer, mask_accounts=mask_account_ids
+            url,
+            verify=verify,
+            timeout=timeout,
+            max_retries=max_retries,
+            pacer=pacer,
+            mask_accounts=mask_account_ids,
+            signer=signer,
         )
         self._endpoints = ENDPOINTS
         self._auto_preflight = auto_preflight
@@ -104,6 +121,12 @@ class IbkrClient(OrdersOverlay, MarketdataOverlay, StockQueryOverlay, PortfolioO
         self._order_locks_guard = threading.Lock()
         self.auto_suppress = auto_suppress
         self._suppressed_ids: set[str] = set()
+        self._oauth_signer = signer
+        self._token_lock = threading.Lock()
+        if signer is not None and isinstance(oauth_config, OAuth1aConfig) and oauth_config.init_oauth:
+            self.oauth_init(
+                oauth_config.maintain_oauth, oauth_config.shutdown_oauth, oauth_config.init_brokerage_session
+            )
 
     def __repr__(self) -> str:
         account = self.account_id

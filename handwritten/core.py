@@ -1,19 +1,24 @@
 """The part of the client every generated endpoint method calls: `_call`.
 
 It validates and encodes the arguments (`wire.prepare`), runs the endpoint's preflight once per client, and sends
-the request through the transport with the endpoint's retry policy.
+the request through the transport with the endpoint's retry policy and pacing bucket. With OAuth, it makes sure a
+live session token exists before sending and renews it once after a 401.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .endpoint import EndpointSpec
+from .errors import NotAuthenticatedError
 from .result import Result
 from .transport import Transport
-from .wire import prepare
+from .wire import PreparedCall, prepare
+
+if TYPE_CHECKING:
+    from .oauth import OAuth1aSigner
 
 
 class ClientCore:
@@ -25,15 +30,37 @@ class ClientCore:
     _auto_preflight: bool
     _preflight_done: set[str]
     _preflight_lock: threading.Lock
+    _oauth_signer: OAuth1aSigner | None = None
 
     def _call(self, spec: EndpointSpec, args: Mapping[str, Any], *, method_name: str | None = None) -> Result:
         call = prepare(spec, args, self.account_id, method_name)
         if spec.preflight and self._auto_preflight:
             self._run_preflight(spec)
-        result = self._transport.send(call, retry_safe=spec.retry_safe, pacing=spec.pacing)
+        result = self._send(spec, call)
         # A successful call also satisfies the preflight of endpoints that name this one.
         self._preflight_done.add(spec.name)
         return result
+
+    def _send(self, spec: EndpointSpec, call: PreparedCall) -> Result:
+        signer = self._oauth_signer
+        if signer is None:
+            return self._transport.send(call, retry_safe=spec.retry_safe, pacing=spec.pacing)
+        self._ensure_token()
+        used_expiry = signer.expires_at
+        try:
+            return self._transport.send(call, retry_safe=spec.retry_safe, pacing=spec.pacing)
+        except NotAuthenticatedError as exc:
+            if exc.status_code != 401:
+                raise
+            # A 401 means the request was refused, not processed: renew the token once and send it again.
+            self._renew_after_401(used_expiry)
+            return self._transport.send(call, retry_safe=spec.retry_safe, pacing=spec.pacing)
+
+    def _ensure_token(self) -> None:
+        raise NotImplementedError  # provided by the OAuth overlay
+
+    def _renew_after_401(self, used_expiry: float | None) -> None:
+        raise NotImplementedError  # provided by the OAuth overlay
 
     def _run_preflight(self, spec: EndpointSpec) -> None:
         missing = [name for name in spec.preflight if name not in self._preflight_done]
@@ -44,7 +71,5 @@ class ClientCore:
                 if name in self._preflight_done:
                     continue
                 target = self._endpoints[name]
-                self._transport.send(
-                    prepare(target, {}, self.account_id), retry_safe=target.retry_safe, pacing=target.pacing
-                )
+                self._send(target, prepare(target, {}, self.account_id))
                 self._preflight_done.add(name)

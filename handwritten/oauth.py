@@ -100,7 +100,7 @@ class OAuthConfigError(OAuthError, ValueError):
     """The OAuth 1.0a settings are incomplete or unusable (or pycryptodome is not installed)."""
 
 
-class LiveSessionTokenError(OAuthError):
+class LiveSessionTokenError(OAuthError, RuntimeError):
     """No usable live session token: none obtained yet, or the server's answer could not be turned into one."""
 
 

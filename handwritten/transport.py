@@ -160,7 +160,15 @@ class Transport:
         base: float = min(self.max_backoff, self.retry_backoff * (2 ** (attempt - 1)))
         return base * (0.5 + random.random() / 2)  # jitter: spread retries of many threads
 
-    def send(self, call: PreparedCall, *, retry_safe: bool, pacing: str | None = None) -> Result:
+    def send(
+        self,
+        call: PreparedCall,
+        *,
+        retry_safe: bool,
+        pacing: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        sign: bool = True,
+    ) -> Result:
         url = self.base_url + call.path
         kwargs: dict[str, Any] = {"timeout": self.timeout}
         if call.query:
@@ -177,9 +185,12 @@ class Transport:
             failure: ExternalBrokerError
             resp: requests.Response | None = None
             with self.pacer.slot(pacing):
-                if self.signer is not None:
+                extra = dict(headers or {})
+                if sign and self.signer is not None:
                     # Fresh signature (nonce, timestamp) on every attempt.
-                    kwargs["headers"] = dict(self.signer(call.method, url, call.query))
+                    extra.update(self.signer(call.method, url, call.query))
+                if extra:
+                    kwargs["headers"] = extra
                 started = time.perf_counter()
                 self._log("-> %s %s %s", call.method, call.path, call.query or "")
                 try:

@@ -19,11 +19,7 @@ ENV_DEFAULTS = {"var.IBIND_ACCOUNT_ID", "var.IBIND_REST_URL", "var.IBIND_CACERT"
 
 # Reference methods that later issues deliver; each entry names its issue. The test fails once a method lands
 # so the entry is removed.
-PENDING = {
-    "generate_live_session_token": "issue 7 (OAuth 1.0a)",
-    "oauth_init": "issue 7 (OAuth 1.0a)",
-    "oauth_shutdown": "issue 7 (OAuth 1.0a)",
-}
+PENDING = {}
 
 
 def _expected(params: list[dict[str, str]]) -> list[tuple[str, object]]:

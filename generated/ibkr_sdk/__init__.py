@@ -21,6 +21,11 @@ from .lib.errors import (
     ServerError as ServerError,
     StockQueryError as StockQueryError,
 )
+from .lib.oauth import (
+    LiveSessionTokenError as LiveSessionTokenError,
+    OAuth1aConfig as OAuth1aConfig,
+    OAuthConfigError as OAuthConfigError,
+)
 from .lib.orders import Answers as Answers, OrderRequest as OrderRequest, QuestionType as QuestionType
 from .lib.result import Result as Result
 from .lib.stock_query import StockQueries as StockQueries, StockQuery as StockQuery
@@ -35,7 +40,10 @@ __all__ = [
     "ExternalBrokerError",
     "IbkrClient",
     "IbkrError",
+    "LiveSessionTokenError",
     "NotAuthenticatedError",
+    "OAuth1aConfig",
+    "OAuthConfigError",
     "OneOrMany",
     "OrderQuestionError",
     "OrderRequest",
