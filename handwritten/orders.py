@@ -43,40 +43,62 @@ RESOLVE_INTERVAL = 1.0
 class QuestionType(Enum):
     """Confirmation questions IBKR may ask when an order is placed or modified.
 
-    Each member carries IBKR's message id (`message_id`, empty when IBKR publishes none) and a phrase of the question
-    text (`phrase`, empty when the text is not known well enough to match on).
+    Each member carries IBKR's message id (`message_id`, empty when IBKR publishes none), a phrase of the question
+    text (`phrase`, empty when the text is not known well enough to match on) and what it is about (`description`).
+    The README's "Order questions" table lists them all; a test keeps the two in step.
     """
 
-    PRICE_PERCENTAGE_CONSTRAINT = ("o163", "price exceeds the percentage constraint")
-    MISSING_MARKET_DATA = ("o354", "without market data")
-    TICK_SIZE_LIMIT = ("o382", "tick size limit")
-    ORDER_SIZE_LIMIT = ("o383", "exceeds the size limit")
-    TRIGGER_AND_FILL = ("o403", "trigger and fill immediately")
-    ORDER_VALUE_LIMIT = ("o451", "total value limit")
-    MIXED_ALLOCATION = ("o2136", "mixed allocation")
-    CROSS_SIDE_ORDER = ("o2137", "cross side")
-    FRACTIONS_OUTSIDE_RTH = ("o2165", "")
-    CALLED_BOND = ("o10082", "called bond")
-    SIZE_MODIFICATION_LIMIT = ("o10138", "size modification exceeds the size modification limit")
-    MARKET_ORDER_RISKS = ("o10151", "")
-    STOP_ORDER_ACTIVE_RISKS = ("o10152", "")
-    MANDATORY_CAP_PRICE = ("o10153", "mandatory cap price")
-    CASH_QUANTITY = ("o10164", "cash quantity details")
-    CASH_QUANTITY_ORDER = ("o10223", "cash quantity order confirmation")
-    CRYPTO_MARKET_ORDER = ("o10288", "")
-    STOP_ORDER_RISKS = ("o10331", "about to submit a stop order")
-    OSL_CRYPTO_ORDER = ("o10332", "")
-    OPTION_EXERCISE_AT_THE_MONEY = ("o10333", "")
-    OMNIBUS_ACCOUNT = ("o10334", "omnibus account")
-    RAPID_ENTRY_WINDOW = ("o10335", "")
-    LIMITED_LIQUIDITY = ("o10336", "limited liquidity")
-    MULTIPLE_ACCOUNTS = ("p6", "distributed over multiple accounts")
-    DISRUPTIVE_ORDERS = ("p12", "price management algo")
-    CLOSE_POSITION = ("", "cancel all open orders and then place new closing order")
+    PRICE_PERCENTAGE_CONSTRAINT = (
+        "o163",
+        "price exceeds the percentage constraint",
+        "limit price far (more than a few percent) from the last price",
+    )
+    MISSING_MARKET_DATA = ("o354", "without market data", "no market data subscription or snapshot for the contract")
+    TICK_SIZE_LIMIT = ("o382", "tick size limit", "a price that is not a multiple of the contract's tick size")
+    ORDER_SIZE_LIMIT = ("o383", "exceeds the size limit", "quantity above the account's order size limit")
+    TRIGGER_AND_FILL = ("o403", "trigger and fill immediately", "a stop or limit likely to execute immediately")
+    ORDER_VALUE_LIMIT = ("o451", "total value limit", "order value above the account's total value limit")
+    MIXED_ALLOCATION = ("o2136", "mixed allocation", "an allocation mixing buy and sell sides")
+    CROSS_SIDE_ORDER = ("o2137", "cross side", "an order crossing one of your own opposite-side orders")
+    FRACTIONS_OUTSIDE_RTH = ("o2165", "", "fractional quantity outside regular trading hours")
+    CALLED_BOND = ("o10082", "called bond", "the bond has been called")
+    SIZE_MODIFICATION_LIMIT = (
+        "o10138",
+        "size modification exceeds the size modification limit",
+        "a modification changing the size by more than allowed",
+    )
+    MARKET_ORDER_RISKS = ("o10151", "", "risks of market orders")
+    STOP_ORDER_ACTIVE_RISKS = ("o10152", "", "risks of stop orders once they trigger")
+    MANDATORY_CAP_PRICE = ("o10153", "mandatory cap price", "IBKR may cap the price of a marketable order")
+    CASH_QUANTITY = ("o10164", "cash quantity details", "cash-quantity orders are filled on a best-efforts basis")
+    CASH_QUANTITY_ORDER = (
+        "o10223",
+        "cash quantity order confirmation",
+        "confirmation of an order sized by cash amount",
+    )
+    CRYPTO_MARKET_ORDER = ("o10288", "", "risks of market orders for crypto")
+    STOP_ORDER_RISKS = ("o10331", "about to submit a stop order", "general risks of stop order types")
+    OSL_CRYPTO_ORDER = ("o10332", "", "crypto order routed through OSL Digital Securities")
+    OPTION_EXERCISE_AT_THE_MONEY = ("o10333", "", "exercising an option that is at the money")
+    OMNIBUS_ACCOUNT = ("o10334", "omnibus account", "order placed into the omnibus account, not the selected one")
+    RAPID_ENTRY_WINDOW = ("o10335", "", "internal rapid order entry window")
+    LIMITED_LIQUIDITY = ("o10336", "limited liquidity", "the security trades with limited liquidity")
+    MULTIPLE_ACCOUNTS = ("p6", "distributed over multiple accounts", "an order allocated over several accounts")
+    DISRUPTIVE_ORDERS = (
+        "p12",
+        "price management algo",
+        "offer of the price management algo for a possibly rejected limit price",
+    )
+    CLOSE_POSITION = (
+        "",
+        "cancel all open orders and then place new closing order",
+        "cancel open orders before a closing order",
+    )
 
-    def __init__(self, message_id: str, phrase: str) -> None:
+    def __init__(self, message_id: str, phrase: str, description: str) -> None:
         self.message_id = message_id
         self.phrase = phrase
+        self.description = description
 
 
 Answers = Mapping[QuestionType | str, bool]
