@@ -21,6 +21,7 @@ import jinja2
 import yaml
 
 from .model import Catalogue, Param
+from .models import datamodel_version, plan_models, write_models
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -98,11 +99,14 @@ def render_tree(cat: Catalogue, spec_dir: Path, dest: Path) -> list[str]:
     """Render every template into `dest` (a directory that will hold `ibkr_sdk/`); return relative paths."""
     env = environment()
     exports = _exports(spec_dir)
+    models = plan_models(cat, spec_dir)
     context: dict[str, Any] = {
         "catalogue": cat,
         "exports": exports,
         "all_names": sorted(n for _, names in exports for n in names),
         "version": _project_version(),
+        "models": models,
+        "response_models": {m.endpoint: m.qualname for m in models.models},
     }
     written: list[str] = []
     for template_path in sorted(TEMPLATES.rglob("*.j2")):
@@ -121,6 +125,7 @@ def render_tree(cat: Catalogue, spec_dir: Path, dest: Path) -> list[str]:
             written.append(target_rel)
     _write(dest / PACKAGE / "py.typed", "")
     written.append(f"{PACKAGE}/py.typed")
+    written += write_models(cat, models, dest)  # ibkr_sdk/models/<area>.py, by datamodel-code-generator
     _format(dest)
     stats = {
         "areas": len(cat.areas),
@@ -129,6 +134,9 @@ def render_tree(cat: Catalogue, spec_dir: Path, dest: Path) -> list[str]:
         "generator": "codegen (this repository)",
         "jinja2": jinja2.__version__,
         "ruff": _ruff_version(),
+        "datamodel-code-generator": datamodel_version(),
+        "response_models": len(models.models),
+        "models_input_sha256": models.inputs_sha256,
     }
     _write(dest / PACKAGE / "_codegen_stats.json", json.dumps(stats, indent=2, sort_keys=True) + "\n")
     written.append(f"{PACKAGE}/_codegen_stats.json")

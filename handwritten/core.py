@@ -37,6 +37,7 @@ class ClientCore:
         if spec.preflight and self._auto_preflight:
             self._run_preflight(spec)
         result = self._send(spec, call)
+        result.endpoint = spec.name  # lets result.parsed() find the endpoint's response model
         # A successful call also satisfies the preflight of endpoints that name this one.
         self._preflight_done.add(spec.name)
         return result

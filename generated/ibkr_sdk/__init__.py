@@ -21,6 +21,10 @@ from .lib.errors import (
     ServerError as ServerError,
     StockQueryError as StockQueryError,
 )
+from .lib.models_access import (
+    NoResponseModelError as NoResponseModelError,
+    ResponseValidationError as ResponseValidationError,
+)
 from .lib.oauth import (
     LiveSessionTokenError as LiveSessionTokenError,
     OAuth1aConfig as OAuth1aConfig,
@@ -41,6 +45,7 @@ __all__ = [
     "IbkrClient",
     "IbkrError",
     "LiveSessionTokenError",
+    "NoResponseModelError",
     "NotAuthenticatedError",
     "OAuth1aConfig",
     "OAuthConfigError",
@@ -51,6 +56,7 @@ __all__ = [
     "QuestionType",
     "RateLimitedError",
     "RequestValidationError",
+    "ResponseValidationError",
     "Result",
     "ServerError",
     "StockQueries",

@@ -31,6 +31,9 @@ class AccountsEndpoints(ClientCore):
         Args:
             account_id: Account to summarise; the client's default account when None. Defaults to the client's account
                 id.
+
+        Returns:
+            Result; `result.parsed()` gives `models.accounts.AccountSummaryResponse`.
         """
         return self._call(_T.account_summary, {"account_id": account_id})
 
@@ -43,6 +46,9 @@ class AccountsEndpoints(ClientCore):
 
         GET /iserver/account/pnl/partitioned
         pacing: pnl_partitioned · retry: safe · spec: spec/accounts.yaml
+
+        Returns:
+            Result; `result.parsed()` gives `models.accounts.PnlPartitionedResponse`.
         """
         return self._call(_T.account_profit_and_loss, {})
 
@@ -58,6 +64,9 @@ class AccountsEndpoints(ClientCore):
 
         Args:
             search_pattern: Part of the account id to look for, e.g. DU for every paper account.
+
+        Returns:
+            Result; `result.parsed()` gives `models.accounts.DynAccountSearchResponse`.
         """
         return self._call(_T.search_dynamic_account, {"search_pattern": search_pattern})
 
@@ -71,6 +80,9 @@ class AccountsEndpoints(ClientCore):
 
         Args:
             account_id: Id of the account to activate.
+
+        Returns:
+            Result; `result.parsed()` gives `models.accounts.SetAccountResponse`.
         """
         return self._call(_T.set_dynamic_account, {"account_id": account_id})
 
@@ -85,6 +97,9 @@ class AccountsEndpoints(ClientCore):
         Args:
             account_id: Account to look up, e.g. U1234567; the client's default account when None. Defaults to the
                 client's account id.
+
+        Returns:
+            Result; `result.parsed()` gives `models.accounts.SignatureAndOwners`.
         """
         return self._call(_T.signatures_and_owners, {"account_id": account_id})
 
@@ -100,6 +115,9 @@ class AccountsEndpoints(ClientCore):
 
         Args:
             account_id: Id of the account to select, as listed by receive_brokerage_accounts.
+
+        Returns:
+            Result; `result.parsed()` gives `models.accounts.SetAccountResponse`.
         """
         return self._call(_T.switch_account, {"account_id": account_id})
 
@@ -111,6 +129,9 @@ class AccountsEndpoints(ClientCore):
 
         GET /iserver/accounts
         retry: safe · spec: spec/accounts.yaml
+
+        Returns:
+            Result; `result.parsed()` gives `models.accounts.UserAccountsResponse`.
         """
         return self._call(_T.receive_brokerage_accounts, {})
 
@@ -126,6 +147,9 @@ class AccountsEndpoints(ClientCore):
         Args:
             account_id: Account to report on; the client's default account when None. Defaults to the client's account
                 id.
+
+        Returns:
+            Result; `result.parsed()` gives `models.accounts.AvailableFundsResponse`.
         """
         return self._call(_T.account_summary_available_funds, {"account_id": account_id})
 
@@ -138,6 +162,9 @@ class AccountsEndpoints(ClientCore):
         Args:
             account_id: Account to report on; the client's default account when None. Defaults to the client's account
                 id.
+
+        Returns:
+            Result; `result.parsed()` gives `models.accounts.SummaryOfAccountBalancesResponse`.
         """
         return self._call(_T.account_summary_balances, {"account_id": account_id})
 
@@ -150,6 +177,9 @@ class AccountsEndpoints(ClientCore):
         Args:
             account_id: Account to report on; the client's default account when None. Defaults to the client's account
                 id.
+
+        Returns:
+            Result; `result.parsed()` gives `models.accounts.SummaryOfAccountMarginResponse`.
         """
         return self._call(_T.account_summary_margins, {"account_id": account_id})
 
@@ -162,5 +192,8 @@ class AccountsEndpoints(ClientCore):
         Args:
             account_id: Account to report on; the client's default account when None. Defaults to the client's account
                 id.
+
+        Returns:
+            Result; `result.parsed()` gives `models.accounts.SummaryMarketValueResponse`.
         """
         return self._call(_T.account_summary_market_value, {"account_id": account_id})

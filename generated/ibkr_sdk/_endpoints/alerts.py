@@ -39,6 +39,9 @@ class AlertsEndpoints(ClientCore):
             alert_request: The alert definition as IBKR's JSON object (alertName, conditions, tif, ...).
             account_id: Account that owns the alert; the client's default account when None. Defaults to the client's
                 account id.
+
+        Returns:
+            Result; `result.parsed()` gives `models.alerts.AlertCreationResponse`.
         """
         return self._call(_T.create_alert, {"alert_request": alert_request, "account_id": account_id})
 
@@ -56,6 +59,9 @@ class AlertsEndpoints(ClientCore):
             alert_active: 1 to activate the alert, 0 to deactivate it. One of: 1, 0.
             account_id: Account that owns the alert; the client's default account when None. Defaults to the client's
                 account id.
+
+        Returns:
+            Result; `result.parsed()` gives `models.alerts.AlertActivationResponse`.
         """
         return self._call(
             _T.activate_alert, {"alert_id": alert_id, "alert_active": alert_active, "account_id": account_id}
@@ -74,6 +80,9 @@ class AlertsEndpoints(ClientCore):
             alert_id: Id of the alert (order id from creation or list_alerts); 0 deletes all.
             account_id: Account that owns the alert; the client's default account when None. Defaults to the client's
                 account id.
+
+        Returns:
+            Result; `result.parsed()` gives `models.alerts.AlertDeletionResponse`.
         """
         return self._call(_T.delete_alert, {"alert_id": alert_id, "account_id": account_id})
 
@@ -88,6 +97,9 @@ class AlertsEndpoints(ClientCore):
         Args:
             account_id: Account whose alerts are listed; the client's default account when None. Defaults to the
                 client's account id.
+
+        Returns:
+            Result; `result.parsed()` gives `models.alerts.Alerts`.
         """
         return self._call(_T.list_alerts, {"account_id": account_id})
 
@@ -101,6 +113,9 @@ class AlertsEndpoints(ClientCore):
 
         Args:
             alert_id: Id of the alert (the order_id shown by list_alerts).
+
+        Returns:
+            Result; `result.parsed()` gives `models.alerts.AlertDetails`.
         """
         return self._call(_T.alert_details, {"alert_id": alert_id})
 
@@ -112,5 +127,8 @@ class AlertsEndpoints(ClientCore):
 
         GET /iserver/account/mta
         retry: safe · spec: spec/alerts.yaml
+
+        Returns:
+            Result; `result.parsed()` gives `models.alerts.AlertDetails`.
         """
         return self._call(_T.mta_alert, {})

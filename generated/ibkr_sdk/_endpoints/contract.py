@@ -30,6 +30,9 @@ class ContractEndpoints(ClientCore):
 
         Args:
             conids: Contract id(s) to describe, one or a list. One or many, sent comma-joined.
+
+        Returns:
+            Result; `result.parsed()` gives `models.contract.TrsrvSecDefResponse`.
         """
         return self._call(_T.security_definition_by_conid, {"conids": conids})
 
@@ -44,6 +47,9 @@ class ContractEndpoints(ClientCore):
 
         Args:
             exchange: Exchange code, e.g. NYSE, AMEX, LSE.
+
+        Returns:
+            Result; `result.parsed()` gives `models.contract.AllConidsByExchangeResponse`.
         """
         return self._call(_T.all_conids_by_exchange, {"exchange": exchange})
 
@@ -55,6 +61,9 @@ class ContractEndpoints(ClientCore):
 
         Args:
             conid: Contract id to describe.
+
+        Returns:
+            Result; `result.parsed()` gives `models.contract.ContractInfo`.
         """
         return self._call(_T.contract_information_by_conid, {"conid": conid})
 
@@ -66,6 +75,9 @@ class ContractEndpoints(ClientCore):
 
         Args:
             currency: Target currency as a three-letter code, e.g. USD. Must match `[A-Z]{3}`.
+
+        Returns:
+            Result; `result.parsed()` gives `models.contract.CurrencyPairs`.
         """
         return self._call(_T.currency_pairs, {"currency": currency})
 
@@ -80,6 +92,9 @@ class ContractEndpoints(ClientCore):
         Args:
             source: Base currency as a three-letter code, e.g. AUD. Must match `[A-Z]{3}`.
             target: Quote currency as a three-letter code, e.g. USD. Must match `[A-Z]{3}`.
+
+        Returns:
+            Result; `result.parsed()` gives `models.contract.CurrencyExchangeRateResponse`.
         """
         return self._call(_T.currency_exchange_rate, {"source": source, "target": target})
 
@@ -95,6 +110,9 @@ class ContractEndpoints(ClientCore):
         Args:
             conid: Contract id to describe.
             is_buy: True for the rules of buy orders, False for sell orders.
+
+        Returns:
+            Result; `result.parsed()` gives `models.contract.InfoAndRulesByConidResponse`.
         """
         return self._call(_T.info_and_rules_by_conid, {"conid": conid, "is_buy": is_buy})
 
@@ -120,6 +138,9 @@ class ContractEndpoints(ClientCore):
                 `[A-Za-z]+(?:;[A-Za-z]+)*`.
             add_description: "1" adds a description of each algo; "0" (server default) leaves it out. One of: 0, 1.
             add_params: "1" lists the parameters of each algo; "0" (server default) leaves them out. One of: 0, 1.
+
+        Returns:
+            Result; `result.parsed()` gives `models.contract.AlgosResponse`.
         """
         return self._call(
             _T.algo_params_by_conid,
@@ -138,6 +159,9 @@ class ContractEndpoints(ClientCore):
         Args:
             symbol: Always BOND. One of: BOND.
             issuer_id: Bond issuer id, e.g. e1400715.
+
+        Returns:
+            Result; `result.parsed()` gives `models.contract.BondFiltersResponse`.
         """
         return self._call(_T.search_bond_filter_information, {"symbol": symbol, "issuer_id": issuer_id})
 
@@ -156,6 +180,9 @@ class ContractEndpoints(ClientCore):
             symbol: Ticker, company name (with name=True) or bond issuer to search for.
             name: True when `symbol` is (part of) a company name rather than a ticker.
             sec_type: Security type of the underlying: STK (server default), IND or BOND. One of: STK, IND, BOND.
+
+        Returns:
+            Result; `result.parsed()` gives `models.contract.SecdefSearchResponse`.
         """
         return self._call(_T.search_contract_by_symbol, {"symbol": symbol, "name": name, "sec_type": sec_type})
 
@@ -187,6 +214,9 @@ class ContractEndpoints(ClientCore):
             fund_family_conid_ex: Restrict a fund search to one fund family, given by its conidEx.
             pattern: Treat `symbol` as a pattern to match rather than an exact ticker.
             referrer: Free-text tag of the caller; IBKR does not document its use.
+
+        Returns:
+            Result; `result.parsed()` gives `models.contract.SecdefSearchResponse`.
         """
         return self._call(
             _T.search_contract_by_body,
@@ -224,6 +254,9 @@ class ContractEndpoints(ClientCore):
             is_buy: True for buy-side rules, False for sell-side; buy side when None.
             modify_order: True to get the rules for modifying an existing order (needs `order_id`).
             order_id: Id of the order to be modified; required by IBKR when modify_order is True.
+
+        Returns:
+            Result; `result.parsed()` gives `models.contract.ContractRules`.
         """
         return self._call(
             _T.search_contract_rules,
@@ -266,6 +299,9 @@ class ContractEndpoints(ClientCore):
                 `-?[0-9]+(?:\\.[0-9]+)?`.
             right: C (call) or P (put); needed for options. One of: C, P.
             issuer_id: Bond issuer id, e.g. e1234567; needed for bonds.
+
+        Returns:
+            Result; `result.parsed()` gives `models.contract.SecDefInfoResponse`.
         """
         return self._call(
             _T.search_secdef_info_by_conid,
@@ -295,6 +331,9 @@ class ContractEndpoints(ClientCore):
             month: Expiry month as three letters and two year digits, e.g. AUG23. Must match
                 `(?:JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC)[0-9]{2}`.
             exchange: Exchange of the derivatives, e.g. CME; SMART when None.
+
+        Returns:
+            Result; `result.parsed()` gives `models.contract.SearchStrikesByConidResponse`.
         """
         return self._call(
             _T.search_strikes_by_conid, {"conid": conid, "sec_type": sec_type, "month": month, "exchange": exchange}
@@ -310,6 +349,9 @@ class ContractEndpoints(ClientCore):
 
         Args:
             symbols: Underlying symbol(s), case-sensitive, one or a list, e.g. ES. One or many, sent comma-joined.
+
+        Returns:
+            Result; `result.parsed()` gives `models.contract.Features`.
         """
         return self._call(_T.security_future_by_symbol, {"symbols": symbols})
 
@@ -327,6 +369,9 @@ class ContractEndpoints(ClientCore):
 
         Args:
             symbols: Stock symbol(s) in capitals, one or a list, e.g. AAPL. One or many, sent comma-joined.
+
+        Returns:
+            Result; `result.parsed()` gives `models.contract.Stocks`.
         """
         return self._call(_T.security_stocks_by_symbol, {"symbols": symbols})
 
@@ -347,6 +392,9 @@ class ContractEndpoints(ClientCore):
             symbol: Symbol of the contract, e.g. AAPL.
             exchange: Primary exchange of the contract, e.g. NASDAQ.
             exchange_filter: Only these exchanges, one or a list, e.g. ["AMEX", "NYSE"]. One or many, sent comma-joined.
+
+        Returns:
+            Result; `result.parsed()` gives `models.contract.TradingSchedule`.
         """
         return self._call(
             _T.trading_schedule_by_symbol,
@@ -365,5 +413,8 @@ class ContractEndpoints(ClientCore):
         Args:
             conid: Contract id whose schedule is wanted.
             exchange: Exchange to report; the primary listing when None.
+
+        Returns:
+            Result; `result.parsed()` gives `models.contract.ScheduleResponse`.
         """
         return self._call(_T.trading_schedule_by_conid, {"conid": conid, "exchange": exchange})

@@ -28,6 +28,9 @@ class EventContractsEndpoints(ClientCore):
 
         GET /forecast/category/tree
         retry: safe · spec: spec/event_contracts.yaml
+
+        Returns:
+            Result; `result.parsed()` gives `models.event_contracts.CategoryTreeResponse`.
         """
         return self._call(_T.forecast_categories, {})
 
@@ -43,6 +46,9 @@ class EventContractsEndpoints(ClientCore):
         Args:
             underlying_conid: Conid of the market (event index), as listed by `forecast_categories`.
             exchange: Only contracts of this exchange, e.g. FORECASTX; the server chooses when None.
+
+        Returns:
+            Result; `result.parsed()` gives `models.event_contracts.ForecastMarketResponse`.
         """
         return self._call(_T.forecast_contract_markets, {"underlying_conid": underlying_conid, "exchange": exchange})
 
@@ -57,6 +63,9 @@ class EventContractsEndpoints(ClientCore):
 
         Args:
             conid: Conid of the event contract (either side).
+
+        Returns:
+            Result; `result.parsed()` gives `models.event_contracts.ForecastDetailsResponse`.
         """
         return self._call(_T.forecast_contract_details, {"conid": conid})
 
@@ -71,6 +80,9 @@ class EventContractsEndpoints(ClientCore):
 
         Args:
             conid: Conid of the event contract.
+
+        Returns:
+            Result; `result.parsed()` gives `models.event_contracts.ForecastRulesResponse`.
         """
         return self._call(_T.forecast_contract_rules, {"conid": conid})
 
@@ -84,5 +96,8 @@ class EventContractsEndpoints(ClientCore):
 
         Args:
             conid: Conid of the event contract.
+
+        Returns:
+            Result; `result.parsed()` gives `models.event_contracts.ForecastSchedulesResponse`.
         """
         return self._call(_T.forecast_contract_schedules, {"conid": conid})

@@ -32,6 +32,9 @@ class FaEndpoints(ClientCore):
 
         Args:
             req_id: Your own request number, echoed back in the answer.
+
+        Returns:
+            Result; `result.parsed()` gives `models.fa.ModelListResponse`.
         """
         return self._call(_T.fa_model_list, {"req_id": req_id})
 
@@ -59,6 +62,9 @@ class FaEndpoints(ClientCore):
                 position, target.
             sort_direction: Sort order, ASC or DESC. One of: ASC, DESC.
             limit: Return at most this many positions.
+
+        Returns:
+            Result; `result.parsed()` gives `models.fa.ModelPositionResponse`.
         """
         return self._call(
             _T.fa_model_positions,
@@ -80,6 +86,9 @@ class FaEndpoints(ClientCore):
         Args:
             req_id: Your own request number, echoed back in the answer.
             model: Model name exactly as fa_model_list shows it (case matters).
+
+        Returns:
+            Result; `result.parsed()` gives `models.fa.ModelSummaryResponse`.
         """
         return self._call(_T.fa_model_summary, {"req_id": req_id, "model": model})
 
@@ -93,6 +102,9 @@ class FaEndpoints(ClientCore):
             req_id: Your own request number, echoed back in the answer.
             model: Model whose accounts are listed.
             calc_pnls: True to have profit and loss computed for each account.
+
+        Returns:
+            Result; `result.parsed()` gives `models.fa.FaModelAccountsDetailsResponse`.
         """
         return self._call(_T.fa_model_accounts_details, {"req_id": req_id, "model": model, "calc_pnls": calc_pnls})
 
@@ -121,6 +133,9 @@ class FaEndpoints(ClientCore):
             is_static: True for a static model (fixed targets), False for a dynamic one.
             cash_targets: Currency targets, each {"ccy": code, "target": weight}.
             position_targets: Contract targets, each {"conid": int, "target": weight}.
+
+        Returns:
+            Result; `result.parsed()` gives `models.fa.FaModelSaveResponse`.
         """
         return self._call(
             _T.fa_model_save,
@@ -147,6 +162,9 @@ class FaEndpoints(ClientCore):
             req_id: Your own request number, echoed back in the answer.
             model: Model to invest the accounts into (or divest them from).
             account_list: Accounts and amounts, each {"account": id, "amtToInvest": cash}; negative to divest.
+
+        Returns:
+            Result; `result.parsed()` gives `models.fa.FaModelInvestDivestResponse`.
         """
         return self._call(_T.fa_model_invest_divest, {"req_id": req_id, "model": model, "account_list": account_list})
 
@@ -162,6 +180,9 @@ class FaEndpoints(ClientCore):
             req_id: Your own request number, echoed back in the answer.
             model: Model whose invested accounts are listed.
             subscription_status: Polling-mode flag of the request as IBKR defines it; usually left out.
+
+        Returns:
+            Result; `result.parsed()` gives `models.fa.GetInvestedAccountsSummary`.
         """
         return self._call(
             _T.fa_model_invest_divest_positions,
@@ -179,6 +200,9 @@ class FaEndpoints(ClientCore):
         Args:
             req_id: Your own request number, echoed back in the answer.
             fp_order_id: Id of the drafted transfers, e.g. the transfersInstructionId from fa_model_invest_divest.
+
+        Returns:
+            Result; `result.parsed()` gives `models.fa.FaModelSubmitTransfersResponse`.
         """
         return self._call(_T.fa_model_submit_transfers, {"req_id": req_id, "fp_order_id": fp_order_id})
 
@@ -190,6 +214,9 @@ class FaEndpoints(ClientCore):
 
         Args:
             req_id: Your own request number, echoed back in the answer.
+
+        Returns:
+            Result; `result.parsed()` gives `models.fa.ModelPresetsResponse`.
         """
         return self._call(_T.fa_preset_get, {"req_id": req_id})
 
@@ -224,6 +251,9 @@ class FaEndpoints(ClientCore):
             round_allocation_quantity_to_exchange_board_lot: Round allocated quantities to the exchange's board lot.
             use_non_base_ccy: Use balances in currencies other than the base currency when available.
             use_tolerance_range: Rebalance only when weights leave their tolerance range.
+
+        Returns:
+            Result; `result.parsed()` gives `models.fa.FaPresetSaveResponse`.
         """
         return self._call(
             _T.fa_preset_save,
@@ -248,6 +278,9 @@ class FaEndpoints(ClientCore):
 
         GET /iserver/account/allocation/accounts
         retry: safe · spec: spec/fa.yaml
+
+        Returns:
+            Result; `result.parsed()` gives `models.fa.SubAccounts`.
         """
         return self._call(_T.allocation_accounts, {})
 
@@ -259,6 +292,9 @@ class FaEndpoints(ClientCore):
 
         GET /iserver/account/allocation/group
         retry: safe · spec: spec/fa.yaml
+
+        Returns:
+            Result; `result.parsed()` gives `models.fa.AllocationGroups`.
         """
         return self._call(_T.allocation_groups, {})
 
@@ -276,6 +312,9 @@ class FaEndpoints(ClientCore):
             name: Name of the new group, used in place of an account id when ordering.
             accounts: Members, each {"name": account id} plus "amount" for the C, P, R and S methods.
             default_method: Allocation method code; N (net liquidation value) unless given. One of: A, E, N, C, P, R, S.
+
+        Returns:
+            Result; `result.parsed()` gives `models.fa.CreateAllocationGroupResponse`.
         """
         return self._call(
             _T.create_allocation_group, {"name": name, "accounts": accounts, "default_method": default_method}
@@ -298,6 +337,9 @@ class FaEndpoints(ClientCore):
             accounts: Complete member list, each {"name": account id} plus "amount" for C, P, R and S.
             default_method: Allocation method code (A, E, N, C, P, R or S). One of: A, E, N, C, P, R, S.
             prev_name: Current name of the group when renaming it; omit otherwise.
+
+        Returns:
+            Result; `result.parsed()` gives `models.fa.ModifyAllocationGroupResponse`.
         """
         return self._call(
             _T.modify_allocation_group,
@@ -314,6 +356,9 @@ class FaEndpoints(ClientCore):
 
         Args:
             name: Name of the group to delete.
+
+        Returns:
+            Result; `result.parsed()` gives `models.fa.DeleteAllocationGroupResponse`.
         """
         return self._call(_T.delete_allocation_group, {"name": name})
 
@@ -327,6 +372,9 @@ class FaEndpoints(ClientCore):
 
         Args:
             name: Name of the group to read.
+
+        Returns:
+            Result; `result.parsed()` gives `models.fa.AllocationGroup`.
         """
         return self._call(_T.allocation_group, {"name": name})
 
@@ -337,6 +385,9 @@ class FaEndpoints(ClientCore):
 
         GET /iserver/account/allocation/presets
         retry: safe · spec: spec/fa.yaml
+
+        Returns:
+            Result; `result.parsed()` gives `models.fa.Presets`.
         """
         return self._call(_T.allocation_presets, {})
 
@@ -363,6 +414,9 @@ class FaEndpoints(ClientCore):
             group_proportional_allocation: Keep group allocations proportional when quantities are scaled.
             profiles_auto_close_positions: Let allocation profiles favour closing positions over an even split.
             strict_credit_check: Check credit before every order step rather than only at placement and execution.
+
+        Returns:
+            Result; `result.parsed()` gives `models.fa.SetAllocationPresetsResponse`.
         """
         return self._call(
             _T.set_allocation_presets,

@@ -25,6 +25,9 @@ class FyiEndpoints(ClientCore):
 
         GET /fyi/unreadnumber
         pacing: fyi · retry: safe · spec: spec/fyi.yaml
+
+        Returns:
+            Result; `result.parsed()` gives `models.fyi.FyiUnreadCountResponse`.
         """
         return self._call(_T.fyi_unread_count, {})
 
@@ -33,6 +36,9 @@ class FyiEndpoints(ClientCore):
 
         GET /fyi/settings
         pacing: fyi · retry: safe · spec: spec/fyi.yaml
+
+        Returns:
+            Result; `result.parsed()` gives `models.fyi.FyiSettings`.
         """
         return self._call(_T.fyi_settings, {})
 
@@ -49,6 +55,9 @@ class FyiEndpoints(ClientCore):
             typecode: Two-letter FYI kind, e.g. EA for upcoming earnings. One of: BA, CA, DA, EA, MF, OE, PR, SE, SG,
                 SM, T2, TO, UA, M8, PS, DL, PT, CB, MS, TD, ST, TI, CT.
             enabled: True to receive this kind of notification, False to stop it.
+
+        Returns:
+            Result; `result.parsed()` gives `models.fyi.FyiVT`.
         """
         return self._call(_T.modify_fyi_setting, {"typecode": typecode, "enabled": enabled})
 
@@ -61,6 +70,9 @@ class FyiEndpoints(ClientCore):
         Args:
             typecode: Two-letter FYI kind, e.g. M8 or EA. One of: BA, CA, DA, EA, MF, OE, PR, SE, SG, SM, T2, TO, UA,
                 M8, PS, DL, PT, CB, MS, TD, ST, TI, CT.
+
+        Returns:
+            Result; `result.parsed()` gives `models.fyi.DisclaimerInfo`.
         """
         return self._call(_T.fyi_disclaimer, {"typecode": typecode})
 
@@ -73,6 +85,9 @@ class FyiEndpoints(ClientCore):
         Args:
             typecode: Two-letter FYI kind whose disclaimer was read. One of: BA, CA, DA, EA, MF, OE, PR, SE, SG, SM, T2,
                 TO, UA, M8, PS, DL, PT, CB, MS, TD, ST, TI, CT.
+
+        Returns:
+            Result; `result.parsed()` gives `models.fyi.FyiVT`.
         """
         return self._call(_T.mark_fyi_disclaimer_read, {"typecode": typecode})
 
@@ -84,6 +99,9 @@ class FyiEndpoints(ClientCore):
 
         GET /fyi/deliveryoptions
         pacing: fyi · retry: safe · spec: spec/fyi.yaml
+
+        Returns:
+            Result; `result.parsed()` gives `models.fyi.DeliveryOptions`.
         """
         return self._call(_T.fyi_delivery_options, {})
 
@@ -95,6 +113,9 @@ class FyiEndpoints(ClientCore):
 
         Args:
             enabled: True to send FYIs by e-mail, False to stop.
+
+        Returns:
+            Result; `result.parsed()` gives `models.fyi.FyiVT`.
         """
         return self._call(_T.set_fyi_email_delivery, {"enabled": enabled})
 
@@ -113,6 +134,9 @@ class FyiEndpoints(ClientCore):
             enabled: True to deliver FYIs to the device, False to stop.
             device_name: Human-readable device name.
             ui_name: Unique device name as IBKR lists it.
+
+        Returns:
+            Result; `result.parsed()` gives `models.fyi.FyiVT`.
         """
         return self._call(
             _T.set_fyi_device_delivery,
@@ -152,6 +176,9 @@ class FyiEndpoints(ClientCore):
             exclude: All subscribed typecodes except these (one or a list). One or many, sent comma-joined. Must match
                 `[A-Z0-9]{2}`.
             last_id: Id of the last notification already received, to get the batch after it.
+
+        Returns:
+            Result; `result.parsed()` gives `models.fyi.Notifications`.
         """
         return self._call(
             _T.fyi_notifications, {"max": max, "include": include, "exclude": exclude, "last_id": last_id}
@@ -165,5 +192,8 @@ class FyiEndpoints(ClientCore):
 
         Args:
             notification_id: Id of the notification, as returned by fyi_notifications.
+
+        Returns:
+            Result; `result.parsed()` gives `models.fyi.NotificationReadAcknowledge`.
         """
         return self._call(_T.mark_fyi_notification_read, {"notification_id": notification_id})

@@ -37,6 +37,9 @@ class MarketdataEndpoints(ClientCore):
             conids: Contract id(s) to quote, one or a list. One or many, sent comma-joined.
             fields: Tick field id(s) to return, one or a list, e.g. 31 (last), 84 (bid), 86 (ask). One or many, sent
                 comma-joined. Must match `[0-9]+`.
+
+        Returns:
+            Result; `result.parsed()` gives `models.marketdata.IserverSnapshot`.
         """
         return self._call(_T.live_marketdata_snapshot, {"conids": conids, "fields": fields})
 
@@ -83,6 +86,9 @@ class MarketdataEndpoints(ClientCore):
                 `(?:[1-9]|[12][0-9]|30)min|[1-8]h|(?:[1-9][0-9]{0,2}|1000)d|(?:[1-9][0-9]?|[1-6][0-9]{2}|7[0-8][0-9]|79[0-2])w|(?:[1-9][0-9]?|1[0-7][0-9]|18[0-2])m|(?:[1-9]|1[0-5])y`.
             outside_rth: Include bars outside regular trading hours.
             start_time: UTC reference time of the span; now when None.
+
+        Returns:
+            Result; `result.parsed()` gives `models.marketdata.MarketdataHistoryByConidResponse`.
         """
         return self._call(
             _T.marketdata_history_by_conid,
@@ -155,6 +161,9 @@ class MarketdataEndpoints(ClientCore):
 
         Args:
             conid: Contract id whose stream is closed (sent as a JSON number).
+
+        Returns:
+            Result; `result.parsed()` gives `models.marketdata.MarketdataUnsubscribeResponse`.
         """
         return self._call(_T.marketdata_unsubscribe, {"conid": conid})
 
@@ -165,5 +174,8 @@ class MarketdataEndpoints(ClientCore):
 
         GET /iserver/marketdata/unsubscribeall
         retry: safe · spec: spec/marketdata.yaml
+
+        Returns:
+            Result; `result.parsed()` gives `models.marketdata.MarketdataUnsubscribeAllResponse`.
         """
         return self._call(_T.marketdata_unsubscribe_all, {})

@@ -30,6 +30,9 @@ class OauthEndpoints(ClientCore):
 
         POST /oauth/request_token
         retry: unsafe · spec: spec/oauth.yaml
+
+        Returns:
+            Result; `result.parsed()` gives `models.oauth.OauthRequestTokenResponse`.
         """
         return self._call(_T.oauth_request_token, {})
 
@@ -43,6 +46,9 @@ class OauthEndpoints(ClientCore):
 
         POST /oauth/access_token
         retry: unsafe · spec: spec/oauth.yaml
+
+        Returns:
+            Result; `result.parsed()` gives `models.oauth.OauthAccessTokenResponse`.
         """
         return self._call(_T.oauth_access_token, {})
 
@@ -57,5 +63,8 @@ class OauthEndpoints(ClientCore):
 
         POST /oauth/live_session_token
         retry: unsafe · spec: spec/oauth.yaml
+
+        Returns:
+            Result; `result.parsed()` gives `models.oauth.OauthLiveSessionTokenResponse`.
         """
         return self._call(_T.oauth_live_session_token, {})

@@ -40,6 +40,9 @@ class OrderEndpoints(ClientCore):
                 cancelled, warn_state, sort_by_time.
             force: Clear the server's order cache; this call then returns an empty list.
             account_id: Show the orders of this (sub-)account instead of the selected one; omitted when None.
+
+        Returns:
+            Result; `result.parsed()` gives `models.order.LiveOrdersResponse`.
         """
         return self._call(_T.live_orders, {"filters": filters, "force": force, "account_id": account_id})
 
@@ -54,6 +57,9 @@ class OrderEndpoints(ClientCore):
 
         Args:
             order_id: IBKR order id, as returned on placement or listed by live_orders.
+
+        Returns:
+            Result; `result.parsed()` gives `models.order.OrderStatus`.
         """
         return self._call(_T.order_status, {"order_id": order_id})
 
@@ -69,6 +75,9 @@ class OrderEndpoints(ClientCore):
         Args:
             days: How many previous days to include, at most 7; omitted means today only.
             account_id: Account or allocation group to report on; omitted when None (the selected account).
+
+        Returns:
+            Result; `result.parsed()` gives `models.order.TradesResponse`.
         """
         return self._call(_T.trades, {"days": days, "account_id": account_id})
 
@@ -90,6 +99,9 @@ class OrderEndpoints(ClientCore):
             orders: Order tickets (conid, orderType, side, quantity, tif, price...) as IBKR's JSON objects.
             account_id: Account to trade in; the client's default account when None. Defaults to the client's account
                 id.
+
+        Returns:
+            Result; `result.parsed()` gives `models.order.PlaceOrderResponse`.
         """
         return self._call(_T.place_order, {"orders": orders, "account_id": account_id})
 
@@ -106,6 +118,9 @@ class OrderEndpoints(ClientCore):
         Args:
             reply_id: The `id` of the question from the order answer.
             confirmed: True to accept the warning and proceed, False to drop the order.
+
+        Returns:
+            Result; `result.parsed()` gives `models.order.ReplyResponse`.
         """
         return self._call(_T.reply, {"reply_id": reply_id, "confirmed": confirmed})
 
@@ -125,6 +140,9 @@ class OrderEndpoints(ClientCore):
             orders: Order tickets to preview, in the same JSON form as for placement.
             account_id: Account whose margin is evaluated; the client's default account when None. Defaults to the
                 client's account id.
+
+        Returns:
+            Result; `result.parsed()` gives `models.order.OrderPreview`.
         """
         return self._call(_T.whatif_order, {"orders": orders, "account_id": account_id})
 
@@ -141,6 +159,9 @@ class OrderEndpoints(ClientCore):
             order_id: IBKR order id to cancel, or -1 for all open orders.
             account_id: Account (or FA group) holding the order; the client's default account when None. Defaults to the
                 client's account id.
+
+        Returns:
+            Result; `result.parsed()` gives `models.order.CancelOrderResponse`.
         """
         return self._call(_T.cancel_order, {"order_id": order_id, "account_id": account_id})
 
@@ -161,6 +182,9 @@ class OrderEndpoints(ClientCore):
             order: The complete order ticket with the new values; sent as the whole JSON body.
             account_id: Account holding the order; the client's default account when None. Defaults to the client's
                 account id.
+
+        Returns:
+            Result; `result.parsed()` gives `models.order.ModifyOrderResponse`.
         """
         return self._call(_T.modify_order, {"order_id": order_id, "order": order, "account_id": account_id})
 
@@ -178,6 +202,9 @@ class OrderEndpoints(ClientCore):
         Args:
             message_ids: Message ids to suppress (one or a list), e.g. o163, o354, p12. One or many, sent as a JSON
                 array. Must match `[op][0-9]+`.
+
+        Returns:
+            Result; `result.parsed()` gives `models.order.SuppressMessagesResponse`.
         """
         return self._call(_T.suppress_messages, {"message_ids": message_ids})
 
@@ -186,6 +213,9 @@ class OrderEndpoints(ClientCore):
 
         POST /iserver/questions/suppress/reset
         retry: unsafe · spec: spec/order.yaml
+
+        Returns:
+            Result; `result.parsed()` gives `models.order.ResetSuppressedMessagesResponse`.
         """
         return self._call(_T.reset_suppressed_messages, {})
 
@@ -203,5 +233,8 @@ class OrderEndpoints(ClientCore):
             order_id: The order id given in the prompt.
             req_id: The request id given in the prompt.
             text: The chosen entry of the prompt's options, exactly as offered.
+
+        Returns:
+            Result; `result.parsed()` gives `models.order.AcknowledgeServerPromptResponse`.
         """
         return self._call(_T.acknowledge_server_prompt, {"order_id": order_id, "req_id": req_id, "text": text})

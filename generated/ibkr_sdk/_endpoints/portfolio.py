@@ -29,6 +29,9 @@ class PortfolioEndpoints(ClientCore):
 
         GET /portfolio/accounts
         pacing: portfolio_accounts · retry: safe · spec: spec/portfolio.yaml
+
+        Returns:
+            Result; `result.parsed()` gives `models.portfolio.PortfolioAccountsResponse`.
         """
         return self._call(_T.portfolio_accounts, {})
 
@@ -40,6 +43,9 @@ class PortfolioEndpoints(ClientCore):
 
         GET /portfolio/subaccounts
         pacing: portfolio_subaccounts · retry: safe · spec: spec/portfolio.yaml
+
+        Returns:
+            Result; `result.parsed()` gives `models.portfolio.PortfolioSubaccountsResponse`.
         """
         return self._call(_T.portfolio_subaccounts, {})
 
@@ -54,6 +60,9 @@ class PortfolioEndpoints(ClientCore):
 
         Args:
             page: Page to return, counted from 0; each page holds up to 20 sub-accounts.
+
+        Returns:
+            Result; `result.parsed()` gives `models.portfolio.Subaccounts2Response`.
         """
         return self._call(_T.large_portfolio_subaccounts, {"page": page})
 
@@ -66,6 +75,9 @@ class PortfolioEndpoints(ClientCore):
         Args:
             account_id: Account to describe; the client's default account when None. Defaults to the client's account
                 id.
+
+        Returns:
+            Result; `result.parsed()` gives `models.portfolio.AccountAttributes`.
         """
         return self._call(_T.portfolio_account_information, {"account_id": account_id})
 
@@ -77,6 +89,9 @@ class PortfolioEndpoints(ClientCore):
 
         Args:
             account_id: Account to analyse; the client's default account when None. Defaults to the client's account id.
+
+        Returns:
+            Result; `result.parsed()` gives `models.portfolio.PortfolioAllocations`.
         """
         return self._call(_T.portfolio_account_allocation, {"account_id": account_id})
 
@@ -121,6 +136,9 @@ class PortfolioEndpoints(ClientCore):
             sort: Column to sort by, e.g. name (the server's default).
             direction: Sort order: a ascending, d descending. One of: a, d.
             period: Period of the P&L column, e.g. 1D, 7D or 1M.
+
+        Returns:
+            Result; `result.parsed()` gives `models.portfolio.PositionsResponse`.
         """
         return self._call(
             _T.positions,
@@ -155,6 +173,9 @@ class PortfolioEndpoints(ClientCore):
             model: Model portfolio code to compare the positions with.
             sort: Column to sort by, e.g. name.
             direction: Sort order: a ascending (the server's default), d descending. One of: a, d.
+
+        Returns:
+            Result; `result.parsed()` gives `models.portfolio.Portfolio2Positions`.
         """
         return self._call(
             _T.positions2, {"account_id": account_id, "model": model, "sort": sort, "direction": direction}
@@ -171,6 +192,9 @@ class PortfolioEndpoints(ClientCore):
         Args:
             account_id: Account holding the position.
             conid: Contract id of the instrument.
+
+        Returns:
+            Result; `result.parsed()` gives `models.portfolio.IndividualPositionArray`.
         """
         return self._call(_T.positions_by_conid, {"account_id": account_id, "conid": conid})
 
@@ -183,6 +207,9 @@ class PortfolioEndpoints(ClientCore):
         Args:
             account_id: Account whose position cache is discarded; the client's default account when None. Defaults to
                 the client's account id.
+
+        Returns:
+            Result; `result.parsed()` gives `models.portfolio.InvalidateBackendPortfolioCacheResponse`.
         """
         return self._call(_T.invalidate_backend_portfolio_cache, {"account_id": account_id})
 
@@ -198,6 +225,9 @@ class PortfolioEndpoints(ClientCore):
         Args:
             account_id: Account to report on; the client's default account when None. Defaults to the client's account
                 id.
+
+        Returns:
+            Result; `result.parsed()` gives `models.portfolio.PortfolioSummary`.
         """
         return self._call(_T.portfolio_summary, {"account_id": account_id})
 
@@ -213,6 +243,9 @@ class PortfolioEndpoints(ClientCore):
         Args:
             account_id: Account to report on; the client's default account when None. Defaults to the client's account
                 id.
+
+        Returns:
+            Result; `result.parsed()` gives `models.portfolio.Ledger`.
         """
         return self._call(_T.get_ledger, {"account_id": account_id})
 
@@ -226,6 +259,9 @@ class PortfolioEndpoints(ClientCore):
 
         Args:
             conid: Contract id of the instrument.
+
+        Returns:
+            Result; `result.parsed()` gives `models.portfolio.PositionAndContractInfoResponse`.
         """
         return self._call(_T.position_and_contract_info, {"conid": conid})
 
@@ -242,6 +278,9 @@ class PortfolioEndpoints(ClientCore):
             account_ids: Account id(s) to report on, one or a list; several are consolidated. One or many, sent as a
                 JSON array.
             period: Period to analyse: 1D, 7D, MTD, 1M, 3M, 6M, 12M or YTD. One of: 1D, 7D, MTD, 1M, 3M, 6M, 12M, YTD.
+
+        Returns:
+            Result; `result.parsed()` gives `models.portfolio.PerformanceResponse`.
         """
         return self._call(_T.account_performance, {"account_ids": account_ids, "period": period})
 
@@ -261,6 +300,9 @@ class PortfolioEndpoints(ClientCore):
             conids: Contract id to report on, given alone or as a one-element list. One or many, sent as a JSON array.
             currency: Currency for the amounts, e.g. USD. Must match `[A-Z]{3}`.
             days: How many days back to cover; the server uses 90 when None.
+
+        Returns:
+            Result; `result.parsed()` gives `models.portfolio.TransactionsResponse`.
         """
         return self._call(
             _T.transaction_history, {"account_ids": account_ids, "conids": conids, "currency": currency, "days": days}
@@ -276,6 +318,9 @@ class PortfolioEndpoints(ClientCore):
             account_id: Account to report on; the client's default account when None. Defaults to the client's account
                 id.
             no_cache: Compute the answer afresh instead of serving it from the server's cache.
+
+        Returns:
+            Result; `result.parsed()` gives `models.portfolio.ComboPositionResponse`.
         """
         return self._call(_T.combination_positions, {"account_id": account_id, "no_cache": no_cache})
 
@@ -291,5 +336,8 @@ class PortfolioEndpoints(ClientCore):
         Args:
             account_ids: Account id(s) to report on, one or a list; several are consolidated. One or many, sent as a
                 JSON array.
+
+        Returns:
+            Result; `result.parsed()` gives `models.portfolio.DetailedContractInformation`.
         """
         return self._call(_T.all_periods, {"account_ids": account_ids})

@@ -30,6 +30,9 @@ class ScannerEndpoints(ClientCore):
 
         GET /iserver/scanner/params
         pacing: scanner_params · retry: safe · spec: spec/scanner.yaml
+
+        Returns:
+            Result; `result.parsed()` gives `models.scanner.IserverScannerParams`.
         """
         return self._call(_T.scanner_parameters, {})
 
@@ -50,6 +53,9 @@ class ScannerEndpoints(ClientCore):
             type: Scan type that ranks the results, e.g. TOP_PERC_GAIN (from scan_type_list).
             location: Market to scan, e.g. STK.US.MAJOR (from location_tree).
             filter: Extra filters, each {"code": ..., "value": ...} with a code from filter_list; none when None.
+
+        Returns:
+            Result; `result.parsed()` gives `models.scanner.IserverScannerRunResponse`.
         """
         return self._call(
             _T.market_scanner, {"instrument": instrument, "type": type, "location": location, "filter": filter}

@@ -26,6 +26,9 @@ class SessionEndpoints(ClientCore):
 
         POST /iserver/auth/status
         retry: safe · spec: spec/session.yaml
+
+        Returns:
+            Result; `result.parsed()` gives `models.session.BrokerageSessionStatus`.
         """
         return self._call(_T.authentication_status, {})
 
@@ -41,6 +44,9 @@ class SessionEndpoints(ClientCore):
 
         Args:
             compete: Disconnect other brokerage sessions of the same user so this one wins.
+
+        Returns:
+            Result; `result.parsed()` gives `models.session.BrokerageSessionStatus`.
         """
         return self._call(_T.initialize_brokerage_session, {"compete": compete})
 
@@ -49,6 +55,9 @@ class SessionEndpoints(ClientCore):
 
         POST /logout
         retry: unsafe · spec: spec/session.yaml
+
+        Returns:
+            Result; `result.parsed()` gives `models.session.LogoutResponse`.
         """
         return self._call(_T.logout, {})
 
@@ -60,6 +69,9 @@ class SessionEndpoints(ClientCore):
 
         POST /tickle
         pacing: tickle · retry: safe · spec: spec/session.yaml
+
+        Returns:
+            Result; `result.parsed()` gives `models.session.TickleResponse`.
         """
         return self._call(_T.tickle, {})
 
@@ -79,5 +91,8 @@ class SessionEndpoints(ClientCore):
 
         GET /sso/validate
         pacing: sso_validate · retry: safe · spec: spec/session.yaml
+
+        Returns:
+            Result; `result.parsed()` gives `models.session.SsoValidateResponse`.
         """
         return self._call(_T.validate, {})

@@ -33,6 +33,9 @@ class WatchlistEndpoints(ClientCore):
             id: New watchlist id, digits only, unique among your watchlists. Must match `[0-9]+`.
             name: Name shown in TWS and Client Portal.
             rows: Rows in display order: {"C": conid} for a contract, {"H": ""} for a blank row.
+
+        Returns:
+            Result; `result.parsed()` gives `models.watchlist.CreateWatchlistResponse`.
         """
         return self._call(_T.create_watchlist, {"id": id, "name": name, "rows": rows})
 
@@ -47,6 +50,9 @@ class WatchlistEndpoints(ClientCore):
         Args:
             sc: Scope of the listing; USER_WATCHLIST (the only documented value) keeps your own lists. One of:
                 USER_WATCHLIST.
+
+        Returns:
+            Result; `result.parsed()` gives `models.watchlist.WatchlistsResponse`.
         """
         return self._call(_T.get_all_watchlists, {"sc": sc})
 
@@ -58,6 +64,9 @@ class WatchlistEndpoints(ClientCore):
 
         Args:
             id: Id of the watchlist, as listed by get_all_watchlists.
+
+        Returns:
+            Result; `result.parsed()` gives `models.watchlist.SingleWatchlist`.
         """
         return self._call(_T.get_watchlist_information, {"id": id})
 
@@ -71,5 +80,8 @@ class WatchlistEndpoints(ClientCore):
 
         Args:
             id: Id of the watchlist to delete.
+
+        Returns:
+            Result; `result.parsed()` gives `models.watchlist.WatchlistDeleteSuccess`.
         """
         return self._call(_T.delete_watchlist, {"id": id})
