@@ -1,0 +1,61 @@
+"""Embedded IBKR Client Portal Gateway simulator: a real HTTP server on 127.0.0.1 for tests and offline work.
+
+    from ibkr_sdk import IbkrClient
+    from ibkr_sdk.simulator import Simulator
+
+    with Simulator() as sim:
+        client = IbkrClient(url=sim.url, account_id="DU1234567")
+        client.live_marketdata_snapshot(conids="265598", fields=["31", "84", "86"])  # pre-flight
+        print(client.live_marketdata_snapshot(conids="265598", fields=["31", "84", "86"]).data)
+
+Routes come from the endpoint catalogue; endpoints the simulator does not model answer 501 naming the endpoint,
+never a made-up 200. Modelled: session and accounts, contracts (a small universe in `data/contracts.json`),
+snapshots and history, orders with IBKR's question/reply flow, portfolio, watchlists. Faults on demand:
+`Simulator.inject`. pytest fixtures: `ibkr_sdk.simulator.pytest_plugin` (auto-loaded). Command line:
+`python -m ibkr_sdk.simulator --port 5000`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._book import SimOrder
+    from ._faults import FAULT_KINDS
+    from ._questions import OrderCheck, QuestionRule, default_question_rules
+    from ._server import RequestRecord, Simulator
+
+__all__ = [
+    "FAULT_KINDS",
+    "OrderCheck",
+    "QuestionRule",
+    "RequestRecord",
+    "SimOrder",
+    "Simulator",
+    "default_question_rules",
+]
+
+# Loaded on first use: pytest imports this package for the plugin in every run, which should cost next to nothing.
+_EXPORTS = {
+    "FAULT_KINDS": "._faults",
+    "OrderCheck": "._questions",
+    "QuestionRule": "._questions",
+    "RequestRecord": "._server",
+    "SimOrder": "._book",
+    "Simulator": "._server",
+    "default_question_rules": "._questions",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,63 @@
+"""`python -m ibkr_sdk.simulator` / `ibkr-sdk-simulator`: run the gateway simulator in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ibkr-sdk-simulator",
+        description="Serve a simulated IBKR Client Portal Gateway on 127.0.0.1 until Ctrl-C.",
+    )
+    parser.add_argument("--port", type=int, default=5000, help="TCP port on 127.0.0.1 (0: any free port; default 5000)")
+    parser.add_argument(
+        "--unauthenticated",
+        action="store_true",
+        help="start without a brokerage session (/iserver answers 'no bridge' until ssodh/init)",
+    )
+    parser.add_argument(
+        "--accounts", default="DU1234567", help="comma-separated account ids; the first is selected (default DU1234567)"
+    )
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+    parser.add_argument("--pacing", action="store_true", help="enforce IBKR's pacing limits (429 beyond them)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of prices and ids (default 0)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log simulator errors to stderr")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    if args.verbose:
+        logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s")
+    from . import Simulator  # imported here so that --help stays fast
+
+    accounts = [a.strip() for a in args.accounts.split(",") if a.strip()]
+    try:
+        sim = Simulator(
+            port=args.port,
+            authenticated=not args.unauthenticated,
+            accounts=accounts,
+            latency=args.latency,
+            pacing=args.pacing,
+            seed=args.seed,
+        ).start()
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"ibkr-sdk-simulator: cannot start: {exc}") from None
+    print(f"IBKR gateway simulator serving {sim.url} (accounts: {', '.join(accounts)}); Ctrl-C stops it.", flush=True)
+    stop = threading.Event()
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.stop()
+        print("simulator stopped", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,507 @@
+"""`Simulator`: a real HTTP server on 127.0.0.1 that answers like IBKR's Client Portal Gateway.
+
+Request flow: match the path against the catalogue's routes (404 for unknown paths, 405 for a known path with
+another method) -> pacing (429, only with `pacing=True`) -> injected fault, if one is pending for the route ->
+501 for catalogue endpoints the simulator does not model -> session checks (401 / no bridge / accounts first)
+-> the endpoint's handler, under the state lock -> the configured latency -> one write of status line, headers
+and body. Every request is logged in `Simulator.requests`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import socket
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, cast
+from urllib.parse import parse_qsl, urlsplit
+
+from .._endpoint_table import ENDPOINTS, GLOBAL_LIMITS, PACING_BUCKETS
+from . import _contracts, _marketdata, _orders, _portfolio, _session, _watchlists  # noqa: F401  (register handlers)
+from ._book import SimOrder
+from ._core import HANDLERS, GatewayError, SimRequest, SimResponse
+from ._faults import ANY_ROUTE, FAULT_KINDS, Fault, FaultBook
+from ._pacing import Pacer
+from ._questions import QuestionRule, default_question_rules
+from ._routes import RouteTable
+from ._state import GatewayState
+
+logger = logging.getLogger("ibkr_sdk.simulator")
+
+HOST = "127.0.0.1"
+BASE_PATH = "/v1/api"
+_LOG_LIMIT = 10_000
+_STALL_LIMIT = 3600.0
+_JSON = "application/json;charset=utf-8"
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request the simulator received."""
+
+    method: str
+    path: str  # below /v1/api, e.g. /iserver/accounts
+    query: dict[str, str]
+    body: Any  # the decoded JSON body (or the raw text when it was not JSON), None when empty
+    endpoint: str | None  # catalogue endpoint name, None for unknown paths
+    status: int | None  # HTTP status answered; None when the connection was closed without an answer
+    fault: str | None  # the injected fault kind that applied, if any
+    time: float  # simulated clock reading when it arrived
+    headers: dict[str, str] = field(default_factory=dict)  # request headers, lower-case names
+
+
+@dataclass(frozen=True)
+class _Incoming:
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+    headers: dict[str, str]
+
+
+@dataclass
+class _Answer:
+    status: int
+    body: bytes
+    content_type: str = _JSON
+
+
+def _json_bytes(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _phrase(status: int, default: str = "") -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return default
+
+
+def _error(status: int, message: str) -> _Answer:
+    return _Answer(status, _json_bytes({"error": message}))
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "ibkr-sdk-simulator"
+    sys_version = ""
+    timeout = 60  # seconds an idle keep-alive connection stays open
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        pass
+
+    def _serve(self) -> None:
+        sim = cast(_Server, self.server).simulator
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length > 0 else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        answer = sim._dispatch(self.command, self.path, raw, headers)
+        if answer is None:
+            self._abort()
+            return
+        phrase = _phrase(answer.status)
+        head = (
+            f"HTTP/1.1 {answer.status} {phrase}\r\n"
+            f"Content-Type: {answer.content_type}\r\n"
+            f"Content-Length: {len(answer.body)}\r\n"
+            f"Server: {self.server_version}\r\n"
+        )
+        if self.close_connection:
+            head += "Connection: close\r\n"
+        # One write for status line, headers and body: separate writes stall ~40 ms (Nagle + delayed ACK).
+        self.wfile.write(head.encode("latin-1") + b"\r\n" + answer.body)
+
+    def _abort(self) -> None:
+        """Drop the connection without an answer (reset where the platform allows it)."""
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, simulator: Simulator, port: int) -> None:
+        self.simulator = simulator
+        self._conn_lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
+        self._workers: set[threading.Thread] = set()
+        super().__init__((HOST, port), _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        worker = threading.Thread(
+            target=self._work, args=(request, client_address), daemon=True, name="ibkr-simulator-conn"
+        )
+        with self._conn_lock:
+            self._connections.add(request)
+            self._workers.add(worker)
+        worker.start()
+
+    def _work(self, request: Any, client_address: Any) -> None:
+        try:
+            self.process_request_thread(request, client_address)
+        finally:
+            with self._conn_lock:
+                self._connections.discard(request)
+                self._workers.discard(threading.current_thread())
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients that hang up, and connections cut at shutdown, are normal here; anything else is logged.
+        logger.debug("connection error from %s", client_address, exc_info=True)
+
+    def close_connections(self, deadline: float) -> None:
+        with self._conn_lock:
+            connections = list(self._connections)
+            workers = list(self._workers)
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for worker in workers:
+            worker.join(timeout=max(0.0, deadline - time.monotonic()))
+
+
+class Simulator:
+    """An embedded IBKR Client Portal Gateway for tests and offline development.
+
+    Args:
+        port: TCP port on 127.0.0.1; 0 (the default) picks a free one.
+        authenticated: Start with the brokerage session open. When False, `/iserver/...` endpoints answer
+            400 "no bridge" until `POST /iserver/auth/ssodh/init` (or `/iserver/reauthenticate`).
+        accounts: Account ids of the simulated user; the first is selected. Default `["DU1234567"]`.
+        latency: Seconds added to every answer.
+        pacing: Enforce IBKR's pacing limits (global 10 requests/s and the per-endpoint buckets of the
+            catalogue, e.g. 5 concurrent history requests), answering 429 beyond them.
+        seed: Seed of every random choice (prices, ids), so runs are reproducible.
+        clock: Simulated time in epoch seconds (default `time.time`); prices, timestamps and fills follow it.
+        question_rules: Order questions to ask (default: `default_question_rules()`).
+        hmds_warmup: Answer 404 to the first `/hmds/history` request of a session, as IBKR's farm does.
+
+    Use as a context manager, or call `start()` and `stop()`. `url` is the base URL to give a client.
+    """
+
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        authenticated: bool = True,
+        accounts: Sequence[str] | None = None,
+        latency: float = 0.0,
+        pacing: bool = False,
+        seed: int = 0,
+        clock: Callable[[], float] | None = None,
+        question_rules: Sequence[QuestionRule] | None = None,
+        hmds_warmup: bool = True,
+    ) -> None:
+        if latency < 0:
+            raise ValueError("latency must not be negative")
+        self._port = port
+        self.latency = latency
+        self.pacing = pacing
+        self._state = GatewayState(
+            accounts=list(accounts) if accounts is not None else ["DU1234567"],
+            authenticated=authenticated,
+            seed=seed,
+            clock=clock or time.time,
+            question_rules=list(question_rules) if question_rules is not None else default_question_rules(),
+            hmds_warmup=hmds_warmup,
+        )
+        self._routes = RouteTable(ENDPOINTS)
+        self._faults = FaultBook()
+        self._pacer = Pacer(GLOBAL_LIMITS["gateway"], PACING_BUCKETS)
+        self._log: deque[RequestRecord] = deque(maxlen=_LOG_LIMIT)
+        self._log_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------------------------
+
+    def start(self) -> Simulator:
+        """Bind 127.0.0.1 and serve in a background thread. Returns self."""
+        if self._server is not None:
+            raise RuntimeError("the simulator is already started")
+        self._stopping.clear()
+        self._server = _Server(self, self._port)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="ibkr-simulator"
+        )
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop serving: stalled and delayed requests end, open connections are closed. Idempotent."""
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        deadline = time.monotonic() + timeout
+        self._stopping.set()
+        server.shutdown()
+        server.server_close()
+        server.close_connections(deadline)
+        if thread is not None:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> Simulator:
+        if self._server is None:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the simulator is not started")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """Base URL of the API, e.g. `http://127.0.0.1:54321/v1/api/`."""
+        return f"http://{HOST}:{self.port}{BASE_PATH}/"
+
+    def __repr__(self) -> str:
+        where = self.url if self._server is not None else "not started"
+        return f"Simulator({where})"
+
+    # -- inspection and control -----------------------------------------------------------------------------------
+
+    @property
+    def accounts(self) -> list[str]:
+        """The simulated user's account ids; the first is the default selection."""
+        return list(self._state.account_ids)
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """The requests received so far (the latest 10,000), oldest first."""
+        with self._log_lock:
+            return list(self._log)
+
+    def clear_requests(self) -> None:
+        with self._log_lock:
+            self._log.clear()
+
+    @property
+    def orders(self) -> list[SimOrder]:
+        """Copies of every order of this simulator, in creation order (fills due at the current price settled)."""
+        with self._state.lock:
+            self._state.book.match(self._state.now())
+            return [copy.deepcopy(o) for o in sorted(self._state.book.orders.values(), key=lambda o: o.order_id)]
+
+    @property
+    def question_rules(self) -> list[QuestionRule]:
+        with self._state.lock:
+            return list(self._state.question_rules)
+
+    @question_rules.setter
+    def question_rules(self, rules: Sequence[QuestionRule]) -> None:
+        with self._state.lock:
+            self._state.question_rules = list(rules)
+
+    def set_price(self, conid: int, price: float | None) -> None:
+        """Pin the price of a contract (None lets it follow the simulated path again)."""
+        with self._state.lock:
+            if self._state.universe.get(int(conid)) is None:
+                raise KeyError(f"conid {conid} is not in the simulator's universe")
+            if price is None:
+                self._state.prices.overrides.pop(int(conid), None)
+            else:
+                self._state.prices.overrides[int(conid)] = float(price)
+
+    def login(self, *, brokerage: bool = True) -> None:
+        """Stand in for the browser login after `/logout`; with `brokerage` also open the brokerage session."""
+        with self._state.lock:
+            self._state.login(brokerage)
+
+    def logout(self) -> None:
+        """End the session as `POST /logout` does."""
+        with self._state.lock:
+            self._state.logout()
+
+    def inject(
+        self,
+        route: str,
+        kind: str,
+        value: float | None = None,
+        *,
+        times: int | None = 1,
+        body: Any = None,
+        after: bool = False,
+    ) -> None:
+        """Make the next `times` requests to `route` fail in the way `kind` names (None: until `clear_faults`).
+
+        `route` is a catalogue endpoint name (e.g. `"live_marketdata_snapshot"`), `"METHOD /path"` (template or
+        concrete path, e.g. `"GET /iserver/marketdata/snapshot"`), or `"*"` for every route. Kinds:
+        `latency` (value: seconds, then a normal answer), `status` (value: HTTP status; `body` replaces the
+        default `{"error": ...}`), `reset` (close without answering), `stall` (never answer; value: give up
+        after that many seconds, default when the simulator stops), `malformed` (invalid JSON, 200).
+        With `after=True`, `reset` and `stall` let the request take effect first and then lose the answer
+        (e.g. an order that exists although the client saw no acknowledgement).
+        """
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; one of {', '.join(FAULT_KINDS)}")
+        if kind == "latency" and (value is None or value < 0):
+            raise ValueError("a latency fault needs value=seconds")
+        if kind == "status" and (value is None or not 100 <= int(value) <= 599):
+            raise ValueError("a status fault needs value=<HTTP status>, e.g. 503")
+        if times is not None and times < 1:
+            raise ValueError("times must be at least 1 (or None for every request)")
+        if after and kind not in ("reset", "stall"):
+            raise ValueError("after=True applies to reset and stall faults only")
+        self._faults.add(self._resolve_route(route), Fault(kind, value, times, body, after))
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    def _resolve_route(self, route: str) -> str:
+        if route == ANY_ROUTE or route in ENDPOINTS:
+            return route
+        parts = route.split(None, 1)
+        if len(parts) == 2:
+            method, path = parts[0].upper(), parts[1].split("?")[0]
+            if path.startswith(BASE_PATH):
+                path = path[len(BASE_PATH) :]
+            for spec in ENDPOINTS.values():
+                if spec.http == method and spec.path == path:
+                    return spec.name
+            found = self._routes.match(method, path)
+            if found is not None:
+                return found[0].name
+        raise ValueError(f"unknown route {route!r}: give an endpoint name, 'METHOD /path' or '*'")
+
+    # -- request handling -----------------------------------------------------------------------------------------
+
+    def _record(self, incoming: _Incoming, endpoint: str | None, status: int | None, fault: str | None) -> None:
+        record = RequestRecord(
+            incoming.method,
+            incoming.path,
+            incoming.query,
+            incoming.body,
+            endpoint,
+            status,
+            fault,
+            self._state.now(),
+            incoming.headers,
+        )
+        with self._log_lock:
+            self._log.append(record)
+
+    def _wait(self, seconds: float) -> None:
+        if seconds > 0:
+            self._stopping.wait(seconds)
+
+    def _dispatch(self, method: str, target: str, raw: bytes, headers: dict[str, str] | None = None) -> _Answer | None:
+        """Answer one request; None means: close the connection without an answer."""
+        parts = urlsplit(target)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        body: Any = None
+        body_error = False
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body, body_error = raw.decode("utf-8", "replace"), True
+        full_path = parts.path
+        path = full_path[len(BASE_PATH) :] if full_path.startswith(BASE_PATH + "/") else None
+        incoming = _Incoming(method, path or full_path, query, body, dict(headers or {}))
+        found = self._routes.match(method, path) if path is not None else None
+        if path is None or found is None:
+            allowed = self._routes.methods_for(path) if path is not None else []
+            answer = (
+                _error(405, f"method {method} is not allowed here; use {', '.join(allowed)}")
+                if allowed
+                else _error(404, f"no such endpoint: {method} {full_path}")
+            )
+            self._wait(self.latency)
+            self._record(incoming, None, answer.status, None)
+            return answer
+        spec, params = found
+        if self.pacing:
+            refusal = self._pacer.enter(spec)
+            if refusal is not None:
+                self._wait(self.latency)
+                self._record(incoming, spec.name, 429, None)
+                return _error(429, f"Too many requests ({refusal})")
+        try:
+            fault = self._faults.take(spec.name)
+            request = SimRequest(method, path, spec, params, query, body, incoming.headers, target)
+            if fault is not None:
+                if fault.kind == "latency":
+                    self._wait(float(fault.value or 0.0))
+                else:
+                    if fault.after:
+                        self._answer(spec.name, request, body_error)
+                    return self._faulty(fault, incoming, spec.name)
+            answer = self._answer(spec.name, request, body_error)
+            self._wait(self.latency)
+            self._record(incoming, spec.name, answer.status, fault.kind if fault else None)
+            return answer
+        finally:
+            if self.pacing:
+                self._pacer.leave(spec)
+
+    def _faulty(self, fault: Fault, incoming: _Incoming, endpoint: str) -> _Answer | None:
+        if fault.kind == "status":
+            status = int(fault.value or 503)
+            payload = fault.body if fault.body is not None else {"error": _phrase(status, "Error")}
+            self._wait(self.latency)
+            self._record(incoming, endpoint, status, "status")
+            return _Answer(status, _json_bytes(payload))
+        if fault.kind == "malformed":
+            self._wait(self.latency)
+            self._record(incoming, endpoint, 200, "malformed")
+            return _Answer(200, b'{"conid": 265598, "31": "1')
+        self._record(incoming, endpoint, None, fault.kind)
+        if fault.kind == "stall":
+            self._wait(float(fault.value) if fault.value is not None else _STALL_LIMIT)
+        return None
+
+    def _answer(self, name: str, request: SimRequest, body_error: bool) -> _Answer:
+        handler = HANDLERS.get(name)
+        spec = request.endpoint
+        if handler is None:
+            return _error(501, f"not modelled by the simulator: {name} ({spec.http} {spec.path})")
+        state = self._state
+        try:
+            with state.lock:
+                state.admit(spec, request)
+                if body_error:
+                    raise GatewayError(400, "Bad Request: the body is not valid JSON")
+                state.book.match(state.now())
+                result = handler(state, request)
+        except GatewayError as exc:
+            return _Answer(exc.status, _json_bytes(exc.body))
+        except Exception as exc:  # a simulator bug: answer 500 and keep serving
+            logger.exception("simulator handler %s failed", name)
+            return _error(500, f"simulator error in {name}: {type(exc).__name__}: {exc}")
+        if isinstance(result, SimResponse):
+            payload = result.raw if result.raw is not None else _json_bytes(result.body)
+            return _Answer(result.status, payload, result.content_type)
+        return _Answer(200, _json_bytes(result))

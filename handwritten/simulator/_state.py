@@ -1,0 +1,178 @@
+"""Everything one simulator instance remembers. Two simulators never share any of it.
+
+Session model (two levels, as on the real gateway):
+- `logged_in`: the gateway's own (SSO) login. Without it every request answers 401. `/logout` ends it;
+  `Simulator.login()` stands in for the browser login that starts it again.
+- `brokerage`: the brokerage ("iserver") session. Without it `/iserver/...` requests answer
+  400 `{"error": "Bad Request: no bridge"}`, except the auth status, `ssodh/init` and `reauthenticate`
+  endpoints, which open it.
+- Endpoints whose catalogue entry names `receive_brokerage_accounts` as preflight (orders, snapshot, ...)
+  answer 500 `{"error": "Please query /accounts first"}` until `/iserver/accounts` has been called in the
+  current brokerage session.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..lib.endpoint import EndpointSpec
+from . import _data
+from ._book import Book
+from ._core import GatewayError, SimRequest
+from ._prices import PriceModel, Quote
+from ._questions import QuestionRule
+from ._universe import Contract, Universe
+
+NO_BRIDGE = "Bad Request: no bridge"
+ACCOUNTS_FIRST = "Please query /accounts first"
+_OPENS_BRIDGE = ("authentication_status", "initialize_brokerage_session", "reauthenticate")
+
+
+@dataclass
+class PendingReply:
+    """An order (or modification) waiting for answers to its questions."""
+
+    kind: str  # "place" | "modify"
+    account: str
+    tickets: list[Any]  # parsed tickets (see _orders.Ticket)
+    questions: list[tuple[str, str]]  # (message id, text) still to ask
+    order_id: int | None = None
+
+
+@dataclass
+class Watchlist:
+    id: str
+    name: str
+    rows: list[dict[str, Any]]
+    modified: int
+    hash: str
+
+
+@dataclass
+class SessionState:
+    logged_in: bool = True
+    brokerage: bool = True
+    accounts_queried: bool = False
+    selected_account: str = ""
+    token: str = ""
+    session_serial: int = 0
+    hmds_ready: bool = False
+    md_streams: dict[int, set[str]] = field(default_factory=dict)  # conid -> fields requested so far
+    pending: dict[str, PendingReply] = field(default_factory=dict)
+    suppressed: set[str] = field(default_factory=set)
+
+
+class GatewayState:
+    def __init__(
+        self,
+        *,
+        accounts: Sequence[str],
+        authenticated: bool,
+        seed: int,
+        clock: Callable[[], float],
+        question_rules: list[QuestionRule],
+        hmds_warmup: bool,
+    ) -> None:
+        if not accounts:
+            raise ValueError("the simulator needs at least one account id")
+        self.lock = threading.RLock()
+        self.clock = clock
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.account_ids = list(accounts)
+        self.question_rules = question_rules
+        self.hmds_warmup = hmds_warmup
+        self.fixtures = {
+            name: _data.load(name) for name in ("accounts", "session", "marketdata", "contracts", "questions")
+        }
+        today = dt.datetime.fromtimestamp(clock(), dt.timezone.utc).date()
+        self.universe = Universe(self.fixtures["contracts"], today)
+        self.prices = PriceModel(self.universe, seed)
+        self.book = Book(self.universe, self.prices, self.account_ids, self.fixtures["accounts"], self.rng)
+        self.session = SessionState(
+            brokerage=authenticated,
+            selected_account=self.account_ids[0],
+            token=f"{self.rng.getrandbits(128):032x}",
+        )
+        self.watchlists: dict[str, Watchlist] = {}
+        self.started = clock()
+        self.server_counter = self.rng.randrange(4_000_000, 5_000_000)
+
+    # -- helpers for handlers -------------------------------------------------------------------------------------
+
+    def now(self) -> float:
+        return self.clock()
+
+    def new_id(self) -> str:
+        """A reply id in IBKR's form (a version-4 UUID), reproducible for a given seed."""
+        bits = self.rng.getrandbits(128)
+        bits = (bits & ~(0xF000 << 64)) | (0x4000 << 64)
+        bits = (bits & ~(0xC000 << 48)) | (0x8000 << 48)
+        text = f"{bits:032x}"
+        return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+    def next_server_id(self) -> str:
+        self.server_counter += 1
+        return str(self.server_counter)
+
+    def contract(self, conid: Any) -> Contract:
+        try:
+            key = int(str(conid).split("@")[0])
+        except ValueError:
+            raise GatewayError(400, f"Bad Request: invalid conid {conid!r}") from None
+        contract = self.universe.get(key)
+        if contract is None:
+            raise GatewayError(400, f"Bad Request: unknown conid {key} (not in the simulator's universe)")
+        return contract
+
+    def account(self, account_id: str | None) -> str:
+        acct = account_id or self.session.selected_account
+        if acct not in self.book.accounts:
+            raise GatewayError(400, f"Bad Request: account {acct} is not one of {', '.join(self.account_ids)}")
+        return acct
+
+    def quote(self, contract: Contract) -> Quote:
+        return self.prices.quote(contract, self.now())
+
+    # -- session transitions --------------------------------------------------------------------------------------
+
+    def open_brokerage(self) -> None:
+        s = self.session
+        if s.brokerage:
+            return
+        s.brokerage = True
+        s.session_serial += 1
+        s.accounts_queried = False
+        s.hmds_ready = False
+        s.md_streams.clear()
+        s.pending.clear()
+        s.suppressed.clear()
+
+    def close_brokerage(self) -> None:
+        self.session.brokerage = False
+
+    def logout(self) -> None:
+        self.session.logged_in = False
+        self.close_brokerage()
+
+    def login(self, brokerage: bool) -> None:
+        self.session.logged_in = True
+        self.session.token = f"{self.rng.getrandbits(128):032x}"
+        if brokerage:
+            self.open_brokerage()
+
+    # -- the checks every modelled request passes -----------------------------------------------------------------
+
+    def admit(self, spec: EndpointSpec, request: SimRequest) -> None:
+        s = self.session
+        if not s.logged_in:
+            raise GatewayError(401, "not authenticated")
+        if request.path.startswith("/iserver/") and not s.brokerage and spec.name not in _OPENS_BRIDGE:
+            raise GatewayError(400, NO_BRIDGE)
+        if "receive_brokerage_accounts" in spec.preflight and not s.accounts_queried:
+            raise GatewayError(500, ACCOUNTS_FIRST)

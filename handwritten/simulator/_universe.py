@@ -1,0 +1,308 @@
+"""The simulator's contract universe, read from `data/contracts.json`.
+
+Stocks, the ES index, the EUR.USD pair and their descriptive fields come straight from the file. Futures and
+options are derived when the simulator is built: the next quarterly ES contracts and the next monthly AAPL
+expiries (third Fridays) after the simulated date, so the chain never lies in the past.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+MONTH_CODES = "FGHJKMNQUVXZ"
+DAY = 86400
+
+
+def _minutes(text: str) -> int:
+    hours, minutes = text.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def third_friday(year: int, month: int) -> dt.date:
+    first = dt.date(year, month, 1)
+    offset = (calendar.FRIDAY - first.weekday()) % 7
+    return first + dt.timedelta(days=offset + 14)
+
+
+def month_label(day: dt.date) -> str:
+    """IBKR's month code for derivatives, e.g. JAN27."""
+    return day.strftime("%b%y").upper()
+
+
+def utc_day(ts: float) -> dt.date:
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).date()
+
+
+def day_start(day: dt.date) -> float:
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc).timestamp()
+
+
+@dataclass(frozen=True)
+class Session:
+    """Trading hours in UTC minutes of the day (approximate: daylight saving time is ignored)."""
+
+    rth: tuple[int, int]
+    extended: tuple[int, int]
+    weekdays_only: bool = True
+
+    def is_trading_day(self, day: dt.date) -> bool:
+        return not self.weekdays_only or day.weekday() < 5
+
+    def rth_bounds(self, day: dt.date) -> tuple[float, float]:
+        start = day_start(day)
+        return start + self.rth[0] * 60, start + self.rth[1] * 60
+
+    def last_open_day(self, ts: float) -> dt.date:
+        """The latest trading day whose regular session opened at or before `ts`."""
+        day = utc_day(ts)
+        for _ in range(10):
+            if self.is_trading_day(day) and self.rth_bounds(day)[0] <= ts:
+                return day
+            day -= dt.timedelta(days=1)
+        return day
+
+    def previous_day(self, day: dt.date) -> dt.date:
+        day -= dt.timedelta(days=1)
+        while not self.is_trading_day(day):
+            day -= dt.timedelta(days=1)
+        return day
+
+
+@dataclass(frozen=True)
+class Contract:
+    conid: int
+    symbol: str
+    sec_type: str
+    name: str
+    exchange: str
+    listing_label: str
+    execution_exchange: str
+    currency: str
+    session: Session
+    tick: float
+    spread_ticks: int
+    price: float
+    is_us: bool = True
+    country: str | None = "US"
+    multiplier: float = 1.0
+    avg_volume: float = 0.0
+    chinese_name: str | None = None
+    stock_type: str = ""
+    local_symbol: str | None = None
+    base_currency: str | None = None
+    has_options: bool = False
+    valid_exchanges: str = ""
+    sector: str | None = None
+    group: str | None = None
+    sector_group: str | None = None
+    industry: str | None = None
+    category: str | None = None
+    underlying: int | None = None
+    expiry: dt.date | None = None
+    strike: float | None = None
+    right: str | None = None  # "C" / "P"
+    volatility: float = 0.25
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_derivative(self) -> bool:
+        return self.sec_type in ("OPT", "FUT", "FOP", "WAR")
+
+    @property
+    def expiry_ts(self) -> float | None:
+        """The expiry as a timestamp (the close of the US session on the expiry day)."""
+        return day_start(self.expiry) + 21 * 3600 if self.expiry else None
+
+    @property
+    def month(self) -> str | None:
+        return month_label(self.expiry) if self.expiry else None
+
+    @property
+    def expiry_text(self) -> str | None:
+        return self.expiry.strftime("%Y%m%d") if self.expiry else None
+
+    @property
+    def ticker(self) -> str:
+        return self.local_symbol or self.symbol
+
+    @property
+    def description(self) -> str:
+        """IBKR's one-line contract description, e.g. `AAPL`, `ES DEC26`, `AAPL JAN27 230 C`."""
+        if self.sec_type == "OPT" and self.expiry and self.strike is not None:
+            return f"{self.symbol} {self.month} {self.strike:g} {self.right}"
+        if self.sec_type == "FUT" and self.expiry:
+            return f"{self.symbol} {self.month}"
+        return self.symbol
+
+    @property
+    def full_name(self) -> str:
+        if self.sec_type == "OPT" and self.expiry and self.strike is not None:
+            kind = "Call" if self.right == "C" else "Put"
+            return f"{self.symbol} {self.expiry.strftime('%b%d')}'{self.expiry.strftime('%y')} {self.strike:g} {kind}"
+        return self.description
+
+
+class Universe:
+    def __init__(self, data: Mapping[str, Any], today: dt.date) -> None:
+        sessions = {
+            name: Session(
+                rth=(_minutes(s["rth"][0]), _minutes(s["rth"][1])),
+                extended=(_minutes(s["extended"][0]), _minutes(s["extended"][1])),
+                weekdays_only=bool(s.get("weekdays_only", True)),
+            )
+            for name, s in data["sessions"].items()
+        }
+        self.sessions = sessions
+        self._option_exchanges = str(data.get("option_exchanges", "SMART"))
+        self.by_conid: dict[int, Contract] = {}
+        for raw in data["contracts"]:
+            self._add(self._contract(raw, sessions, data))
+        for fut in data.get("futures", []):
+            for contract in self._futures(fut, sessions, today):
+                self._add(contract)
+        for chain in data.get("option_chains", []):
+            for contract in self._options(chain, sessions, today):
+                self._add(contract)
+
+    def _add(self, contract: Contract) -> None:
+        self.by_conid[contract.conid] = contract
+
+    @staticmethod
+    def _contract(raw: Mapping[str, Any], sessions: Mapping[str, Session], data: Mapping[str, Any]) -> Contract:
+        known = set(Contract.__dataclass_fields__)
+        kwargs = {k: v for k, v in raw.items() if k in known and k not in ("session", "valid_exchanges")}
+        valid = str(raw.get("valid_exchanges", ""))
+        if valid in data:  # a named list, e.g. "us_exchanges"
+            valid = str(data[valid])
+        extra = {k: v for k, v in raw.items() if k not in known}
+        return Contract(session=sessions[raw["session"]], valid_exchanges=valid, extra=extra, **kwargs)
+
+    def _futures(self, spec: Mapping[str, Any], sessions: Mapping[str, Session], today: dt.date) -> Iterable[Contract]:
+        expiries: list[dt.date] = []
+        year, month = today.year, today.month
+        while len(expiries) < int(spec["count"]):
+            if month in spec["months"] and third_friday(year, month) > today:
+                expiries.append(third_friday(year, month))
+            month += 1
+            if month > 12:
+                year, month = year + 1, 1
+        underlying = self.by_conid.get(int(spec["underlying"]))
+        base = underlying.price if underlying else 100.0
+        for conid, expiry in zip(spec["conids"], expiries, strict=False):
+            yield Contract(
+                conid=int(conid),
+                symbol=spec["symbol"],
+                sec_type="FUT",
+                name=spec["name"],
+                exchange=spec["exchange"],
+                listing_label=spec["exchange"],
+                execution_exchange=spec["exchange"],
+                currency=spec["currency"],
+                session=sessions[spec["session"]],
+                tick=float(spec["tick"]),
+                spread_ticks=int(spec["spread_ticks"]),
+                price=base,
+                multiplier=float(spec["multiplier"]),
+                avg_volume=float(spec.get("avg_volume", 0)),
+                local_symbol=f"{spec['symbol']}{MONTH_CODES[expiry.month - 1]}{expiry.year % 10}",
+                valid_exchanges=spec["exchange"],
+                underlying=int(spec["underlying"]),
+                expiry=expiry,
+            )
+
+    def _options(self, spec: Mapping[str, Any], sessions: Mapping[str, Session], today: dt.date) -> Iterable[Contract]:
+        expiries: list[dt.date] = []
+        year, month = today.year, today.month
+        while len(expiries) < int(spec["monthly_expiries"]):
+            if third_friday(year, month) > today:
+                expiries.append(third_friday(year, month))
+            month += 1
+            if month > 12:
+                year, month = year + 1, 1
+        underlying = self.by_conid[int(spec["underlying"])]
+        base = int(spec["conid_base"])
+        for i, expiry in enumerate(expiries):
+            for j, strike in enumerate(spec["strikes"]):
+                for k, right in enumerate(("C", "P")):
+                    occ = f"{spec['symbol']:<6}{expiry.strftime('%y%m%d')}{right}{int(round(float(strike) * 1000)):08d}"
+                    yield Contract(
+                        conid=base + i * 100 + j * 2 + k,
+                        symbol=spec["symbol"],
+                        sec_type="OPT",
+                        name=spec["name"],
+                        exchange="SMART",
+                        listing_label="SMART",
+                        execution_exchange="CBOE",
+                        currency=spec["currency"],
+                        session=sessions[spec["session"]],
+                        tick=float(spec["tick"]),
+                        spread_ticks=int(spec["spread_ticks"]),
+                        price=0.0,
+                        multiplier=float(spec["multiplier"]),
+                        avg_volume=float(spec.get("avg_volume", 0)),
+                        chinese_name=underlying.chinese_name,
+                        local_symbol=occ,
+                        valid_exchanges=self._option_exchanges,
+                        underlying=underlying.conid,
+                        expiry=expiry,
+                        strike=float(strike),
+                        right=right,
+                        volatility=float(spec.get("volatility", 0.25)),
+                        sector=underlying.sector,
+                        group=underlying.group,
+                        sector_group=underlying.sector_group,
+                    )
+
+    # -- queries ------------------------------------------------------------------------------------------------
+
+    def get(self, conid: int) -> Contract | None:
+        return self.by_conid.get(conid)
+
+    def all(self) -> list[Contract]:
+        return list(self.by_conid.values())
+
+    def listings(self, symbol: str) -> list[Contract]:
+        """Top-level contracts (stocks, indices, currency pairs) whose symbol is `symbol`, case-insensitive."""
+        wanted = symbol.strip().upper()
+        return [c for c in self.by_conid.values() if not c.is_derivative and c.symbol.upper() == wanted]
+
+    def by_name(self, text: str) -> list[Contract]:
+        wanted = text.strip().upper()
+        return [c for c in self.by_conid.values() if not c.is_derivative and wanted in c.name.upper()]
+
+    def derivatives(
+        self,
+        underlying: int,
+        sec_type: str,
+        month: str | None = None,
+        strike: float | None = None,
+        right: str | None = None,
+    ) -> list[Contract]:
+        out = []
+        for c in self.by_conid.values():
+            if c.underlying != underlying or c.sec_type != sec_type:
+                continue
+            if month and c.month != month.upper():
+                continue
+            if strike is not None and (c.strike is None or abs(c.strike - strike) > 1e-9):
+                continue
+            if right and c.right != right[:1].upper():
+                continue
+            out.append(c)
+        return sorted(out, key=lambda c: (c.expiry or dt.date.min, c.strike or 0.0, c.right or ""))
+
+    def months(self, underlying: int, sec_type: str) -> list[str]:
+        seen: dict[str, dt.date] = {}
+        for c in self.derivatives(underlying, sec_type):
+            if c.expiry and c.month:
+                seen.setdefault(c.month, c.expiry)
+        return [m for m, _ in sorted(seen.items(), key=lambda kv: kv[1])]
+
+    def futures_of(self, symbol: str) -> list[Contract]:
+        wanted = symbol.strip().upper()
+        out = [c for c in self.by_conid.values() if c.sec_type == "FUT" and c.symbol.upper() == wanted]
+        return sorted(out, key=lambda c: c.expiry or dt.date.min)
