@@ -6,6 +6,7 @@ import os
 import threading
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 from .._endpoint_table import ENDPOINTS, GLOBAL_LIMITS, PACING_BUCKETS
 from .env import env_bool, env_cacert, env_str
@@ -13,7 +14,7 @@ from .marketdata import MarketdataOverlay
 from .oauth import OAuth1aConfig, OAuth1aSigner
 from .oauth_client import OAuthOverlay
 from .orders import OrdersOverlay
-from .pacing import NoPacer, Pacer
+from .pacing import NoPacer, Pacer, shared_pacer
 from .portfolio import PortfolioOverlay
 from .stock_query import StockQueryOverlay
 from .transport import Transport, mask_account_ids
@@ -44,7 +45,8 @@ class IbkrClient(OrdersOverlay, MarketdataOverlay, StockQueryOverlay, PortfolioO
         auto_preflight: Call the endpoints IBKR requires before others (e.g. `/iserver/accounts` before orders)
             automatically, once per client.
         pacing: Keep requests within IBKR's global and per-endpoint limits (callers wait for a slot). On by
-            default; False turns it off.
+            default; False turns it off. All clients of a process that talk to the same server share one set of
+            limits, since IBKR counts per IP.
         pacing_time_scale: Multiplies every pacing period (tests use small values; keep 1 against IBKR).
         mask_account_ids: Hide account id digits in debug logs.
         auto_suppress: Before placing an order, suppress (for the rest of the brokerage session) the questions
@@ -98,8 +100,12 @@ class IbkrClient(OrdersOverlay, MarketdataOverlay, StockQueryOverlay, PortfolioO
         self.cacert = cacert
         self.timeout = timeout
         self.max_retries = max_retries
+        limit = GLOBAL_LIMITS["oauth" if use_oauth else "gateway"]
         pacer: Pacer = (
-            Pacer(PACING_BUCKETS, GLOBAL_LIMITS["oauth" if use_oauth else "gateway"], time_scale=pacing_time_scale)
+            shared_pacer(
+                (urlsplit(url).netloc.lower(), limit.name, pacing_time_scale),
+                lambda: Pacer(PACING_BUCKETS, limit, time_scale=pacing_time_scale),
+            )
             if pacing
             else NoPacer()
         )

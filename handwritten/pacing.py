@@ -47,6 +47,9 @@ class Pacer:
         buckets: Per-endpoint buckets by name.
         global_limit: The global bucket (rate per period); None for no global limit.
         time_scale: Multiplies every period (tests use small values to run IBKR's minutes in milliseconds).
+        safety: Seconds added to every (scaled) period, plus 1 % of it. Requests travel with some jitter, so a
+            server that measures arrival times can see a window slightly shorter than the client kept; the
+            margin keeps the client on the safe side of IBKR's count.
     """
 
     def __init__(
@@ -55,6 +58,7 @@ class Pacer:
         global_limit: PacingBucket | None,
         *,
         time_scale: float = 1.0,
+        safety: float = 0.05,
         clock: Clock = time.monotonic,
         sleep: Sleep = time.sleep,
     ) -> None:
@@ -67,13 +71,17 @@ class Pacer:
             if bucket.concurrent:
                 self._slots[name] = threading.BoundedSemaphore(bucket.concurrent)
             if bucket.rate and bucket.per:
-                self._windows[name] = _Window(bucket.rate, bucket.per * time_scale)
+                self._windows[name] = _Window(bucket.rate, self._period(bucket.per * time_scale, safety))
         self._global = (
-            _Window(global_limit.rate, global_limit.per * time_scale)
+            _Window(global_limit.rate, self._period(global_limit.per * time_scale, safety))
             if global_limit is not None and global_limit.rate and global_limit.per
             else None
         )
         self.waited = 0.0  # total seconds callers spent waiting (for tests and diagnostics)
+
+    @staticmethod
+    def _period(seconds: float, safety: float) -> float:
+        return seconds * 1.01 + safety if safety else seconds
 
     def _wait_for_start(self, bucket: str | None) -> None:
         windows = [w for w in (self._global, self._windows.get(bucket) if bucket else None) if w is not None]
@@ -104,11 +112,28 @@ class Pacer:
                 semaphore.release()
 
 
+_SHARED: dict[tuple[object, ...], Pacer] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_pacer(key: tuple[object, ...], make: Callable[[], Pacer]) -> Pacer:
+    """The one pacer of this process for `key` (e.g. the server's host and the limit kind).
+
+    IBKR counts requests per IP, so every client in a process talking to the same server must draw from the same
+    limits; separate pacers would together exceed them.
+    """
+    with _SHARED_LOCK:
+        pacer = _SHARED.get(key)
+        if pacer is None:
+            pacer = _SHARED[key] = make()
+        return pacer
+
+
 class NoPacer(Pacer):
     """Pacing turned off: every request starts at once."""
 
     def __init__(self) -> None:
-        super().__init__({}, None)
+        super().__init__({}, None, safety=0)
 
     @contextmanager
     def slot(self, bucket: str | None) -> Iterator[None]:

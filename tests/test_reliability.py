@@ -163,7 +163,11 @@ def test_pacer_rate_window_with_a_fake_clock() -> None:
         now[0] += seconds
 
     pacer = Pacer(
-        {"b": PacingBucket("b", rate=1, per=5)}, PacingBucket("g", rate=10, per=1), clock=lambda: now[0], sleep=sleep
+        {"b": PacingBucket("b", rate=1, per=5)},
+        PacingBucket("g", rate=10, per=1),
+        clock=lambda: now[0],
+        sleep=sleep,
+        safety=0,
     )
     starts = []
     for _ in range(25):
@@ -175,6 +179,20 @@ def test_pacer_rate_window_with_a_fake_clock() -> None:
         with pacer.slot("b"):
             starts.append(now[0])
     assert starts[-1] - starts[-3] == pytest.approx(10.0)
+
+
+def test_pacer_keeps_a_safety_margin_over_the_window() -> None:
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    pacer = Pacer({}, PacingBucket("g", rate=2, per=1), clock=lambda: now[0], sleep=sleep)
+    starts = []
+    for _ in range(3):
+        with pacer.slot(None):
+            starts.append(now[0])
+    assert starts[2] == pytest.approx(1.0 * 1.01 + 0.05)
 
 
 def test_history_for_20_conids_stays_within_5_in_flight(recorder: RecordingServer) -> None:
@@ -221,3 +239,13 @@ def test_debug_log_masks_account_ids_when_asked(recorder: RecordingServer, caplo
     text = caplog.text
     assert "/portfolio/DU****567/summary" in text and "DU1234567" not in text
     assert not logging.getLogger("ibkr_sdk").handlers, "the library installs no handlers"
+
+
+def test_clients_of_one_process_share_the_limits(recorder: RecordingServer) -> None:
+    a = IbkrClient(url=recorder.url, pacing_time_scale=0.5)
+    b = IbkrClient(url=recorder.url, pacing_time_scale=0.5)
+    other = IbkrClient(url=recorder.url.replace("127.0.0.1", "localhost"), pacing_time_scale=0.5)
+    assert a._transport.pacer is b._transport.pacer, "IBKR counts per IP: one set of limits per server"
+    assert other._transport.pacer is not a._transport.pacer
+    for c in (a, b, other):
+        c.close()
