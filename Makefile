@@ -64,6 +64,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_call.py
 	$(PY) benchmarks/bench_import.py
 	$(PY) benchmarks/bench_pacing.py
+	$(PY) benchmarks/bench_oauth.py
 
 clean:
 	rm -rf build .gen-check .mypy_cache .pytest_cache .ruff_cache *.egg-info

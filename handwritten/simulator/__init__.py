@@ -23,11 +23,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._book import SimOrder
     from ._faults import FAULT_KINDS
+    from ._oauth import OAuthAuthority, OAuthSettings
     from ._questions import OrderCheck, QuestionRule, default_question_rules
     from ._server import RequestRecord, Simulator
 
 __all__ = [
     "FAULT_KINDS",
+    "OAuthAuthority",
+    "OAuthSettings",
     "OrderCheck",
     "QuestionRule",
     "RequestRecord",
@@ -39,6 +42,8 @@ __all__ = [
 # Loaded on first use: pytest imports this package for the plugin in every run, which should cost next to nothing.
 _EXPORTS = {
     "FAULT_KINDS": "._faults",
+    "OAuthAuthority": "._oauth",
+    "OAuthSettings": "._oauth",
     "OrderCheck": "._questions",
     "QuestionRule": "._questions",
     "RequestRecord": "._server",

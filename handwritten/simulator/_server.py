@@ -30,6 +30,7 @@ from . import _contracts, _marketdata, _orders, _portfolio, _session, _watchlist
 from ._book import SimOrder
 from ._core import HANDLERS, GatewayError, SimRequest, SimResponse
 from ._faults import ANY_ROUTE, FAULT_KINDS, Fault, FaultBook
+from ._oauth import OAuthAuthority, OAuthRejected, OAuthSettings
 from ._pacing import Pacer
 from ._questions import QuestionRule, default_question_rules
 from ._routes import RouteTable
@@ -207,6 +208,7 @@ class Simulator:
         clock: Callable[[], float] | None = None,
         question_rules: Sequence[QuestionRule] | None = None,
         hmds_warmup: bool = True,
+        oauth: OAuthSettings | None = None,
     ) -> None:
         if latency < 0:
             raise ValueError("latency must not be negative")
@@ -223,7 +225,9 @@ class Simulator:
         )
         self._routes = RouteTable(ENDPOINTS)
         self._faults = FaultBook()
-        self._pacer = Pacer(GLOBAL_LIMITS["gateway"], PACING_BUCKETS)
+        self.oauth: OAuthAuthority | None = OAuthAuthority(oauth) if oauth is not None else None
+        """With `oauth` settings: the OAuth 1.0a authority that issues tokens and checks every signature."""
+        self._pacer = Pacer(GLOBAL_LIMITS["oauth" if oauth is not None else "gateway"], PACING_BUCKETS)
         self._log: deque[RequestRecord] = deque(maxlen=_LOG_LIMIT)
         self._log_lock = threading.Lock()
         self._stopping = threading.Event()
@@ -443,6 +447,10 @@ class Simulator:
             self._record(incoming, None, answer.status, None)
             return answer
         spec, params = found
+        if self.oauth is not None:
+            checked = self._check_oauth(method, target, spec.name, incoming)
+            if checked is not None:
+                return checked
         if self.pacing:
             refusal = self._pacer.enter(spec)
             if refusal is not None:
@@ -466,6 +474,23 @@ class Simulator:
         finally:
             if self.pacing:
                 self._pacer.leave(spec)
+
+    def _check_oauth(self, method: str, target: str, endpoint: str, incoming: _Incoming) -> _Answer | None:
+        """With OAuth on: issue a live session token, or refuse (401) a request whose signature does not verify.
+        None lets a verified request through. The URL signed is rebuilt from the Host header, as a server sees it."""
+        assert self.oauth is not None
+        url = f"http://{incoming.headers.get('host', '')}{target}"
+        authorization = incoming.headers.get("authorization")
+        try:
+            if endpoint == "oauth_live_session_token":
+                payload = self.oauth.live_session_token(method, url, authorization)
+                self._record(incoming, endpoint, 200, None)
+                return _Answer(200, _json_bytes(payload))
+            self.oauth.verify(method, url, authorization)
+        except OAuthRejected as exc:
+            self._record(incoming, endpoint, 401, None)
+            return _error(401, f"OAuth: {exc}")
+        return None
 
     def _faulty(self, fault: Fault, incoming: _Incoming, endpoint: str) -> _Answer | None:
         if fault.kind == "status":
