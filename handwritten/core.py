@@ -12,13 +12,20 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .endpoint import EndpointSpec
-from .errors import NotAuthenticatedError
+from .errors import ExternalBrokerError, NotAuthenticatedError
 from .result import Result
 from .transport import Transport
 from .wire import PreparedCall, prepare
 
 if TYPE_CHECKING:
     from .oauth import OAuth1aSigner
+
+ACCOUNTS_FIRST = "receive_brokerage_accounts"
+
+
+def _asks_for_accounts(exc: ExternalBrokerError) -> bool:
+    """The gateway's refusal of an /iserver request made before /iserver/accounts in this session."""
+    return "/accounts first" in (exc.message or "").lower()
 
 
 class ClientCore:
@@ -36,7 +43,16 @@ class ClientCore:
         call = prepare(spec, args, self.account_id, method_name)
         if spec.preflight and self._auto_preflight:
             self._run_preflight(spec)
-        result = self._send(spec, call)
+        try:
+            result = self._send(spec, call)
+        except ExternalBrokerError as exc:
+            if not (self._auto_preflight and ACCOUNTS_FIRST in spec.preflight and _asks_for_accounts(exc)):
+                raise
+            # The gateway started a new session and refused the request until /iserver/accounts is called again:
+            # nothing was processed, so run the preflight again and resend once.
+            self._preflight_done.discard(ACCOUNTS_FIRST)
+            self._run_preflight(spec)
+            result = self._send(spec, call)
         result.endpoint = spec.name  # lets result.parsed() find the endpoint's response model
         # A successful call also satisfies the preflight of endpoints that name this one.
         self._preflight_done.add(spec.name)

@@ -38,6 +38,8 @@ logger = logging.getLogger("ibkr_sdk")
 MAX_REPLY_ROUNDS = 20
 RESOLVE_ATTEMPTS = 3
 RESOLVE_INTERVAL = 1.0
+# Answers from a proxy or gateway that lost the backend's answer: the order may have been placed.
+AMBIGUOUS_STATUSES = frozenset({502, 503, 504})
 
 
 class QuestionType(Enum):
@@ -365,6 +367,8 @@ class OrdersOverlay(GeneratedEndpoints):
             except (ApiConnectionError, ServerError) as exc:
                 if isinstance(exc, ApiConnectionError) and not exc.maybe_sent:
                     raise  # nothing reached the server: the order surely does not exist
+                if isinstance(exc, ServerError) and exc.status_code not in AMBIGUOUS_STATUSES:
+                    raise  # IBKR answered with an error of its own (e.g. 500 "query /accounts first"): refused
                 return self._resolve_by_coid(str(orders[0]["cOID"]), exc)
             return self._answer_questions("place_order", result, answers)
 

@@ -10,6 +10,7 @@ and body. Every request is logged in `Simulator.requests`.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import socket
@@ -26,6 +27,7 @@ from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
 from .._endpoint_table import ENDPOINTS, GLOBAL_LIMITS, PACING_BUCKETS
+from ..lib.endpoint import PacingBucket
 from . import _contracts, _marketdata, _orders, _portfolio, _session, _watchlists  # noqa: F401  (register handlers)
 from ._book import SimOrder
 from ._core import HANDLERS, GatewayError, SimRequest, SimResponse
@@ -85,6 +87,10 @@ def _phrase(status: int, default: str = "") -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return default
+
+
+def _scaled(bucket: PacingBucket, scale: float) -> PacingBucket:
+    return dataclasses.replace(bucket, per=bucket.per * scale) if bucket.per else bucket
 
 
 def _error(status: int, message: str) -> _Answer:
@@ -209,6 +215,7 @@ class Simulator:
         question_rules: Sequence[QuestionRule] | None = None,
         hmds_warmup: bool = True,
         oauth: OAuthSettings | None = None,
+        pacing_time_scale: float = 1.0,
     ) -> None:
         if latency < 0:
             raise ValueError("latency must not be negative")
@@ -227,7 +234,11 @@ class Simulator:
         self._faults = FaultBook()
         self.oauth: OAuthAuthority | None = OAuthAuthority(oauth) if oauth is not None else None
         """With `oauth` settings: the OAuth 1.0a authority that issues tokens and checks every signature."""
-        self._pacer = Pacer(GLOBAL_LIMITS["oauth" if oauth is not None else "gateway"], PACING_BUCKETS)
+        # pacing_time_scale shortens every pacing period (tests run IBKR's seconds and minutes scaled down).
+        self._pacer = Pacer(
+            _scaled(GLOBAL_LIMITS["oauth" if oauth is not None else "gateway"], pacing_time_scale),
+            {name: _scaled(bucket, pacing_time_scale) for name, bucket in PACING_BUCKETS.items()},
+        )
         self._log: deque[RequestRecord] = deque(maxlen=_LOG_LIMIT)
         self._log_lock = threading.Lock()
         self._stopping = threading.Event()

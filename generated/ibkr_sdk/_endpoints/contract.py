@@ -301,7 +301,7 @@ class ContractEndpoints(ClientCore):
             issuer_id: Bond issuer id, e.g. e1234567; needed for bonds.
 
         Returns:
-            Result; `result.parsed()` gives `models.contract.SecDefInfoResponse`.
+            Result; `result.parsed()` gives `models.contract.SearchSecdefInfoByConidResponse`.
         """
         return self._call(
             _T.search_secdef_info_by_conid,

@@ -94,7 +94,7 @@ RESPONSE_MODELS: dict[str, tuple[str, str]] = {
     "search_contract_by_symbol": ("contract", "SecdefSearchResponse"),
     "search_contract_by_body": ("contract", "SecdefSearchResponse"),
     "search_contract_rules": ("contract", "ContractRules"),
-    "search_secdef_info_by_conid": ("contract", "SecDefInfoResponse"),
+    "search_secdef_info_by_conid": ("contract", "SearchSecdefInfoByConidResponse"),
     "search_strikes_by_conid": ("contract", "SearchStrikesByConidResponse"),
     "security_future_by_symbol": ("contract", "Features"),
     "security_stocks_by_symbol": ("contract", "Stocks"),

@@ -16,7 +16,7 @@ One model per endpoint (`Result.parsed()` picks it); unknown fields are kept (`e
     search_contract_by_symbol       SecdefSearchResponse
     search_contract_by_body         SecdefSearchResponse
     search_contract_rules           ContractRules
-    search_secdef_info_by_conid     SecDefInfoResponse
+    search_secdef_info_by_conid     SearchSecdefInfoByConidResponse
     search_strikes_by_conid         SearchStrikesByConidResponse
     security_future_by_symbol       Features
     security_stocks_by_symbol       Stocks
@@ -1097,6 +1097,10 @@ class TrsrvSecDefResponse(BaseModel):
     secdef: list[SecdefItem] | None = None
 
 
+class SearchSecdefInfoByConidResponse(RootModel[SecDefInfoResponse | list[SecDefInfoResponse]]):
+    root: SecDefInfoResponse | list[SecDefInfoResponse]
+
+
 __all__ = [
     "Algo",
     "AlgoParam",
@@ -1127,6 +1131,7 @@ __all__ = [
     "Schedule",
     "ScheduleResponse",
     "Schedules",
+    "SearchSecdefInfoByConidResponse",
     "SearchStrikesByConidResponse",
     "SecDefInfoResponse",
     "SecdefItem",
