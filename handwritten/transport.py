@@ -18,8 +18,10 @@ import logging
 import random
 import re
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import urllib3
@@ -145,8 +147,21 @@ class Transport:
         session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
         session.trust_env = False
         session.verify = verify
+        if verify is False and self.base_url.startswith("https://"):
+            self._quiet_unverified_warnings()
         session.headers.update({"User-Agent": _USER_AGENT, "Accept": "application/json"})
         self.session = session
+
+    def _quiet_unverified_warnings(self) -> None:
+        """Verification was turned off on purpose (the gateway's self-signed certificate): say so once in the log
+        instead of a warning on every request, and only for this host."""
+        host = urlsplit(self.base_url).hostname or ""
+        logger.warning("TLS certificate verification is off for %s (cacert=False)", host)
+        warnings.filterwarnings(
+            "ignore",
+            message=f"Unverified HTTPS request is being made to host '{re.escape(host)}'",
+            category=urllib3.exceptions.InsecureRequestWarning,
+        )
 
     def close(self) -> None:
         self.session.close()

@@ -25,6 +25,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     parser.add_argument("--pacing", action="store_true", help="enforce IBKR's pacing limits (429 beyond them)")
     parser.add_argument("--seed", type=int, default=0, help="seed of prices and ids (default 0)")
+    parser.add_argument(
+        "--https",
+        action="store_true",
+        help="serve HTTPS with the simulator's self-signed certificate, like the gateway",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log simulator errors to stderr")
     return parser
 
@@ -44,10 +49,13 @@ def main(argv: list[str] | None = None) -> None:
             latency=args.latency,
             pacing=args.pacing,
             seed=args.seed,
+            https=args.https,
         ).start()
     except (OSError, ValueError) as exc:
         raise SystemExit(f"ibkr-sdk-simulator: cannot start: {exc}") from None
     print(f"IBKR gateway simulator serving {sim.url} (accounts: {', '.join(accounts)}); Ctrl-C stops it.", flush=True)
+    if args.https:
+        print(f"its certificate (pass as cacert to verify): {sim.cacert}", flush=True)
     stop = threading.Event()
     try:
         while not stop.wait(0.5):

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import logging
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -22,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
@@ -44,6 +46,9 @@ HOST = "127.0.0.1"
 BASE_PATH = "/v1/api"
 _LOG_LIMIT = 10_000
 _STALL_LIMIT = 3600.0
+_HANDSHAKE_TIMEOUT = 10.0
+TLS_CERT = "simulator-tls.crt"
+TLS_KEY = "simulator-tls.key"
 _JSON = "application/json;charset=utf-8"
 
 
@@ -87,6 +92,10 @@ def _phrase(status: int, default: str = "") -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return default
+
+
+def _data_path(name: str) -> Path:
+    return Path(__file__).resolve().parent / "data" / name
 
 
 def _scaled(bucket: PacingBucket, scale: float) -> PacingBucket:
@@ -142,8 +151,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, simulator: Simulator, port: int) -> None:
+    def __init__(self, simulator: Simulator, port: int, tls: ssl.SSLContext | None = None) -> None:
         self.simulator = simulator
+        self.tls = tls
         self._conn_lock = threading.Lock()
         self._connections: set[socket.socket] = set()
         self._workers: set[threading.Thread] = set()
@@ -158,8 +168,23 @@ class _Server(ThreadingHTTPServer):
             self._workers.add(worker)
         worker.start()
 
+    def get_request(self) -> tuple[Any, Any]:
+        sock, address = super().get_request()
+        if self.tls is not None:
+            # The TLS handshake happens in the connection's own thread, so a slow client cannot stall accept().
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
+
     def _work(self, request: Any, client_address: Any) -> None:
         try:
+            if isinstance(request, ssl.SSLSocket):
+                request.settimeout(_HANDSHAKE_TIMEOUT)
+                try:
+                    request.do_handshake()
+                except (OSError, ssl.SSLError):
+                    logger.debug("TLS handshake with %s failed", client_address, exc_info=True)
+                    return
+                request.settimeout(None)
             self.process_request_thread(request, client_address)
         finally:
             with self._conn_lock:
@@ -198,6 +223,11 @@ class Simulator:
         clock: Simulated time in epoch seconds (default `time.time`); prices, timestamps and fills follow it.
         question_rules: Order questions to ask (default: `default_question_rules()`).
         hmds_warmup: Answer 404 to the first `/hmds/history` request of a session, as IBKR's farm does.
+        oauth: `OAuthSettings` to act as IBKR's hosted API with OAuth 1.0a: live session tokens are issued and
+            every other request must carry a valid signature (401 otherwise).
+        pacing_time_scale: Multiplies every pacing period (tests scale IBKR's limits down).
+        https: Serve HTTPS with the simulator's self-signed certificate (`cacert` is its path), like the real
+            gateway; the certificate is a public test certificate, not a secret.
 
     Use as a context manager, or call `start()` and `stop()`. `url` is the base URL to give a client.
     """
@@ -216,10 +246,12 @@ class Simulator:
         hmds_warmup: bool = True,
         oauth: OAuthSettings | None = None,
         pacing_time_scale: float = 1.0,
+        https: bool = False,
     ) -> None:
         if latency < 0:
             raise ValueError("latency must not be negative")
         self._port = port
+        self.https = https
         self.latency = latency
         self.pacing = pacing
         self._state = GatewayState(
@@ -252,7 +284,7 @@ class Simulator:
         if self._server is not None:
             raise RuntimeError("the simulator is already started")
         self._stopping.clear()
-        self._server = _Server(self, self._port)
+        self._server = _Server(self, self._port, self._tls_context() if self.https else None)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="ibkr-simulator"
         )
@@ -300,7 +332,18 @@ class Simulator:
     @property
     def url(self) -> str:
         """Base URL of the API, e.g. `http://127.0.0.1:54321/v1/api/`."""
-        return f"http://{HOST}:{self.port}{BASE_PATH}/"
+        scheme = "https" if self.https else "http"
+        return f"{scheme}://{HOST}:{self.port}{BASE_PATH}/"
+
+    @property
+    def cacert(self) -> str:
+        """Path of the simulator's self-signed certificate: give it to a client as `cacert` to verify HTTPS."""
+        return str(_data_path(TLS_CERT))
+
+    def _tls_context(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(str(_data_path(TLS_CERT)), str(_data_path(TLS_KEY)))
+        return context
 
     def __repr__(self) -> str:
         where = self.url if self._server is not None else "not started"
@@ -490,7 +533,8 @@ class Simulator:
         """With OAuth on: issue a live session token, or refuse (401) a request whose signature does not verify.
         None lets a verified request through. The URL signed is rebuilt from the Host header, as a server sees it."""
         assert self.oauth is not None
-        url = f"http://{incoming.headers.get('host', '')}{target}"
+        scheme = "https" if self.https else "http"
+        url = f"{scheme}://{incoming.headers.get('host', '')}{target}"
         authorization = incoming.headers.get("authorization")
         try:
             if endpoint == "oauth_live_session_token":

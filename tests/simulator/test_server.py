@@ -175,3 +175,23 @@ def test_plugin_fixtures(ibkr_simulator: Simulator, ibkr_client: IbkrClient) -> 
 def test_plugin_marker_configures_the_simulator(ibkr_simulator: Simulator, ibkr_client: IbkrClient) -> None:
     assert ibkr_simulator.accounts == ["DU5555555"] and ibkr_client.account_id == "DU5555555"
     assert ibkr_client.portfolio_accounts().data[0]["id"] == "DU5555555"
+
+
+def test_https_with_the_self_signed_certificate() -> None:
+    import ssl
+
+    import pytest
+
+    from ibkr_sdk import ApiConnectionError, IbkrClient
+    from ibkr_sdk.simulator import Simulator
+
+    with Simulator(https=True) as sim:
+        assert sim.url.startswith("https://127.0.0.1:")
+        with IbkrClient(url=sim.url, cacert=sim.cacert, max_retries=0, pacing=False) as verified:
+            assert verified.authentication_status().data["authenticated"] is True
+        with IbkrClient(url=sim.url, cacert=False, max_retries=0, pacing=False) as unverified:
+            assert unverified.tickle().data is not None
+        with IbkrClient(url=sim.url, cacert=True, max_retries=0, pacing=False) as strict:
+            with pytest.raises(ApiConnectionError):
+                strict.tickle()  # the system store does not trust the test certificate
+        assert ssl.get_server_certificate(("127.0.0.1", sim.port))
