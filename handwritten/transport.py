@@ -106,7 +106,7 @@ def _status_error(resp: requests.Response, call: PreparedCall) -> ExternalBroker
     return ExternalBrokerError(message, status_code=status, method=call.method, path=call.path)
 
 
-def _nothing_sent(exc: requests.exceptions.ConnectionError) -> bool:
+def _nothing_sent(exc: requests.exceptions.RequestException) -> bool:
     """True when the failure happened while connecting, so no byte of the request reached the server."""
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return True
@@ -210,19 +210,13 @@ class Transport:
                 self._log("-> %s %s %s", call.method, call.path, call.query or "")
                 try:
                     resp = self.session.request(call.method, url, **kwargs)
-                except requests.exceptions.Timeout as exc:
-                    nothing_sent = isinstance(exc, requests.exceptions.ConnectTimeout)
-                    failure = ApiTimeoutError(
-                        f"no answer within {self.timeout} s",
-                        maybe_sent=not nothing_sent,
-                        method=call.method,
-                        path=call.path,
-                    )
-                except requests.exceptions.ConnectionError as exc:
-                    nothing_sent = _nothing_sent(exc)
-                    failure = ApiConnectionError(
-                        f"connection failed ({type(exc).__name__})",
-                        maybe_sent=not nothing_sent,
+                except (requests.exceptions.Timeout, requests.exceptions.ConnectionError) as exc:
+                    timed_out = isinstance(exc, requests.exceptions.Timeout)
+                    failure = (ApiTimeoutError if timed_out else ApiConnectionError)(
+                        f"no answer within {self.timeout} s"
+                        if timed_out
+                        else f"connection failed ({type(exc).__name__})",
+                        maybe_sent=not _nothing_sent(exc),
                         method=call.method,
                         path=call.path,
                     )
