@@ -142,3 +142,17 @@ def test_no_secret_in_debug_logs_or_repr(
     assert "OAuth live session token obtained" in caplog.text
     for secret in (lst, keys["encrypted"], keys["secret"].hex(), "PRIVATE KEY"):
         assert secret not in shown
+
+
+def test_every_attempt_is_signed_afresh(sim: Simulator, keys: dict[str, Any]) -> None:
+    """A retried request carries a new nonce and timestamp: the server refuses a reused nonce."""
+    with _client(sim, keys) as client:
+        client._transport.max_retries = 2
+        client._transport.retry_backoff = 0.01
+        sim.inject("portfolio_accounts", "status", 503)
+        sim.clear_requests()
+        assert client.portfolio_accounts().data[0]["id"] == "DU1234567"
+    attempts = [r for r in sim.requests if r.path == "/portfolio/accounts"]
+    assert [r.status for r in attempts] == [503, 200]
+    nonces = {r.headers["authorization"].split('oauth_nonce="')[1].split('"')[0] for r in attempts}
+    assert len(nonces) == 2

@@ -185,3 +185,27 @@ def test_new_gateway_session_reruns_the_accounts_preflight(sim: Simulator) -> No
         client.place_order(dict(MKT, conid=8314), answers={"o354": True})
     assert len(sim.orders) == 2
     assert _posts(sim, "/orders") == 3  # one refusal ("query /accounts first"), then the resend
+
+
+def test_switch_account_does_not_change_other_threads_account() -> None:
+    """switch_account selects an account on the gateway; the client's default account (used to fill account ids
+    in paths) stays what the caller set, so other threads keep addressing their account."""
+    with Simulator(accounts=["DU1234567", "DU7654321"]) as sim, _client(sim) as client:
+        client.receive_brokerage_accounts()
+        stop = threading.Event()
+        seen: list[str] = []
+
+        def reader() -> None:
+            while not stop.is_set() and len(seen) < 200:
+                client.portfolio_summary()
+                seen.append(sim.requests[-1].path)
+
+        t = threading.Thread(target=reader)
+        t.start()
+        for account in ("DU7654321", "DU1234567", "DU7654321"):
+            client.switch_account(account)
+        stop.set()
+        t.join(timeout=30)
+        assert client.account_id == "DU1234567"
+    summaries = [r.path for r in sim.requests if r.path.endswith("/summary")]
+    assert summaries and set(summaries) == {"/portfolio/DU1234567/summary"}
