@@ -27,7 +27,8 @@ CALLS = 200
 def main() -> None:
     with FixedServer() as server:
         base = f"http://127.0.0.1:{server.port}/v1/api"
-        client = IbkrClient(url=base + "/", account_id="DU1234567", max_retries=0)
+        # Pacing off: this measures the cost of a call, not IBKR's 10 req/s schedule (see bench_pacing.py).
+        client = IbkrClient(url=base + "/", account_id="DU1234567", max_retries=0, pacing=False)
         session = requests.Session()
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
 
