@@ -4,16 +4,20 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 LAYOUT := $(VENV)/.layout
+DOCS    := docs
+OPENAPI := $(DOCS)/openapi.json
 # The strict editable install links each file once: re-install whenever the set of package files changes.
 PKG_FILES := $(sort $(wildcard generated/ibkr_sdk/*.py generated/ibkr_sdk/*/*.py handwritten/*.py handwritten/*/*.py handwritten/*/data/*))
 
-.PHONY: FORCE help venv install generate check-generated lint typecheck pytest test demo bench clean
+.PHONY: FORCE help venv install generate docs openapi check-generated lint typecheck pytest test demo bench clean
 
 help:
 	@echo "make demo             create the environment, install, run the example workflow offline"
 	@echo "make test             lint, type-check, check generated code, run the test suite"
-	@echo "make generate         regenerate generated/ibkr_sdk from spec/ and codegen/templates"
-	@echo "make check-generated  fail when generated/ differs from what spec/ and the templates produce"
+	@echo "make generate         regenerate generated/ibkr_sdk, the API reference and the OpenAPI export from spec/"
+	@echo "make docs             regenerate the API reference only ($(DOCS)/api-reference.md, $(DOCS)/api/)"
+	@echo "make openapi          regenerate the OpenAPI 3.1 export only ($(OPENAPI))"
+	@echo "make check-generated  fail when generated/ or the docs differ from what spec/ and the templates produce"
 	@echo "make bench            run the benchmarks"
 
 $(PY):
@@ -31,18 +35,28 @@ $(STAMP): $(PY) pyproject.toml $(LAYOUT)
 venv install: $(STAMP)
 
 generate: $(STAMP)
-	$(PY) -m codegen --spec spec --out generated
+	$(PY) -m codegen --spec spec --out generated --docs $(DOCS) --openapi $(OPENAPI)
 	# New or removed modules only become visible to the strict editable install after re-installing.
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation --config-settings editable_mode=strict -e .
 	@touch $(STAMP)
 
+docs: $(STAMP)
+	$(PY) -m codegen --spec spec --docs $(DOCS)
+
+openapi: $(STAMP)
+	$(PY) -m codegen --spec spec --openapi $(OPENAPI)
+
+# The docs generator owns $(DOCS)/api/, $(DOCS)/api-reference.md and $(OPENAPI); other files in $(DOCS) are not compared.
 check-generated: $(STAMP)
 	@rm -rf .gen-check
-	@$(PY) -m codegen --spec spec --out .gen-check >/dev/null
-	@if diff -r -x __pycache__ .gen-check/ibkr_sdk generated/ibkr_sdk; then \
-		echo "generated code is up to date"; rm -rf .gen-check; \
+	@$(PY) -m codegen --spec spec --out .gen-check --docs .gen-check/docs --openapi .gen-check/openapi.json >/dev/null
+	@if diff -r -x __pycache__ .gen-check/ibkr_sdk generated/ibkr_sdk \
+		&& diff -r .gen-check/docs/api $(DOCS)/api \
+		&& diff .gen-check/docs/api-reference.md $(DOCS)/api-reference.md \
+		&& diff .gen-check/openapi.json $(OPENAPI); then \
+		echo "generated code and docs are up to date"; rm -rf .gen-check; \
 	else \
-		rm -rf .gen-check; echo "generated/ is stale: run 'make generate' and commit the result" >&2; exit 1; \
+		rm -rf .gen-check; echo "generated/ or $(DOCS)/ is stale: run 'make generate' and commit the result" >&2; exit 1; \
 	fi
 
 lint: $(STAMP)

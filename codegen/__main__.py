@@ -1,4 +1,9 @@
-"""`python -m codegen --spec spec --out generated` (or `--check-spec` to validate only)."""
+"""`python -m codegen --spec spec --out generated` (or `--check-spec` to validate only).
+
+`--docs DIR` also writes the API reference (DIR/api-reference.md, DIR/api/<area>.md) and `--openapi FILE` the
+OpenAPI 3.1 export. The package is rendered when `--out` is given or when neither `--docs` nor `--openapi` is, so
+`python -m codegen --spec spec --docs docs` writes the reference alone.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +15,13 @@ from .load import CatalogueError, load_catalogue
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m codegen", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m codegen", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--spec", type=Path, default=Path("spec"))
-    parser.add_argument("--out", type=Path, default=Path("generated"))
+    parser.add_argument("--out", type=Path, default=None, help="where ibkr_sdk/ is rendered (default generated)")
+    parser.add_argument("--docs", type=Path, default=None, help="also render the API reference into this directory")
+    parser.add_argument("--openapi", type=Path, default=None, help="also write the OpenAPI 3.1 export to this file")
     parser.add_argument("--check-spec", action="store_true", help="validate the catalogue and stop")
     args = parser.parse_args(argv)
     try:
@@ -23,10 +32,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.check_spec:
         print(f"catalogue ok: {len(cat.areas)} areas, {len(cat.endpoints)} endpoints")
         return 0
-    from .render import render
+    out = args.out
+    if out is None and args.docs is None and args.openapi is None:
+        out = Path("generated")
+    if out is not None:
+        from .render import render
 
-    written = render(cat, args.out, args.spec)
-    print(f"generated {len(written)} files from {len(cat.endpoints)} endpoints into {args.out}")
+        written = render(cat, out, args.spec)
+        print(f"generated {len(written)} files from {len(cat.endpoints)} endpoints into {out}")
+    if args.docs is not None:
+        from .docs import render_docs
+
+        pages = render_docs(cat, args.docs, args.spec)
+        print(f"rendered the API reference ({len(pages)} pages) into {args.docs}")
+    if args.openapi is not None:
+        from .openapi_export import write
+
+        write(cat, args.spec, args.openapi)
+        print(f"wrote the OpenAPI 3.1 export of {len(cat.endpoints)} operations to {args.openapi}")
     return 0
 
 

@@ -54,6 +54,47 @@ def _wrap(text: str, width: int) -> str:
     return "\n\n".join(out)
 
 
+STRING_CHUNK = 88  # characters of text per string literal, so that no generated line exceeds ruff's 120 columns
+
+
+def _unwrap(text: str) -> str:
+    """Join the lines of each prose paragraph (a reader re-wraps them); lists, code and tables keep their lines."""
+    out = []
+    for para in str(text).strip().split("\n\n"):
+        lines = para.splitlines()
+        if any(line.lstrip().startswith(("- ", "* ", "```", "|")) for line in lines):
+            out.append("\n".join(line.rstrip() for line in lines))
+        else:
+            out.append(" ".join(para.split()))
+    return "\n\n".join(out)
+
+
+def _pystr(text: str, room: int = STRING_CHUNK) -> str:
+    """A Python expression for `text` that fits in `room` columns: one literal, or literals joined implicitly.
+
+    Parts end after a newline or, within a long line, after a space; ruff then lays them out (and joins the parts
+    again where the whole fits).
+    """
+    text = str(text)
+    if len(repr(text)) <= room:
+        return repr(text)
+    size = STRING_CHUNK if len(text) > STRING_CHUNK else len(text) // 2 + 1
+    parts: list[str] = []
+    for line in text.splitlines(keepends=True):
+        while len(line) > size:
+            cut = line.rfind(" ", 0, size)
+            if cut <= 0:
+                cut = line.find(" ", size)
+            if cut <= 0:
+                break
+            parts.append(line[: cut + 1])
+            line = line[cut + 1 :]
+        parts.append(line)
+    if len(parts) == 1:
+        return repr(parts[0])
+    return "(" + " ".join(repr(part) for part in parts) + ")"
+
+
 def _arg_doc(p: Param, width: int = 120 - 12) -> str:
     """`name: text` for an Args section, wrapped to fit at 12 spaces of indentation, continuation indented."""
     text = _docstring(p.doc_line)
@@ -79,6 +120,8 @@ def environment() -> jinja2.Environment:
     env.filters["docstring"] = _docstring
     env.filters["wrap"] = _wrap
     env.filters["arg_doc"] = _arg_doc
+    env.filters["pystr"] = _pystr
+    env.filters["unwrap"] = _unwrap
     return env
 
 
@@ -111,8 +154,8 @@ def render_tree(cat: Catalogue, spec_dir: Path, dest: Path) -> list[str]:
     written: list[str] = []
     for template_path in sorted(TEMPLATES.rglob("*.j2")):
         rel = template_path.relative_to(TEMPLATES)
-        if rel.parts[0] == "_macros":
-            continue  # macro files are imported by templates, never rendered alone
+        if rel.parts[0] != PACKAGE:
+            continue  # macro files are imported by templates; docs/ is rendered by codegen/docs.py
         template = env.get_template(rel.as_posix())
         target_rel = rel.as_posix()[: -len(".j2")]
         if "%area" in target_rel:

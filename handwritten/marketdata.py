@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .._client_base import GeneratedEndpoints
-from .errors import RequestValidationError
+from .errors import ExternalBrokerError, RequestValidationError
 from .result import Result
 from .stock_query import StockQueries, StockQuery, StockQueryOverlay
 from .types import OneOrMany
@@ -167,7 +167,10 @@ class MarketdataOverlay(StockQueryOverlay, GeneratedEndpoints):
         )
 
     def marketdata_unsubscribe(self, conids: OneOrMany[str]) -> list[Result]:
-        """Close the market data stream of each contract: one request per conid, one `Result` each."""
+        """Close the market data stream of each contract: one request per conid, one `Result` each.
+
+        A 404 (no stream was open for that contract) is not an error: its `Result` says `unsubscribed: False`.
+        """
         items = list(conids) if isinstance(conids, (list, tuple)) else [conids]
         if not items:
             raise RequestValidationError("marketdata_unsubscribe", "conids", "must not be an empty list")
@@ -178,4 +181,13 @@ class MarketdataOverlay(StockQueryOverlay, GeneratedEndpoints):
                     "marketdata_unsubscribe", "conids", f"must hold numeric conids, got {conid!r}"
                 )
             numbers.append(int(conid))
-        return [self._marketdata_unsubscribe(conid=n) for n in numbers]
+        results = []
+        for n in numbers:
+            try:
+                results.append(self._marketdata_unsubscribe(conid=n))
+            except ExternalBrokerError as exc:
+                if exc.status_code != 404:
+                    raise
+                # No stream was open for this contract: nothing to close, not a failure.
+                results.append(Result(data={"conid": n, "unsubscribed": False, "reason": exc.message}))
+        return results

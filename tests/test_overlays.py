@@ -8,6 +8,7 @@ import datetime
 import pytest
 
 from ibkr_sdk import (
+    ExternalBrokerError,
     IbkrClient,
     OrderQuestionError,
     OrderRequest,
@@ -182,6 +183,21 @@ def test_unsubscribe_sends_one_request_per_conid(client: IbkrClient, recorder: R
         ("/v1/api/iserver/marketdata/unsubscribe", {"conid": 265598}),
         ("/v1/api/iserver/marketdata/unsubscribe", {"conid": 8314}),
     ]
+
+
+def test_unsubscribe_treats_404_as_nothing_to_close(client: IbkrClient, recorder: RecordingServer) -> None:
+    recorder.reply(
+        "POST",
+        "/iserver/marketdata/unsubscribe",
+        Reply(404, {"error": "no subscription"}),
+        Reply(body={"success": True}),
+    )
+    results = client.marketdata_unsubscribe(["1", "2"])
+    assert results[0].data == {"conid": 1, "unsubscribed": False, "reason": "no subscription"}
+    assert results[1].data == {"success": True}
+    recorder.reply("POST", "/iserver/marketdata/unsubscribe", Reply(500, {"error": "broken"}))
+    with pytest.raises(ExternalBrokerError):
+        client.marketdata_unsubscribe("3")
 
 
 def test_history_by_conids_is_keyed_and_cleaned(client: IbkrClient, recorder: RecordingServer) -> None:
