@@ -287,6 +287,16 @@ def test_simulator_answers_parse_into_their_models() -> None:
         placed = client.place_order(order, answers={"o354": True}).data
         client.order_status(placed[0]["order_id"]).parsed()
         parsed.add("order_status")
+        # Alert ids, too, come from the session: create an alert, then read, deactivate and delete it.
+        condition = {"conidex": "265598@SMART", "type": 1, "operator": ">=", "value": "500", "logicBind": "n"}
+        alert_id = client.create_alert({"alertName": "models", "conditions": [condition]}).data["order_id"]
+        client.alert_details(alert_id).parsed()
+        client.activate_alert(alert_id, 0).parsed()
+        client.delete_alert(alert_id).parsed()
+        parsed.update({"alert_details", "activate_alert", "delete_alert"})
+        # And FYI notification ids: mark a listed notification read.
+        client.mark_fyi_notification_read(client.fyi_notifications(1).data[0]["ID"]).parsed()
+        parsed.add("mark_fyi_notification_read")
         client.close()
     modelled = {name for name in HANDLERS if name in MODELS.RESPONSE_MODELS}
     assert modelled <= parsed

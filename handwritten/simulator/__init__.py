@@ -9,9 +9,11 @@
         print(client.live_marketdata_snapshot(conids="265598", fields=["31", "84", "86"]).data)
 
 Routes come from the endpoint catalogue; endpoints the simulator does not model answer 501 naming the endpoint,
-never a made-up 200. Modelled: session and accounts, contracts (a small universe in `data/contracts.json`),
-snapshots and history, orders with IBKR's question/reply flow, portfolio, watchlists. Faults on demand:
-`Simulator.inject`. pytest fixtures: `ibkr_sdk.simulator.pytest_plugin` (auto-loaded). Command line:
+never a made-up 200. Modelled: session and accounts (with the segment summaries and partitioned P&L), contracts
+(a small universe in `data/contracts.json`, with order rules, algos, currency pairs and rates, trading
+schedules), snapshots and history, market scanners, orders with IBKR's question/reply flow, portfolio,
+watchlists, alerts and FYI notifications. Faults on demand: `Simulator.inject`. pytest fixtures:
+`ibkr_sdk.simulator.pytest_plugin` (auto-loaded). Command line:
 `python -m ibkr_sdk.simulator --port 5000`.
 """
 

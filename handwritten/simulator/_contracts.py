@@ -205,9 +205,8 @@ def _futures(state: GatewayState, req: SimRequest) -> Any:
     return out
 
 
-@handles("contract_information_by_conid")
-def _contract_info(state: GatewayState, req: SimRequest) -> Any:
-    c = state.contract(req.params["conid"])
+def contract_info(c: Contract) -> dict[str, Any]:
+    """The contract details record (`/iserver/contract/{conid}/info`, and the first part of info-and-rules)."""
     return {
         "cfi_code": "OCXXXS" if c.sec_type == "OPT" else "",
         "symbol": c.symbol,
@@ -238,3 +237,8 @@ def _contract_info(state: GatewayState, req: SimRequest) -> Any:
         "right": {"C": "CALL", "P": "PUT"}.get(c.right or ""),
         "strike": f"{c.strike:g}" if c.strike is not None else None,
     }
+
+
+@handles("contract_information_by_conid")
+def _contract_info(state: GatewayState, req: SimRequest) -> Any:
+    return contract_info(state.contract(req.params["conid"]))

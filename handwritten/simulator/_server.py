@@ -30,7 +30,20 @@ from urllib.parse import parse_qsl, urlsplit
 
 from .._endpoint_table import ENDPOINTS, GLOBAL_LIMITS, PACING_BUCKETS
 from ..lib.endpoint import PacingBucket
-from . import _contracts, _marketdata, _orders, _portfolio, _session, _watchlists  # noqa: F401  (register handlers)
+from . import (  # noqa: F401  (register handlers)
+    _alerts,
+    _contracts,
+    _funds,
+    _fyi,
+    _marketdata,
+    _orders,
+    _portfolio,
+    _reference,
+    _rules,
+    _scanner,
+    _session,
+    _watchlists,
+)
 from ._book import SimOrder
 from ._core import HANDLERS, GatewayError, SimRequest, SimResponse
 from ._faults import ANY_ROUTE, FAULT_KINDS, Fault, FaultBook

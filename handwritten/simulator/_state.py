@@ -18,7 +18,7 @@ import random
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..lib.endpoint import EndpointSpec
 from . import _data
@@ -28,9 +28,25 @@ from ._prices import PriceModel, Quote
 from ._questions import QuestionRule
 from ._universe import Contract, Universe
 
+if TYPE_CHECKING:
+    from ._alerts import Alert
+    from ._fyi import FyiState
+
 NO_BRIDGE = "Bad Request: no bridge"
 ACCOUNTS_FIRST = "Please query /accounts first"
 _OPENS_BRIDGE = ("authentication_status", "initialize_brokerage_session", "reauthenticate")
+_FIXTURES = (
+    "accounts",
+    "session",
+    "marketdata",
+    "contracts",
+    "questions",
+    "reference",
+    "rules",
+    "scanner",
+    "alerts",
+    "fyi",
+)
 
 
 @dataclass
@@ -63,6 +79,7 @@ class SessionState:
     session_serial: int = 0
     hmds_ready: bool = False
     md_streams: dict[int, set[str]] = field(default_factory=dict)  # conid -> fields requested so far
+    pnl_ready: bool = False  # the first partitioned P&L request of a session answers empty, as IBKR's does
     pending: dict[str, PendingReply] = field(default_factory=dict)
     suppressed: set[str] = field(default_factory=set)
 
@@ -87,9 +104,7 @@ class GatewayState:
         self.account_ids = list(accounts)
         self.question_rules = question_rules
         self.hmds_warmup = hmds_warmup
-        self.fixtures = {
-            name: _data.load(name) for name in ("accounts", "session", "marketdata", "contracts", "questions")
-        }
+        self.fixtures = {name: _data.load(name) for name in _FIXTURES}
         today = dt.datetime.fromtimestamp(clock(), dt.timezone.utc).date()
         self.universe = Universe(self.fixtures["contracts"], today)
         self.prices = PriceModel(self.universe, seed)
@@ -100,6 +115,9 @@ class GatewayState:
             token=f"{self.rng.getrandbits(128):032x}",
         )
         self.watchlists: dict[str, Watchlist] = {}
+        self.alerts: dict[int, Alert] = {}  # by alert (order) id; the MTA alert apart
+        self.mta: Alert | None = None  # made on first use (see _alerts.mta)
+        self.fyi: FyiState | None = None  # made on first use (see _fyi.fyi)
         self.started = clock()
         self.server_counter = self.rng.randrange(4_000_000, 5_000_000)
 
@@ -150,6 +168,7 @@ class GatewayState:
         s.accounts_queried = False
         s.hmds_ready = False
         s.md_streams.clear()
+        s.pnl_ready = False
         s.pending.clear()
         s.suppressed.clear()
 

@@ -48,6 +48,9 @@ class Session:
     rth: tuple[int, int]
     extended: tuple[int, int]
     weekdays_only: bool = True
+    timezone: str = "UTC"  # the exchange's zone (IANA name)
+    timezone_alias: str = "UTC"  # the older name some endpoints use, e.g. US/Eastern
+    utc_offset: int = 0  # minutes; standard time (daylight saving time is ignored, as everywhere here)
 
     def is_trading_day(self, day: dt.date) -> bool:
         return not self.weekdays_only or day.weekday() < 5
@@ -153,6 +156,9 @@ class Universe:
                 rth=(_minutes(s["rth"][0]), _minutes(s["rth"][1])),
                 extended=(_minutes(s["extended"][0]), _minutes(s["extended"][1])),
                 weekdays_only=bool(s.get("weekdays_only", True)),
+                timezone=str(s.get("timezone", "UTC")),
+                timezone_alias=str(s.get("timezone_alias", s.get("timezone", "UTC"))),
+                utc_offset=int(s.get("utc_offset_minutes", 0)),
             )
             for name, s in data["sessions"].items()
         }

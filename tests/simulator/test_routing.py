@@ -17,9 +17,10 @@ from tests.simulator.helpers import raw_request
 
 def test_unmodelled_endpoint_answers_501_naming_it(api: IbkrClient) -> None:
     with pytest.raises(ExternalBrokerError) as caught:
-        api.list_alerts()
+        api.signatures_and_owners()
     assert caught.value.status_code == 501
-    assert "list_alerts" in str(caught.value) and "/iserver/account/{accountId}/alerts" in str(caught.value)
+    assert "signatures_and_owners" in str(caught.value)
+    assert "/acesws/{accountId}/signatures-and-owners" in str(caught.value)
 
 
 def test_unknown_path_404_and_wrong_method_405(sim: Simulator) -> None:
@@ -101,6 +102,40 @@ def test_handlers_cover_the_modelled_areas() -> None:
         "get_all_watchlists",
         "get_watchlist_information",
         "delete_watchlist",
+        "info_and_rules_by_conid",
+        "search_contract_rules",
+        "algo_params_by_conid",
+        "currency_pairs",
+        "currency_exchange_rate",
+        "trading_schedule_by_symbol",
+        "trading_schedule_by_conid",
+        "all_conids_by_exchange",
+        "scanner_parameters",
+        "market_scanner",
+        "hmds_scanner_parameters",
+        "hmds_market_scanner",
+        "create_alert",
+        "list_alerts",
+        "alert_details",
+        "activate_alert",
+        "delete_alert",
+        "mta_alert",
+        "fyi_unread_count",
+        "fyi_settings",
+        "modify_fyi_setting",
+        "fyi_disclaimer",
+        "mark_fyi_disclaimer_read",
+        "fyi_delivery_options",
+        "set_fyi_email_delivery",
+        "set_fyi_device_delivery",
+        "delete_fyi_device",
+        "fyi_notifications",
+        "mark_fyi_notification_read",
+        "account_summary_available_funds",
+        "account_summary_balances",
+        "account_summary_margins",
+        "account_summary_market_value",
+        "account_profit_and_loss",
     ):
         assert name in HANDLERS, name
 

@@ -85,7 +85,7 @@ class AlertCondition(BaseModel):
     model_config = ConfigDict(
         extra="allow",
     )
-    condition_logic_bind: bool | None = None
+    condition_logic_bind: Literal["a", "o", "n"] | None = None
     """
     Condition logic_bind value set.
     """
