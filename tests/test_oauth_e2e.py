@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 import secrets
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -156,3 +157,17 @@ def test_every_attempt_is_signed_afresh(sim: Simulator, keys: dict[str, Any]) ->
     assert [r.status for r in attempts] == [503, 200]
     nonces = {r.headers["authorization"].split('oauth_nonce="')[1].split('"')[0] for r in attempts}
     assert len(nonces) == 2
+
+
+def test_token_close_to_expiry_is_renewed_before_sending(sim: Simulator, keys: dict[str, Any]) -> None:
+    with _client(sim, keys) as client:
+        signer = client._oauth_signer
+        assert signer is not None and signer._token is not None
+        signer._token = type(signer._token)(lst=signer._token.lst, expires_at=time.time() + 5)  # about to expire
+        sim.clear_requests()
+        client.portfolio_accounts()
+    assert [(r.path, r.status) for r in sim.requests] == [
+        ("/oauth/live_session_token", 200),
+        ("/portfolio/accounts", 200),
+    ]
+    assert sim.oauth is not None and sim.oauth.issued == 2

@@ -110,3 +110,21 @@ def test_tickler_interval_must_be_positive() -> None:
 
     with pytest.raises(ValueError, match="interval"):
         Tickler(lambda: None, 0)
+
+
+def test_separate_clients_do_not_block_each_other(recorder: RecordingServer) -> None:
+    """The order lock is per client and account: a second client on the same account is not held up."""
+    delayed = Reply(body=[{"order_id": "1", "order_status": "Submitted"}], delay=0.5)
+    recorder.reply("POST", ORDERS, delayed, ACK)  # the first order's answer is slow, the second's is not
+    finished: list[str] = []
+    with (
+        IbkrClient(account_id="DU1234567", url=recorder.url, pacing=False, auto_preflight=False) as a,
+        IbkrClient(account_id="DU1234567", url=recorder.url, pacing=False, auto_preflight=False) as b,
+    ):
+        t = threading.Thread(target=lambda: (a.place_order(AAPL, {}), finished.append("a")))
+        t.start()
+        time.sleep(0.1)  # a holds its own order lock while its answer is delayed
+        b.place_order(AAPL, {})
+        finished.append("b")
+        t.join(timeout=10)
+    assert finished == ["b", "a"]
