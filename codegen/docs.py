@@ -26,7 +26,7 @@ import yaml
 
 from .model import Bucket, Catalogue, Endpoint, Example, Param
 from .models import plan_models
-from .render import ROOT, _unwrap, environment
+from .render import ROOT, _unwrap, environment, replace_tree
 
 HANDWRITTEN = ROOT / "handwritten"
 CLIENT_CLASS = "IbkrClient"
@@ -394,10 +394,7 @@ def render_docs(cat: Catalogue, out: Path, spec_dir: Path) -> list[str]:
     out = Path(out)
     with tempfile.TemporaryDirectory(prefix="ibkr-docs-") as tmp:
         written = render_docs_tree(cat, spec_dir, Path(tmp))
-        target = out / AREA_DIR
-        if target.exists():
-            shutil.rmtree(target)
         out.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(Path(tmp) / AREA_DIR, target)
+        replace_tree(Path(tmp) / AREA_DIR, out / AREA_DIR)
         shutil.copyfile(Path(tmp) / REFERENCE, out / REFERENCE)
     return written

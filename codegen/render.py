@@ -216,13 +216,17 @@ def _format(dest: Path) -> None:
         raise RuntimeError(f"ruff format failed on generated code:\n{proc.stdout}{proc.stderr}")
 
 
+def replace_tree(source: Path, target: Path) -> None:
+    """Make `target` an exact copy of the directory `source` (files the generator no longer writes disappear)."""
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target)
+
+
 def render(cat: Catalogue, out: Path, spec_dir: Path) -> list[str]:
     """Render into `out/ibkr_sdk/`, replacing what is there."""
     out = Path(out)
     with tempfile.TemporaryDirectory(prefix="ibkr-codegen-") as tmp:
         written = render_tree(cat, spec_dir, Path(tmp))
-        target = out / PACKAGE
-        if target.exists():
-            shutil.rmtree(target)
-        shutil.copytree(Path(tmp) / PACKAGE, target)
+        replace_tree(Path(tmp) / PACKAGE, out / PACKAGE)
     return written
