@@ -31,7 +31,9 @@ from urllib.parse import parse_qsl, urlsplit
 from .._endpoint_table import ENDPOINTS, GLOBAL_LIMITS, PACING_BUCKETS
 from ..lib.endpoint import PacingBucket
 from . import (  # noqa: F401  (register handlers)
+    _accounts_extra,
     _alerts,
+    _analyst,
     _contracts,
     _funds,
     _fyi,

@@ -17,10 +17,10 @@ from tests.simulator.helpers import raw_request
 
 def test_unmodelled_endpoint_answers_501_naming_it(api: IbkrClient) -> None:
     with pytest.raises(ExternalBrokerError) as caught:
-        api.signatures_and_owners()
+        api.forecast_categories()
     assert caught.value.status_code == 501
-    assert "signatures_and_owners" in str(caught.value)
-    assert "/acesws/{accountId}/signatures-and-owners" in str(caught.value)
+    assert "forecast_categories" in str(caught.value)
+    assert "/forecast/category/tree" in str(caught.value)
 
 
 def test_unknown_path_404_and_wrong_method_405(sim: Simulator) -> None:
@@ -136,6 +136,13 @@ def test_handlers_cover_the_modelled_areas() -> None:
         "account_summary_margins",
         "account_summary_market_value",
         "account_profit_and_loss",
+        "account_performance",
+        "all_periods",
+        "transaction_history",
+        "large_portfolio_subaccounts",
+        "invalidate_backend_portfolio_cache",
+        "combination_positions",
+        "signatures_and_owners",
     ):
         assert name in HANDLERS, name
 
