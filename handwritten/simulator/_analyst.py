@@ -246,8 +246,7 @@ def _transactions(state: GatewayState, req: SimRequest) -> Any:
                 "qty": _number(signed),
                 "type": "Buy" if signed > 0 else "Sell",
             }
-            if rate == 1.0:
-                entry["fxRate"] = 1  # the model has an integer rate; other rates are left out (see report)
+            entry["fxRate"] = 1 if rate == 1.0 else round(rate, 6)
             transactions.append(entry)
             if pnl:
                 total_realized += pnl * rate
@@ -258,9 +257,8 @@ def _transactions(state: GatewayState, req: SimRequest) -> Any:
                     "cur": currency,
                     "date": time.strftime("%Y%m%d", day),
                     "side": "L" if was_long else "G",  # L: a long position closed (IBKR's example); G assumed otherwise
+                    "fxRate": 1 if rate == 1.0 else round(rate, 6),
                 }
-                if rate == 1.0:
-                    item["fxRate"] = 1
                 realized.append(item)
     return {
         "id": "getTransactions",

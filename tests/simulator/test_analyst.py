@@ -84,8 +84,11 @@ def test_transactions_follow_the_fills(api: IbkrClient) -> None:
     assert buy["acctid"] == ACCOUNT and buy["conid"] == AAPL and buy["fxRate"] == 1
     (pnl,) = result.data["rpnl"]["data"]
     assert float(pnl["amt"]) == pytest.approx(4 * (sell["pr"] - buy["pr"]), abs=0.01) and pnl["side"] == "L"
-    eur = api.transaction_history(ACCOUNT, str(AAPL), "EUR").data["transactions"]
+    in_eur = api.transaction_history(ACCOUNT, str(AAPL), "EUR")
+    eur = in_eur.data["transactions"]
     assert eur[0]["cur"] == "EUR" and abs(eur[0]["amt"]) < abs(buy["amt"])
+    assert 0 < eur[0]["fxRate"] < 1 and eur[0]["amt"] == pytest.approx(buy["amt"] * eur[0]["fxRate"], abs=0.02)
+    assert in_eur.parsed().transactions[0].fxRate == eur[0]["fxRate"]  # a decimal rate fits the model (fixes.yaml)
     with pytest.raises(ExternalBrokerError) as caught:
         api.transaction_history(ACCOUNT, "1", "USD")
     assert caught.value.status_code == 400

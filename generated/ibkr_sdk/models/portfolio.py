@@ -1236,7 +1236,7 @@ class Subaccounts2Response(BaseModel):
     """
 
 
-class Items(BaseModel):
+class Datum3(BaseModel):
     model_config = ConfigDict(
         extra="allow",
     )
@@ -1260,13 +1260,13 @@ class Items(BaseModel):
     """
     Specifies the date for the transaction.
     """
-    fxRate: int | None = None
-    """
-    Returns the foreign exchnage rate.
-    """
     side: Literal["L", "G"] | None = None
     """
     Determines if the day was a loss or gain * `L` - LOSS * `G` - GAIN
+    """
+    fxRate: float | None = None
+    """
+    Exchange rate applied.
     """
 
 
@@ -1282,11 +1282,10 @@ class Rpnl(BaseModel):
     """
     Provides the total amount gained or lost from all days returned
     """
-    data: list[Any] | None = None
+    data: list[Datum3] | None = None
     """
     Returns an array of realized pnl objects.
     """
-    items: Items | None = None
 
 
 class Transaction(BaseModel):
@@ -1317,15 +1316,11 @@ class Transaction(BaseModel):
     """
     Returns the long name for the company.
     """
-    fxRate: int | None = None
-    """
-    Returns the forex conversion rate.
-    """
     pr: float | None = None
     """
     Returns the price per share of the transaction.
     """
-    qty: int | None = None
+    qty: float | None = None
     """
     Returns the total quantity traded. Will display a negative value for sell orders, and a positive value for
     buy orders.
@@ -1333,6 +1328,10 @@ class Transaction(BaseModel):
     type: str | None = None
     """
     Returns the order side.
+    """
+    fxRate: float | None = None
+    """
+    Exchange rate applied.
     """
 
 
@@ -1554,6 +1553,7 @@ __all__ = [
     "Datum",
     "Datum1",
     "Datum2",
+    "Datum3",
     "DetailedContractInformation",
     "DetailedContractInformationAdditionalProperty",
     "DetailedContractInformationAdditionalPropertyAdditionalProperty",
@@ -1565,7 +1565,6 @@ __all__ = [
     "IndividualPosition",
     "IndividualPositionArray",
     "InvalidateBackendPortfolioCacheResponse",
-    "Items",
     "Ledger",
     "Ledger1",
     "Leg",
