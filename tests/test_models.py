@@ -298,6 +298,46 @@ def test_simulator_answers_parse_into_their_models() -> None:
         client.mark_fyi_notification_read(client.fyi_notifications(1).data[0]["ID"]).parsed()
         parsed.add("mark_fyi_notification_read")
         client.close()
+    # Allocation groups and presets exist only for an advisor (a default simulator refuses them with 400), and
+    # a group's name only after it is created; members must be the advisor's own sub-accounts.
+    with Simulator(advisor=True) as fa_sim:
+        fa = ibkr_sdk.IbkrClient(url=fa_sim.url, account_id=fa_sim.accounts[0], pacing=False, max_retries=0)
+        subs = [{"name": a} for a in fa_sim.accounts[1:]]
+        drafts: list[int] = []
+
+        def draft(result: Any) -> Any:
+            drafts.append(result.data["transfersInstructionId"])
+            return result
+
+        checks = {
+            "allocation_accounts": lambda: fa.allocation_accounts(),
+            "create_allocation_group": lambda: fa.create_allocation_group("models", subs),
+            "allocation_groups": lambda: fa.allocation_groups(),
+            "allocation_group": lambda: fa.allocation_group("models"),
+            "modify_allocation_group": lambda: fa.modify_allocation_group("models2", subs, "E", prev_name="models"),
+            "delete_allocation_group": lambda: fa.delete_allocation_group("models2"),
+            "allocation_presets": lambda: fa.allocation_presets(),
+            "set_allocation_presets": lambda: fa.set_allocation_presets(strict_credit_check=True),
+            # Model portfolios: save one, invest in it (draft, then submit), read it back.
+            "fa_model_save": lambda: fa.fa_model_save(
+                1, "models", "m", False, [{"ccy": "USD", "target": 0.1}], [{"conid": 265598, "target": 0.9}]
+            ),
+            "fa_model_invest_divest": lambda: draft(
+                fa.fa_model_invest_divest(2, "models", [{"account": fa_sim.accounts[1], "amtToInvest": 1000}])
+            ),
+            "fa_model_submit_transfers": lambda: fa.fa_model_submit_transfers(3, drafts[-1]),
+            "fa_model_list": lambda: fa.fa_model_list(4),
+            "fa_model_summary": lambda: fa.fa_model_summary(5, "models"),
+            "fa_model_positions": lambda: fa.fa_model_positions(6, "models"),
+            "fa_model_accounts_details": lambda: fa.fa_model_accounts_details(7, "models", calc_pnls=True),
+            "fa_model_invest_divest_positions": lambda: fa.fa_model_invest_divest_positions(8, "models"),
+            "fa_preset_get": lambda: fa.fa_preset_get(9),
+            "fa_preset_save": lambda: fa.fa_preset_save(10, keep_model_open=True),
+        }
+        for name, check in checks.items():
+            check().parsed()
+            parsed.add(name)
+        fa.close()
     modelled = {name for name in HANDLERS if name in MODELS.RESPONSE_MODELS}
     assert modelled <= parsed
     assert len(parsed) >= 35

@@ -12,7 +12,8 @@ Routes come from the endpoint catalogue; endpoints the simulator does not model 
 never a made-up 200. Modelled: session and accounts (with the segment summaries and partitioned P&L), contracts
 (a small universe in `data/contracts.json`, with order rules, algos, currency pairs and rates, trading
 schedules), snapshots and history, market scanners, orders with IBKR's question/reply flow, portfolio
-(with paged sub-accounts, owners and the Portfolio Analyst reports), watchlists, alerts and FYI notifications.
+(with paged sub-accounts, owners and the Portfolio Analyst reports), watchlists, alerts, FYI notifications, event
+(forecast) contracts, and, with `Simulator(advisor=True)`, Financial Advisor allocation groups and model portfolios.
 Faults on demand: `Simulator.inject`. pytest fixtures: `ibkr_sdk.simulator.pytest_plugin` (auto-loaded). Command
 line: `python -m ibkr_sdk.simulator --port 5000`.
 """

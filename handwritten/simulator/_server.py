@@ -33,11 +33,14 @@ from ..lib.endpoint import PacingBucket
 from . import (  # noqa: F401  (register handlers)
     _accounts_extra,
     _alerts,
+    _allocation,
     _analyst,
     _contracts,
+    _forecast,
     _funds,
     _fyi,
     _marketdata,
+    _models,
     _orders,
     _portfolio,
     _reference,
@@ -65,6 +68,7 @@ _HANDSHAKE_TIMEOUT = 10.0
 TLS_CERT = "simulator-tls.crt"
 TLS_KEY = "simulator-tls.key"
 _JSON = "application/json;charset=utf-8"
+ADVISOR_ACCOUNTS = ["DF1234560", "DU1234567", "DU1234568"]  # advisor=True: the advisor, then its sub-accounts
 
 
 @dataclass(frozen=True)
@@ -243,6 +247,9 @@ class Simulator:
         pacing_time_scale: Multiplies every pacing period (tests scale IBKR's limits down).
         https: Serve HTTPS with the simulator's self-signed certificate (`cacert` is its path), like the real
             gateway; the certificate is a public test certificate, not a secret.
+        advisor: Simulate a Financial Advisor: the first account id is the advisor's account, the others its
+            sub-accounts (default `["DF1234560", "DU1234567", "DU1234568"]`), and the allocation group and model
+            portfolio endpoints work. When False (a single-account user) those answer 400.
 
     Use as a context manager, or call `start()` and `stop()`. `url` is the base URL to give a client.
     """
@@ -262,6 +269,7 @@ class Simulator:
         oauth: OAuthSettings | None = None,
         pacing_time_scale: float = 1.0,
         https: bool = False,
+        advisor: bool = False,
     ) -> None:
         if latency < 0:
             raise ValueError("latency must not be negative")
@@ -270,12 +278,13 @@ class Simulator:
         self.latency = latency
         self.pacing = pacing
         self._state = GatewayState(
-            accounts=list(accounts) if accounts is not None else ["DU1234567"],
+            accounts=list(accounts) if accounts is not None else ADVISOR_ACCOUNTS if advisor else ["DU1234567"],
             authenticated=authenticated,
             seed=seed,
             clock=clock or time.time,
             question_rules=list(question_rules) if question_rules is not None else default_question_rules(),
             hmds_warmup=hmds_warmup,
+            advisor=advisor,
         )
         self._routes = RouteTable(ENDPOINTS)
         self._faults = FaultBook()

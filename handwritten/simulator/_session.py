@@ -85,13 +85,20 @@ def _accounts(state: GatewayState, req: SimRequest) -> Any:
     state.session.accounts_queried = True
     fixture = state.fixtures["accounts"]
     ids = state.account_ids
+    props = {a: copy.deepcopy(fixture["acct_props"]) for a in ids}
+    features = copy.deepcopy(fixture["allow_features"])
+    groups: list[str] = []
+    if state.advisor:  # the advisor's account has child accounts; its allocation groups are listed
+        props[ids[0]]["hasChildAccounts"] = True
+        features["allowFA"] = True
+        groups = list(state.allocation.groups) if state.allocation is not None else []
     return {
         "accounts": list(ids),
-        "acctProps": {a: copy.deepcopy(fixture["acct_props"]) for a in ids},
+        "acctProps": props,
         "aliases": {a: a for a in ids},
-        "allowFeatures": copy.deepcopy(fixture["allow_features"]),
+        "allowFeatures": features,
         "chartPeriods": copy.deepcopy(fixture["chart_periods"]),
-        "groups": [],
+        "groups": groups,
         "profiles": [],
         "selectedAccount": state.session.selected_account,
         "serverInfo": copy.deepcopy(state.fixtures["session"]["accounts_server_info"]),

@@ -30,7 +30,9 @@ from ._universe import Contract, Universe
 
 if TYPE_CHECKING:
     from ._alerts import Alert
+    from ._allocation import AllocationBook
     from ._fyi import FyiState
+    from ._models import ModelBook
 
 NO_BRIDGE = "Bad Request: no bridge"
 ACCOUNTS_FIRST = "Please query /accounts first"
@@ -46,6 +48,7 @@ _FIXTURES = (
     "scanner",
     "alerts",
     "fyi",
+    "forecast",
 )
 
 
@@ -94,9 +97,12 @@ class GatewayState:
         clock: Callable[[], float],
         question_rules: list[QuestionRule],
         hmds_warmup: bool,
+        advisor: bool = False,
     ) -> None:
         if not accounts:
             raise ValueError("the simulator needs at least one account id")
+        if advisor and len(accounts) < 2:
+            raise ValueError("an advisor simulator needs the advisor's account id and at least one sub-account")
         self.lock = threading.RLock()
         self.clock = clock
         self.seed = seed
@@ -118,6 +124,10 @@ class GatewayState:
         self.alerts: dict[int, Alert] = {}  # by alert (order) id; the MTA alert apart
         self.mta: Alert | None = None  # made on first use (see _alerts.mta)
         self.fyi: FyiState | None = None  # made on first use (see _fyi.fyi)
+        self.advisor = advisor  # the first account is a Financial Advisor's, the others its sub-accounts
+        self.sub_accounts = self.account_ids[1:] if advisor else []
+        self.allocation: AllocationBook | None = None  # made on first use (see _allocation.book)
+        self.fa_models: ModelBook | None = None  # made on first use (see _models._book)
         self.started = clock()
         self.server_counter = self.rng.randrange(4_000_000, 5_000_000)
 

@@ -17,10 +17,10 @@ from tests.simulator.helpers import raw_request
 
 def test_unmodelled_endpoint_answers_501_naming_it(api: IbkrClient) -> None:
     with pytest.raises(ExternalBrokerError) as caught:
-        api.forecast_categories()
+        api.regulatory_snapshot("265598")
     assert caught.value.status_code == 501
-    assert "forecast_categories" in str(caught.value)
-    assert "/forecast/category/tree" in str(caught.value)
+    assert "regulatory_snapshot" in str(caught.value)
+    assert "/md/regsnapshot" in str(caught.value)
 
 
 def test_unknown_path_404_and_wrong_method_405(sim: Simulator) -> None:
@@ -143,6 +143,29 @@ def test_handlers_cover_the_modelled_areas() -> None:
         "invalidate_backend_portfolio_cache",
         "combination_positions",
         "signatures_and_owners",
+        "forecast_categories",
+        "forecast_contract_markets",
+        "forecast_contract_details",
+        "forecast_contract_rules",
+        "forecast_contract_schedules",
+        "allocation_accounts",
+        "allocation_groups",
+        "create_allocation_group",
+        "modify_allocation_group",
+        "delete_allocation_group",
+        "allocation_group",
+        "allocation_presets",
+        "set_allocation_presets",
+        "fa_model_list",
+        "fa_model_positions",
+        "fa_model_summary",
+        "fa_model_accounts_details",
+        "fa_model_save",
+        "fa_model_invest_divest",
+        "fa_model_invest_divest_positions",
+        "fa_model_submit_transfers",
+        "fa_preset_get",
+        "fa_preset_save",
     ):
         assert name in HANDLERS, name
 
