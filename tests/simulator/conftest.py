@@ -24,6 +24,13 @@ def sim(clock: Clock) -> Iterator[Simulator]:
 
 
 @pytest.fixture
+def fa_sim(clock: Clock) -> Iterator[Simulator]:
+    """A simulator for a financial advisor with two sub-accounts."""
+    with Simulator(clock=clock, advisor=True) as s:
+        yield s
+
+
+@pytest.fixture
 def api(sim: Simulator) -> Iterator[IbkrClient]:
     client = make_client(sim)
     yield client

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from ibkr_sdk import ExternalBrokerError, IbkrClient
 from ibkr_sdk.simulator import Simulator
-from tests.simulator.helpers import Clock, raw_request
+from tests.simulator.helpers import raw_request
 
 SUB1, SUB2 = "DU1234567", "DU1234568"
-
-
-@pytest.fixture
-def fa_sim(clock: Clock) -> Iterator[Simulator]:
-    with Simulator(clock=clock, advisor=True) as s:
-        yield s
 
 
 @pytest.fixture

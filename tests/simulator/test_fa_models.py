@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,12 +15,6 @@ SUB1, SUB2 = "DU1234567", "DU1234568"
 CASH = [{"ccy": "USD", "target": 0.1}]
 NO_CASH = [{"ccy": "USD", "target": 0.0}]
 STOCKS = [{"conid": AAPL, "target": 0.5}, {"conid": IBM, "target": 0.4}]
-
-
-@pytest.fixture
-def fa_sim(clock: Clock) -> Iterator[Simulator]:
-    with Simulator(clock=clock, advisor=True) as s:
-        yield s
 
 
 @pytest.fixture
