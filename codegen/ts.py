@@ -120,7 +120,10 @@ def param_spec(p: Param) -> str:
         spec["pattern"] = p.pattern
     if p.fill:
         spec["fill"] = p.fill
-    return "{ " + ", ".join(f"{k}: {_literal(v)}" for k, v in spec.items()) + " }"
+    one_line = "{ " + ", ".join(f"{k}: {_literal(v)}" for k, v in spec.items()) + " }"
+    if len(one_line) <= 104:
+        return one_line
+    return "{\n" + "".join(f"        {k}: {_literal(v)},\n" for k, v in spec.items()) + "      }"
 
 
 def args_required(e: Endpoint) -> bool:

@@ -36,7 +36,14 @@ export const ENDPOINTS = {
     path: "/fyi/settings/{typecode}",
     retry: "unsafe",
     params: [
-      { name: "typecode", wire: "typecode", in: "path", type: "str", required: true, enum: ["BA", "CA", "DA", "EA", "MF", "OE", "PR", "SE", "SG", "SM", "T2", "TO", "UA", "M8", "PS", "DL", "PT", "CB", "MS", "TD", "ST", "TI", "CT"] },
+      {
+        name: "typecode",
+        wire: "typecode",
+        in: "path",
+        type: "str",
+        required: true,
+        enum: ["BA", "CA", "DA", "EA", "MF", "OE", "PR", "SE", "SG", "SM", "T2", "TO", "UA", "M8", "PS", "DL", "PT", "CB", "MS", "TD", "ST", "TI", "CT"],
+      },
       { name: "enabled", wire: "enabled", in: "body", type: "bool", required: true },
     ],
   },
@@ -47,7 +54,14 @@ export const ENDPOINTS = {
     path: "/fyi/disclaimer/{typecode}",
     retry: "safe",
     params: [
-      { name: "typecode", wire: "typecode", in: "path", type: "str", required: true, enum: ["BA", "CA", "DA", "EA", "MF", "OE", "PR", "SE", "SG", "SM", "T2", "TO", "UA", "M8", "PS", "DL", "PT", "CB", "MS", "TD", "ST", "TI", "CT"] },
+      {
+        name: "typecode",
+        wire: "typecode",
+        in: "path",
+        type: "str",
+        required: true,
+        enum: ["BA", "CA", "DA", "EA", "MF", "OE", "PR", "SE", "SG", "SM", "T2", "TO", "UA", "M8", "PS", "DL", "PT", "CB", "MS", "TD", "ST", "TI", "CT"],
+      },
     ],
   },
   markFyiDisclaimerRead: {
@@ -57,7 +71,14 @@ export const ENDPOINTS = {
     path: "/fyi/disclaimer/{typecode}",
     retry: "unsafe",
     params: [
-      { name: "typecode", wire: "typecode", in: "path", type: "str", required: true, enum: ["BA", "CA", "DA", "EA", "MF", "OE", "PR", "SE", "SG", "SM", "T2", "TO", "UA", "M8", "PS", "DL", "PT", "CB", "MS", "TD", "ST", "TI", "CT"] },
+      {
+        name: "typecode",
+        wire: "typecode",
+        in: "path",
+        type: "str",
+        required: true,
+        enum: ["BA", "CA", "DA", "EA", "MF", "OE", "PR", "SE", "SG", "SM", "T2", "TO", "UA", "M8", "PS", "DL", "PT", "CB", "MS", "TD", "ST", "TI", "CT"],
+      },
     ],
   },
   fyiDeliveryOptions: {
@@ -109,8 +130,24 @@ export const ENDPOINTS = {
     retry: "safe",
     params: [
       { name: "max", wire: "max", in: "query", type: "int", required: true },
-      { name: "include", wire: "include", in: "query", type: "str", required: false, many: "comma", pattern: "[A-Z0-9]{2}" },
-      { name: "exclude", wire: "exclude", in: "query", type: "str", required: false, many: "comma", pattern: "[A-Z0-9]{2}" },
+      {
+        name: "include",
+        wire: "include",
+        in: "query",
+        type: "str",
+        required: false,
+        many: "comma",
+        pattern: "[A-Z0-9]{2}",
+      },
+      {
+        name: "exclude",
+        wire: "exclude",
+        in: "query",
+        type: "str",
+        required: false,
+        many: "comma",
+        pattern: "[A-Z0-9]{2}",
+      },
       { name: "lastId", wire: "id", in: "query", type: "str", required: false },
     ],
   },

@@ -20,7 +20,15 @@ export const ENDPOINTS = {
     path: "/iserver/account/orders",
     retry: "safe",
     params: [
-      { name: "filters", wire: "filters", in: "query", type: "str", required: false, many: "comma", enum: ["inactive", "pending_submit", "pre_submitted", "submitted", "filled", "pending_cancel", "cancelled", "warn_state", "sort_by_time"] },
+      {
+        name: "filters",
+        wire: "filters",
+        in: "query",
+        type: "str",
+        required: false,
+        many: "comma",
+        enum: ["inactive", "pending_submit", "pre_submitted", "submitted", "filled", "pending_cancel", "cancelled", "warn_state", "sort_by_time"],
+      },
       { name: "force", wire: "force", in: "query", type: "bool", required: false },
       { name: "accountId", wire: "accountId", in: "query", type: "str", required: false },
     ],
@@ -109,7 +117,15 @@ export const ENDPOINTS = {
     path: "/iserver/questions/suppress",
     retry: "unsafe",
     params: [
-      { name: "messageIds", wire: "messageIds", in: "body", type: "str", required: true, many: "array", pattern: "[op][0-9]+" },
+      {
+        name: "messageIds",
+        wire: "messageIds",
+        in: "body",
+        type: "str",
+        required: true,
+        many: "array",
+        pattern: "[op][0-9]+",
+      },
     ],
   },
   resetSuppressedMessages: {

@@ -156,7 +156,14 @@ export const ENDPOINTS = {
     retry: "safe",
     params: [
       { name: "accountIds", wire: "acctIds", in: "body", type: "str", required: true, many: "array" },
-      { name: "period", wire: "period", in: "body", type: "str", required: true, enum: ["1D", "7D", "MTD", "1M", "3M", "6M", "12M", "YTD"] },
+      {
+        name: "period",
+        wire: "period",
+        in: "body",
+        type: "str",
+        required: true,
+        enum: ["1D", "7D", "MTD", "1M", "3M", "6M", "12M", "YTD"],
+      },
     ],
   },
   transactionHistory: {

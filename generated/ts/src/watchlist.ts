@@ -31,7 +31,15 @@ export const ENDPOINTS = {
     path: "/iserver/watchlists",
     retry: "safe",
     params: [
-      { name: "sc", wire: "SC", in: "query", type: "str", required: false, default: "USER_WATCHLIST", enum: ["USER_WATCHLIST"] },
+      {
+        name: "sc",
+        wire: "SC",
+        in: "query",
+        type: "str",
+        required: false,
+        default: "USER_WATCHLIST",
+        enum: ["USER_WATCHLIST"],
+      },
     ],
   },
   getWatchlistInformation: {
