@@ -77,21 +77,23 @@ test: lint typecheck check-generated pytest ts-test
 
 # TypeScript client: tsc (pinned in tools/ts/package-lock.json, installed into .ts-tools/) and node's test runner,
 # against the Python simulator. Skipped with a message where node or npm is missing.
+NODE     ?= node
+NPM      ?= npm
 TS_TOOLS := .ts-tools
 TSC      := $(TS_TOOLS)/node_modules/.bin/tsc
 $(TSC): tools/ts/package.json tools/ts/package-lock.json
 	mkdir -p $(TS_TOOLS) && cp tools/ts/package.json tools/ts/package-lock.json $(TS_TOOLS)/
-	cd $(TS_TOOLS) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	cd $(TS_TOOLS) && $(NPM) ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	@touch $(TSC)
 
 ts-test: $(STAMP)
-	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+	@if ! command -v $(NODE) >/dev/null || ! command -v $(NPM) >/dev/null; then \
 		echo "skipping the TypeScript client tests: node and npm are not installed"; \
 	else \
 		$(MAKE) --no-print-directory $(TSC) \
 		&& $(TSC) --noEmit -p tests/ts/tsconfig.json \
 		&& rm -rf .ts-build && $(TSC) -p tests/ts/tsconfig.json && echo '{"type":"module"}' > .ts-build/package.json \
-		&& IBKR_PYTHON=$(PY) node --test --test-reporter=dot .ts-build/tests/ts/ \
+		&& IBKR_PYTHON=$(PY) $(NODE) --test --test-reporter=dot .ts-build/tests/ts/ \
 		&& echo "TypeScript client: type-check and wire tests passed"; \
 	fi
 
