@@ -115,7 +115,7 @@ def test_bracket_keeps_caller_ids_and_fills_missing_ones(client: IbkrClient, rec
     orders = recorder.sent("POST", ORDERS)[0].body["orders"]
     assert orders[0]["cOID"] == "parent-1" and orders[0]["orderType"] == "LMT"
     assert orders[1]["parentId"] == "parent-1" and orders[1]["auxPrice"] == 140.0 and orders[1]["isClose"] is True
-    assert orders[1]["cOID"].startswith("sdk-") and orders[1]["tif"] == "DAY"
+    assert orders[1]["cOID"].startswith("sdk-") and orders[1]["tif"] == "GTC"  # the peer's default
 
 
 def test_whatif_and_modify_send_their_shapes(client: IbkrClient, recorder: RecordingServer) -> None:
