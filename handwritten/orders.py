@@ -556,7 +556,7 @@ class OrdersOverlay(GeneratedEndpoints):
             result = self._modify_order(order_id=order_id, order=order, account_id=account_id)
             return self._answer_questions("modify_order", result, answers)
 
-    def whatif_order(self, order_request: OrderInput, account_id: str | None) -> Result:
+    def whatif_order(self, order_request: OrderInput, account_id: str | None = None) -> Result:
         """Preview an order's commission and margin impact without placing it.
 
         Args:

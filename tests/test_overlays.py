@@ -39,7 +39,7 @@ def test_two_questions_answered_with_exactly_two_replies(client: IbkrClient, rec
     result = client.place_order(
         AAPL_LMT, answers={QuestionType.MISSING_MARKET_DATA: True, QuestionType.PRICE_PERCENTAGE_CONSTRAINT: True}
     )
-    assert result.data[0]["order_id"] == "1370093239"
+    assert result.data["order_id"] == "1370093239"  # one order: its acknowledgement
     placed = recorder.sent("POST", ORDERS)
     assert len(placed) == 1
     body = placed[0].body
