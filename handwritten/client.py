@@ -72,7 +72,7 @@ class IbkrClient(CompatOverlay, OrdersOverlay, MarketdataOverlay, StockQueryOver
         self,
         account_id: str | None = None,
         url: str | None = None,
-        host: str = "localhost",
+        host: str = "127.0.0.1",
         port: str = "5000",
         base_route: str = "/v1/api/",
         cacert: str | os.PathLike[str] | bool | None = None,

@@ -90,18 +90,24 @@ def filter_instruments(
 class StockQueryOverlay(GeneratedEndpoints):
     """`security_stocks_by_symbol` and `stock_conid_by_symbol` with the reference's signatures."""
 
-    def security_stocks_by_symbol(self, queries: StockQueries, default_filtering: bool = True) -> Result:
+    default_filtering: bool = True
+    """What `default_filtering=None` means in the methods below (as in the peer library)."""
+
+    def security_stocks_by_symbol(self, queries: StockQueries, default_filtering: bool | None = None) -> Result:
         """Stocks of one or more symbols, filtered per query.
 
         Args:
             queries: A symbol, a `StockQuery`, or a list of them.
-            default_filtering: Keep only US listings unless a query sets its own `contract_conditions`.
+            default_filtering: Keep only US listings unless a query sets its own `contract_conditions`; None uses
+                the client's `default_filtering` (True unless changed).
 
         Returns:
             A `Result` whose data maps each symbol to its matching instruments (each with its matching contracts).
             A symbol IBKR does not know is logged and left out.
         """
         items = as_queries("security_stocks_by_symbol", queries)
+        if default_filtering is None:
+            default_filtering = self.default_filtering
         raw = self._security_stocks_by_symbol(symbols=[q.symbol for q in items])
         data = raw.data if isinstance(raw.data, Mapping) else {}
         filtered = {}
@@ -114,7 +120,7 @@ class StockQueryOverlay(GeneratedEndpoints):
         return raw.copy(data=filtered)
 
     def stock_conid_by_symbol(
-        self, queries: StockQueries, default_filtering: bool = True, return_type: str = "dict"
+        self, queries: StockQueries, default_filtering: bool | None = None, return_type: str = "dict"
     ) -> Result:
         """The one conid each query identifies.
 
@@ -124,7 +130,8 @@ class StockQueryOverlay(GeneratedEndpoints):
 
         Args:
             queries: A symbol, a `StockQuery`, or a list of them.
-            default_filtering: Keep only US listings unless a query sets its own `contract_conditions`.
+            default_filtering: Keep only US listings unless a query sets its own `contract_conditions`; None uses
+                the client's `default_filtering`.
             return_type: `"dict"` for `{symbol: conid}`, `"list"` for the conids in query order.
         """
         if return_type not in ("dict", "list"):

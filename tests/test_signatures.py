@@ -31,6 +31,8 @@ SUPERSEDED_BY_PEER = {
     "authentication_status",  # log=True
     "start_tickler",  # interval=
     "stop_tickler",  # timeout=
+    "security_stocks_by_symbol",  # default_filtering=None: the client's default_filtering
+    "stock_conid_by_symbol",  # default_filtering=None: the client's default_filtering
 }
 
 
