@@ -128,6 +128,15 @@ class SessionOverlay(GeneratedEndpoints):
         return authenticated and connected and not competing
 
     def check_auth_status(self) -> bool:
-        """True when `authentication_status()` reports authenticated, connected and not competing."""
-        authenticated, competing, connected = _auth_flags(self.authentication_status().data)
+        """True when `authentication_status()` reports authenticated, connected and not competing.
+
+        A failed request (gateway unreachable, 401 not authenticated) gives False, as in the peer library; an
+        answer of unexpected shape raises `IbkrError`.
+        """
+        try:
+            data = self.authentication_status(log=False).data
+        except ExternalBrokerError as exc:
+            logger.info("authentication status unavailable: %s", exc)
+            return False
+        authenticated, competing, connected = _auth_flags(data)
         return authenticated and connected and not competing
