@@ -147,6 +147,7 @@ def step_place_modify_cancel(client: IbkrClient, sim: Simulator, state: dict[str
     order = OrderRequest(AAPL, "BUY", 10, "LMT", ACCOUNT, price=price, coid="migration-aapl-1")
     placed = client.place_order(order, ANSWERS)
     order_id = placed.data["order_id"]  # one order: its acknowledgement, as in ibind
+    assert placed.parsed().order_id == order_id  # the typed view of the reshaped answer
     [booked] = [o for o in sim.orders if o.coid == "migration-aapl-1"]
     assert booked.tif == "GTC" and booked.price == price  # ibind's default time in force, unchanged
     assert any(o["orderId"] == int(order_id) for o in client.live_orders(filters=["Submitted"]).data["orders"])
