@@ -8,10 +8,8 @@ exactly what it attached. Account ids are masked in that output by `AccountIdMas
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import os
 import sys
-import tempfile
 import threading
 
 from .env import env_bool, env_str
@@ -87,9 +85,12 @@ def ibind_logs_initialize(
             stream.setFormatter(formatter)
             handlers.append(stream)
         if to_file:
+            import tempfile
+            from logging.handlers import TimedRotatingFileHandler  # loaded only when file logs are asked for
+
             directory = env_str("LOGS_DIR") or tempfile.gettempdir()
             os.makedirs(directory, exist_ok=True)
-            file_handler = logging.handlers.TimedRotatingFileHandler(
+            file_handler = TimedRotatingFileHandler(
                 os.path.join(directory, "ibkr_sdk.log"), when="midnight", encoding="utf-8", delay=True
             )
             file_handler.setLevel(logging.DEBUG)
