@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from types import TracebackType
@@ -9,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .._endpoint_table import ENDPOINTS, GLOBAL_LIMITS, PACING_BUCKETS
+from .compat import CompatOverlay
 from .env import env_bool, env_cacert, env_str
 from .marketdata import MarketdataOverlay
 from .oauth import OAuth1aConfig, OAuth1aSigner
@@ -19,8 +21,10 @@ from .portfolio import PortfolioOverlay
 from .stock_query import StockQueryOverlay
 from .transport import Transport, mask_account_ids
 
+logger = logging.getLogger("ibkr_sdk")
 
-class IbkrClient(OrdersOverlay, MarketdataOverlay, StockQueryOverlay, PortfolioOverlay, OAuthOverlay):
+
+class IbkrClient(CompatOverlay, OrdersOverlay, MarketdataOverlay, StockQueryOverlay, PortfolioOverlay, OAuthOverlay):
     """Client for the IBKR Client Portal Web API (through the gateway, or IBKR's hosted API with OAuth).
 
     Every endpoint of the catalogue is a method returning a `Result`. Arguments are checked before anything is
@@ -38,6 +42,17 @@ class IbkrClient(OrdersOverlay, MarketdataOverlay, StockQueryOverlay, PortfolioO
             verification (the gateway's self-signed certificate). From `IBKR_SDK_CACERT` when not given; default False.
         timeout: Seconds to wait for each answer.
         max_retries: How often a failed request that is safe to repeat is retried.
+        use_session: Keep connections open between requests (one pooled HTTP session). False sends every request on
+            a new connection. From `IBKR_SDK_USE_SESSION` when not given; default True.
+        auto_recreate_session: After a connection failure, drop the pooled connections and cookies
+            (`make_session()`), so the next request starts afresh.
+        auto_register_shutdown: Register the SIGINT/SIGTERM handler (`register_shutdown_handler()`) now; only from
+            the main thread. From `IBKR_SDK_AUTO_REGISTER_SHUTDOWN` when not given; default False (the library
+            installs no signal handler unless asked).
+        log_responses: Log every answer's body at INFO on the `ibkr_sdk` logger (account ids masked with
+            `mask_account_ids`). From `IBKR_SDK_LOG_RESPONSES` when not given; default False.
+        verbose_retries: Log each retry at INFO instead of DEBUG. From `IBKR_SDK_VERBOSE_RETRIES` when not given;
+            default True.
         use_oauth: Connect to IBKR's hosted API with OAuth 1.0a. From `IBKR_SDK_USE_OAUTH` when not given.
         oauth_config: `OAuth1aConfig` (used with `use_oauth`; read from `IBKR_SDK_OAUTH1A_*` / `IBIND_OAUTH1A_*`
             when None). Unless its `init_oauth` is False, the client obtains a live session token and opens the
@@ -57,12 +72,17 @@ class IbkrClient(OrdersOverlay, MarketdataOverlay, StockQueryOverlay, PortfolioO
         self,
         account_id: str | None = None,
         url: str | None = None,
-        host: str = "localhost",
+        host: str = "127.0.0.1",
         port: str = "5000",
         base_route: str = "/v1/api/",
         cacert: str | os.PathLike[str] | bool | None = None,
         timeout: float = 10,
         max_retries: int = 3,
+        use_session: bool | None = None,
+        auto_recreate_session: bool = True,
+        auto_register_shutdown: bool | None = None,
+        log_responses: bool | None = None,
+        verbose_retries: bool | None = None,
         use_oauth: bool | None = None,
         oauth_config: Any = None,
         *,
@@ -119,6 +139,14 @@ class IbkrClient(OrdersOverlay, MarketdataOverlay, StockQueryOverlay, PortfolioO
             mask_accounts=mask_account_ids,
             signer=signer,
         )
+        self._transport.verbose_retries = (
+            env_bool("VERBOSE_RETRIES", True) if verbose_retries is None else verbose_retries
+        )
+        self.use_session = env_bool("USE_SESSION", True) if use_session is None else use_session
+        if not self.use_session:
+            self._transport.session.headers["Connection"] = "close"
+        self.auto_recreate_session = auto_recreate_session
+        self.log_responses = env_bool("LOG_RESPONSES", False) if log_responses is None else log_responses
         self._endpoints = ENDPOINTS
         self._auto_preflight = auto_preflight
         self._preflight_done: set[str] = set()
@@ -129,9 +157,16 @@ class IbkrClient(OrdersOverlay, MarketdataOverlay, StockQueryOverlay, PortfolioO
         self._suppressed_ids: set[str] = set()
         self._oauth_signer = signer
         self._token_lock = threading.Lock()
+        if env_bool("AUTO_REGISTER_SHUTDOWN", False) if auto_register_shutdown is None else auto_register_shutdown:
+            if threading.current_thread() is threading.main_thread():
+                self.register_shutdown_handler()
+            else:
+                logger.warning("IbkrClient(auto_register_shutdown=True): not on the main thread; no handler registered")
         if signer is not None and isinstance(oauth_config, OAuth1aConfig) and oauth_config.init_oauth:
             self.oauth_init(
-                oauth_config.maintain_oauth, oauth_config.shutdown_oauth, oauth_config.init_brokerage_session
+                oauth_config.maintain_oauth,
+                oauth_config.init_brokerage_session,
+                shutdown_oauth=oauth_config.shutdown_oauth,
             )
 
     def __repr__(self) -> str:

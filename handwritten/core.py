@@ -58,20 +58,20 @@ class ClientCore:
         self._preflight_done.add(spec.name)
         return result
 
-    def _send(self, spec: EndpointSpec, call: PreparedCall) -> Result:
+    def _send(self, spec: EndpointSpec, call: PreparedCall, headers: dict[str, str] | None = None) -> Result:
         signer = self._oauth_signer
         if signer is None:
-            return self._transport.send(call, retry_safe=spec.retry_safe, pacing=spec.pacing)
+            return self._transport.send(call, retry_safe=spec.retry_safe, pacing=spec.pacing, headers=headers)
         self._ensure_token()
         used_expiry = signer.expires_at
         try:
-            return self._transport.send(call, retry_safe=spec.retry_safe, pacing=spec.pacing)
+            return self._transport.send(call, retry_safe=spec.retry_safe, pacing=spec.pacing, headers=headers)
         except NotAuthenticatedError as exc:
             if exc.status_code != 401:
                 raise
             # A 401 means the request was refused, not processed: renew the token once and send it again.
             self._renew_after_401(used_expiry)
-            return self._transport.send(call, retry_safe=spec.retry_safe, pacing=spec.pacing)
+            return self._transport.send(call, retry_safe=spec.retry_safe, pacing=spec.pacing, headers=headers)
 
     def _ensure_token(self) -> None:
         raise NotImplementedError  # provided by the OAuth overlay

@@ -125,8 +125,10 @@ class OrderStateUnknownError(IbkrError):
         )
 
 
-class OrderQuestionError(IbkrError):
+class OrderQuestionError(IbkrError, RuntimeError):
     """IBKR asked a confirmation question the caller's `answers` did not approve; the order was declined.
+
+    Also a `RuntimeError`, which is what the peer library raises there.
 
     Attributes:
         question: The question text as IBKR sent it.

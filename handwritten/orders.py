@@ -42,65 +42,184 @@ RESOLVE_INTERVAL = 1.0
 AMBIGUOUS_STATUSES = frozenset({502, 503, 504})
 
 
-class QuestionType(Enum):
+class QuestionType(str, Enum):
     """Confirmation questions IBKR may ask when an order is placed or modified.
 
-    Each member carries IBKR's message id (`message_id`, empty when IBKR publishes none), a phrase of the question
-    text (`phrase`, empty when the text is not known well enough to match on) and what it is about (`description`).
-    The README's "Order questions" table lists them all; a test keeps the two in step.
+    A member is a `str` whose value is a fragment of the question's text, the same value the peer library ibind
+    gives it (so code reading `.value` or `str(member)` keeps working). Each member also carries IBKR's message id
+    (`message_id`, empty when IBKR publishes none), the phrase this SDK matches the text on (`phrase`, empty when
+    the text is not known well enough to match on) and what it is about (`description`). The README's "Order
+    questions" table lists them all; a test keeps the two in step.
     """
 
+    message_id: str
+    phrase: str
+    description: str
+
+    def __new__(cls, text: str, message_id: str, phrase: str, description: str) -> QuestionType:
+        member = str.__new__(cls, text)
+        member._value_ = text
+        member.message_id = message_id
+        member.phrase = phrase
+        member.description = description
+        return member
+
+    def __str__(self) -> str:
+        return str(self.value)
+
     PRICE_PERCENTAGE_CONSTRAINT = (
+        "price exceeds the Percentage constraint of 3%",
         "o163",
         "price exceeds the percentage constraint",
         "limit price far (more than a few percent) from the last price",
     )
-    MISSING_MARKET_DATA = ("o354", "without market data", "no market data subscription or snapshot for the contract")
-    TICK_SIZE_LIMIT = ("o382", "tick size limit", "a price that is not a multiple of the contract's tick size")
-    ORDER_SIZE_LIMIT = ("o383", "exceeds the size limit", "quantity above the account's order size limit")
-    TRIGGER_AND_FILL = ("o403", "trigger and fill immediately", "a stop or limit likely to execute immediately")
-    ORDER_VALUE_LIMIT = ("o451", "total value limit", "order value above the account's total value limit")
-    MIXED_ALLOCATION = ("o2136", "mixed allocation", "an allocation mixing buy and sell sides")
-    CROSS_SIDE_ORDER = ("o2137", "cross side", "an order crossing one of your own opposite-side orders")
-    FRACTIONS_OUTSIDE_RTH = ("o2165", "", "fractional quantity outside regular trading hours")
-    CALLED_BOND = ("o10082", "called bond", "the bond has been called")
+    MISSING_MARKET_DATA = (
+        "You are submitting an order without market data. We strongly recommend against this as it may result in "
+        "erroneous and unexpected trades.",
+        "o354",
+        "without market data",
+        "no market data subscription or snapshot for the contract",
+    )
+    TICK_SIZE_LIMIT = (
+        "exceeds the Tick Size Limit of",
+        "o382",
+        "tick size limit",
+        "a price that is not a multiple of the contract's tick size",
+    )
+    ORDER_SIZE_LIMIT = (
+        "size exceeds the Size Limit of",
+        "o383",
+        "exceeds the size limit",
+        "quantity above the account's order size limit",
+    )
+    TRIGGER_AND_FILL = (
+        "This order will most likely trigger and fill immediately.",
+        "o403",
+        "trigger and fill immediately",
+        "a stop or limit likely to execute immediately",
+    )
+    ORDER_VALUE_LIMIT = (
+        "exceeds the Total Value Limit of",
+        "o451",
+        "total value limit",
+        "order value above the account's total value limit",
+    )
+    MIXED_ALLOCATION = ("mixed allocation", "o2136", "mixed allocation", "an allocation mixing buy and sell sides")
+    CROSS_SIDE_ORDER = ("cross side", "o2137", "cross side", "an order crossing one of your own opposite-side orders")
+    FRACTIONS_OUTSIDE_RTH = (
+        "fractional quantity outside regular trading hours",
+        "o2165",
+        "",
+        "fractional quantity outside regular trading hours",
+    )
+    CALLED_BOND = ("called bond", "o10082", "called bond", "the bond has been called")
     SIZE_MODIFICATION_LIMIT = (
+        "size modification exceeds the size modification limit",
         "o10138",
         "size modification exceeds the size modification limit",
         "a modification changing the size by more than allowed",
     )
-    MARKET_ORDER_RISKS = ("o10151", "", "risks of market orders")
-    STOP_ORDER_ACTIVE_RISKS = ("o10152", "", "risks of stop orders once they trigger")
-    MANDATORY_CAP_PRICE = ("o10153", "mandatory cap price", "IBKR may cap the price of a marketable order")
-    CASH_QUANTITY = ("o10164", "cash quantity details", "cash-quantity orders are filled on a best-efforts basis")
+    MARKET_ORDER_CONFIRMATION = (
+        "A Market Order is an instruction to trade your order at any available price",
+        "o10151",
+        "",
+        "risks of market orders",
+    )
+    STOP_VARIANT_ORDER_CONFIRMATION = (
+        "A Stop Order - i.e. a Stop (Market) Order - is an instruction to buy or sell at the market price once your "
+        'trigger ("stop") price is reached',
+        "o10152",
+        "",
+        "risks of stop orders once they trigger",
+    )
+    MANDATORY_CAP_PRICE = (
+        "To avoid trading at a price that is not consistent with a fair and orderly market",
+        "o10153",
+        "mandatory cap price",
+        "IBKR may cap the price of a marketable order",
+    )
+    CASH_QUANTITY = (
+        "Traders are responsible for understanding cash quantity details, which are provided on a best efforts "
+        "basis only.",
+        "o10164",
+        "cash quantity details",
+        "cash-quantity orders are filled on a best-efforts basis",
+    )
     CASH_QUANTITY_ORDER = (
+        "Orders that express size using a monetary value (cash quantity) are provided on a non-guaranteed basis.",
         "o10223",
         "cash quantity order confirmation",
         "confirmation of an order sized by cash amount",
     )
-    CRYPTO_MARKET_ORDER = ("o10288", "", "risks of market orders for crypto")
-    STOP_ORDER_RISKS = ("o10331", "about to submit a stop order", "general risks of stop order types")
-    OSL_CRYPTO_ORDER = ("o10332", "", "crypto order routed through OSL Digital Securities")
-    OPTION_EXERCISE_AT_THE_MONEY = ("o10333", "", "exercising an option that is at the money")
-    OMNIBUS_ACCOUNT = ("o10334", "omnibus account", "order placed into the omnibus account, not the selected one")
-    RAPID_ENTRY_WINDOW = ("o10335", "", "internal rapid order entry window")
-    LIMITED_LIQUIDITY = ("o10336", "limited liquidity", "the security trades with limited liquidity")
-    MULTIPLE_ACCOUNTS = ("p6", "distributed over multiple accounts", "an order allocated over several accounts")
+    CRYPTO_MARKET_ORDER = ("risks of market orders for crypto", "o10288", "", "risks of market orders for crypto")
+    STOP_ORDER_RISKS = (
+        "You are about to submit a stop order. Please be aware of the various stop order types available and the "
+        "risks associated with each one.",
+        "o10331",
+        "about to submit a stop order",
+        "general risks of stop order types",
+    )
+    OSL_CRYPTO_ORDER = (
+        "crypto order routed through OSL Digital Securities",
+        "o10332",
+        "",
+        "crypto order routed through OSL Digital Securities",
+    )
+    OPTION_EXERCISE_AT_THE_MONEY = (
+        "exercising an option that is at the money",
+        "o10333",
+        "",
+        "exercising an option that is at the money",
+    )
+    OMNIBUS_ACCOUNT = (
+        "omnibus account",
+        "o10334",
+        "omnibus account",
+        "order placed into the omnibus account, not the selected one",
+    )
+    RAPID_ENTRY_WINDOW = ("internal rapid order entry window", "o10335", "", "internal rapid order entry window")
+    LIMITED_LIQUIDITY = (
+        "limited liquidity",
+        "o10336",
+        "limited liquidity",
+        "the security trades with limited liquidity",
+    )
+    MULTIPLE_ACCOUNTS = (
+        "This order will be distributed over multiple accounts. We strongly suggest you familiarize yourself with "
+        "our allocation facilities before submitting orders.",
+        "p6",
+        "distributed over multiple accounts",
+        "an order allocated over several accounts",
+    )
     DISRUPTIVE_ORDERS = (
+        "If your order is not immediately executable, our systems may, depending on market conditions, reject your "
+        "order",
         "p12",
         "price management algo",
         "offer of the price management algo for a possibly rejected limit price",
     )
     CLOSE_POSITION = (
+        "Would you like to cancel all open orders and then place new closing order?",
         "",
         "cancel all open orders and then place new closing order",
         "cancel open orders before a closing order",
     )
+    # Earlier names of the two questions above, kept as aliases (same member).
+    MARKET_ORDER_RISKS = MARKET_ORDER_CONFIRMATION
+    STOP_ORDER_ACTIVE_RISKS = STOP_VARIANT_ORDER_CONFIRMATION
 
-    def __init__(self, message_id: str, phrase: str, description: str) -> None:
-        self.message_id = message_id
-        self.phrase = phrase
-        self.description = description
+
+def question_type_to_message_id(question_type: QuestionType) -> str:
+    """IBKR's message id of a question (e.g. `"o354"`), as `suppress_messages` takes it.
+
+    Raises:
+        ValueError: IBKR publishes no id for this question (e.g. `CLOSE_POSITION`).
+    """
+    if not isinstance(question_type, QuestionType):
+        raise ValueError(f"question_type_to_message_id(): expected a QuestionType, got {question_type!r}")
+    if not question_type.message_id:
+        raise ValueError(f"QuestionType.{question_type.name} has no message id IBKR publishes")
+    return question_type.message_id
 
 
 Answers = Mapping[QuestionType | str, bool]
@@ -121,67 +240,91 @@ _ID_LIKE = re.compile(r"[op][0-9]+")
 class OrderRequest:
     """An order ticket with Python names; `to_wire()` gives IBKR's JSON fields. Unset (None) fields are not sent.
 
-    `extra` holds any further wire fields as IBKR spells them.
+    Fields, their positional order and their defaults are those of the peer library's `OrderRequest`, so
+    `OrderRequest(conid, side, quantity, order_type, acct_id, ...)` means the same in both. `tif` defaults to
+    `"GTC"` as there: an order written for the peer keeps its time in force. The first five may be left out here
+    (the order check names a missing one before anything is sent; no `acct_id` means the account the order is
+    placed in). `custom_fields` holds further wire fields as IBKR spells them (`extra` is an older name for it).
     """
 
     conid: int | str | None = None
     side: str | None = None
     quantity: float | None = None
     order_type: str | None = None
-    tif: str = "DAY"
-    price: float | None = None
-    aux_price: float | None = None
-    conidex: str | None = None
     acct_id: str | None = None
-    coid: str | None = None
-    parent_id: str | None = None
-    sec_type: str | None = None
-    listing_exchange: str | None = None
-    outside_rth: bool | None = None
-    cash_qty: float | None = None
-    trailing_amt: float | None = None
-    trailing_type: str | None = None
-    use_adaptive: bool | None = None
-    is_single_group: bool | None = None
-    is_ccy_conv: bool | None = None
-    all_or_none: bool | None = None
+    price: float | None = None
+    conidex: str | None = None
     manual_indicator: bool | None = None
     ext_operator: str | None = None
+    sec_type: str | None = None
+    coid: str | None = None
+    parent_id: str | None = None
+    listing_exchange: str | None = None
+    is_single_group: bool | None = None
+    outside_rth: bool | None = None
+    aux_price: float | None = None
+    ticker: str | None = None
+    tif: str | None = "GTC"
+    trailing_amt: float | None = None
+    trailing_type: str | None = None
+    customer_account: str | None = None
+    is_pro_customer: bool | None = None
+    referrer: str | None = None
+    cash_qty: float | None = None
+    fx_qty: float | None = None
+    use_adaptive: bool | None = None
+    is_ccy_conv: bool | None = None
+    allocation_method: str | None = None
+    manual_order_time: int | None = None
+    deactivated: bool | None = None
     strategy: str | None = None
     strategy_parameters: dict[str, Any] | None = None
-    referrer: str | None = None
-    ticker: str | None = None
+    is_close: bool | None = None
+    custom_fields: dict[str, Any] | None = None
+    all_or_none: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     _WIRE = {
         "order_type": "orderType",
-        "aux_price": "auxPrice",
         "acct_id": "acctId",
-        "coid": "cOID",
-        "parent_id": "parentId",
-        "sec_type": "secType",
-        "listing_exchange": "listingExchange",
-        "outside_rth": "outsideRTH",
-        "cash_qty": "cashQty",
-        "trailing_amt": "trailingAmt",
-        "trailing_type": "trailingType",
-        "use_adaptive": "useAdaptive",
-        "is_single_group": "isSingleGroup",
-        "is_ccy_conv": "isCcyConv",
-        "all_or_none": "allOrNone",
         "manual_indicator": "manualIndicator",
         "ext_operator": "extOperator",
+        "sec_type": "secType",
+        "coid": "cOID",
+        "parent_id": "parentId",
+        "listing_exchange": "listingExchange",
+        "is_single_group": "isSingleGroup",
+        "outside_rth": "outsideRTH",
+        "aux_price": "auxPrice",
+        "trailing_amt": "trailingAmt",
+        "trailing_type": "trailingType",
+        "customer_account": "customerAccount",
+        "is_pro_customer": "isProCustomer",
+        "cash_qty": "cashQty",
+        "fx_qty": "fxQty",
+        "use_adaptive": "useAdaptive",
+        "is_ccy_conv": "isCcyConv",
+        "allocation_method": "allocationMethod",
+        "manual_order_time": "manualOrderTime",
         "strategy_parameters": "strategyParameters",
+        "is_close": "isClose",
+        "all_or_none": "allOrNone",
     }
 
+    def to_dict(self) -> dict[str, Any]:
+        """The set fields by their Python names (None left out)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) not in (None, {})}
+
     def to_wire(self) -> dict[str, Any]:
+        """The order as IBKR's JSON fields; `custom_fields` (and `extra`) are added as given."""
         out: dict[str, Any] = {}
         for f in fields(self):
-            if f.name == "extra":
+            if f.name in ("custom_fields", "extra"):
                 continue
             value = getattr(self, f.name)
             if value is not None:
                 out[self._WIRE.get(f.name, f.name)] = value
+        out.update(self.custom_fields or {})
         out.update(self.extra)
         return out
 
@@ -413,7 +556,7 @@ class OrdersOverlay(GeneratedEndpoints):
             result = self._modify_order(order_id=order_id, order=order, account_id=account_id)
             return self._answer_questions("modify_order", result, answers)
 
-    def whatif_order(self, order_request: OrderInput, account_id: str | None) -> Result:
+    def whatif_order(self, order_request: OrderInput, account_id: str | None = None) -> Result:
         """Preview an order's commission and margin impact without placing it.
 
         Args:

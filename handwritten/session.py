@@ -14,9 +14,19 @@ from typing import Any
 
 from .._client_base import GeneratedEndpoints
 from .errors import ExternalBrokerError, IbkrError
+from .result import Result
 from .tickler import DEFAULT_INTERVAL, Tickler
 
 logger = logging.getLogger("ibkr_sdk")
+
+
+def _status_line(data: Any) -> str:
+    """The status flags of a tickle / auth status answer, for a log line (no session ids or tokens)."""
+    if isinstance(data, Mapping) and isinstance(data.get("iserver"), Mapping):
+        data = data["iserver"].get("authStatus")
+    if not isinstance(data, Mapping):
+        return "no status in the answer"
+    return ", ".join(f"{k}={data.get(k)!r}" for k in ("authenticated", "connected", "competing") if k in data)
 
 
 def _auth_flags(status: Any) -> tuple[bool, bool, bool]:
@@ -31,17 +41,47 @@ class SessionOverlay(GeneratedEndpoints):
     _tickler: Tickler | None = None
     tickler_interval: float = DEFAULT_INTERVAL
 
-    def start_tickler(self) -> None:
-        """Call `tickle()` every `tickler_interval` seconds (default 60) in a background thread until
-        `stop_tickler()` or `close()`."""
-        if self._tickler is None:
+    def tickle(self, log: bool = False) -> Result:
+        """Ping the gateway so an idle session does not time out (POST /tickle).
+
+        The answer holds the session id and the brokerage status (`iserver.authStatus`).
+
+        Args:
+            log: Also log the request and its answer's status at INFO on the `ibkr_sdk` logger (off by default, as
+                the tickler calls this every minute). Not sent.
+        """
+        result = self._tickle()
+        if log:
+            logger.info("tickle: %s", _status_line(result.data))
+        return result
+
+    def authentication_status(self, log: bool = True) -> Result:
+        """Whether the brokerage session is authenticated, connected and not competing (POST /iserver/auth/status).
+
+        Args:
+            log: Also log the answer's flags at INFO on the `ibkr_sdk` logger. Not sent.
+        """
+        result = self._authentication_status()
+        if log:
+            logger.info("authentication status: %s", _status_line(result.data))
+        return result
+
+    def start_tickler(self, interval: float | None = None) -> None:
+        """Call `tickle()` every `interval` seconds (default `tickler_interval`, 60) in a background thread until
+        `stop_tickler()` or `close()`. A running tickler keeps its interval."""
+        if interval is not None:
+            if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
+                raise ValueError(f"start_tickler(): parameter 'interval' must be a number above 0, got {interval!r}")
+            self.tickler_interval = float(interval)
+        if self._tickler is None or (not self._tickler.running and self._tickler.interval != self.tickler_interval):
             self._tickler = Tickler(self.tickle, self.tickler_interval)
         self._tickler.start()
 
-    def stop_tickler(self) -> None:
-        """Stop the keep-alive thread if it runs; returns once it has ended."""
+    def stop_tickler(self, timeout: float | None = None) -> None:
+        """Stop the keep-alive thread if it runs, waiting for it at most `timeout` seconds (None: until it ends,
+        which a tick in progress bounds by the request timeout)."""
         if self._tickler is not None:
-            self._tickler.stop()
+            self._tickler.stop(timeout)
 
     def _shutdown(self) -> None:
         """What the shutdown handler runs: stop the tickler and release the connection."""
@@ -88,6 +128,15 @@ class SessionOverlay(GeneratedEndpoints):
         return authenticated and connected and not competing
 
     def check_auth_status(self) -> bool:
-        """True when `authentication_status()` reports authenticated, connected and not competing."""
-        authenticated, competing, connected = _auth_flags(self.authentication_status().data)
+        """True when `authentication_status()` reports authenticated, connected and not competing.
+
+        A failed request (gateway unreachable, 401 not authenticated) gives False, as in the peer library; an
+        answer of unexpected shape raises `IbkrError`.
+        """
+        try:
+            data = self.authentication_status(log=False).data
+        except ExternalBrokerError as exc:
+            logger.info("authentication status unavailable: %s", exc)
+            return False
+        authenticated, competing, connected = _auth_flags(data)
         return authenticated and connected and not competing

@@ -47,9 +47,9 @@ class Tickler:
                 self.failures += 1
                 logger.warning("tickle failed: %s", exc)
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop and wait for the thread (at most `timeout` seconds; a tick in progress is bounded by the client's
-        request timeout)."""
+    def stop(self, timeout: float | None = 5.0) -> None:
+        """Stop and wait for the thread (at most `timeout` seconds, None for no limit; a tick in progress is bounded
+        by the client's request timeout)."""
         self._stop.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():

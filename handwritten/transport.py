@@ -119,6 +119,8 @@ def _nothing_sent(exc: requests.exceptions.RequestException) -> bool:
 class Transport:
     """Sends prepared calls to `base_url` and turns answers into `Result`s or errors."""
 
+    verbose_retries = False  # log each retry at INFO instead of DEBUG (the client's `verbose_retries`)
+
     def __init__(
         self,
         base_url: str,
@@ -170,6 +172,11 @@ class Transport:
         if logger.isEnabledFor(logging.DEBUG):
             message = text % args if args else text
             logger.debug(mask_account_ids(message) if self.mask_accounts else message)
+
+    def _log_info(self, text: str, *args: object) -> None:
+        if logger.isEnabledFor(logging.INFO):
+            message = text % args if args else text
+            logger.info(mask_account_ids(message) if self.mask_accounts else message)
 
     def _backoff(self, attempt: int) -> float:
         base: float = min(self.max_backoff, self.retry_backoff * (2 ** (attempt - 1)))
@@ -250,7 +257,7 @@ class Transport:
                 raise failure
             attempt += 1
             delay = wait if wait is not None else self._backoff(attempt)
-            self._log(
+            (self._log_info if self.verbose_retries else self._log)(
                 "retrying %s %s in %.2f s (attempt %d of %d): %s",
                 call.method,
                 call.path,

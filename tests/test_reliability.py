@@ -84,7 +84,7 @@ def test_stalled_order_accepted_by_server_is_placed_once_and_found_by_coid(
     live = {"orders": [{"orderId": 987, "status": "Submitted", "order_ref": "coid-42"}], "snapshot": True}
     recorder.reply("GET", "/iserver/account/orders", Reply(body={"orders": []}), Reply(body=live))
     result = retrying.place_order(order, answers={})
-    assert result.data == [{"order_id": "987", "order_status": "Submitted", "cOID": "coid-42"}]
+    assert result.data == {"order_id": "987", "order_status": "Submitted", "cOID": "coid-42"}
     assert len(recorder.sent("POST", ORDERS)) == 1, "an order is never sent twice"
 
 

@@ -21,6 +21,10 @@ from .lib.errors import (
     ServerError as ServerError,
     StockQueryError as StockQueryError,
 )
+from .lib.logs import (
+    AccountIdMaskingFormatter as AccountIdMaskingFormatter,
+    ibind_logs_initialize as ibind_logs_initialize,
+)
 from .lib.models_access import (
     NoResponseModelError as NoResponseModelError,
     ResponseValidationError as ResponseValidationError,
@@ -30,14 +34,22 @@ from .lib.oauth import (
     OAuth1aConfig as OAuth1aConfig,
     OAuthConfigError as OAuthConfigError,
 )
-from .lib.orders import Answers as Answers, OrderRequest as OrderRequest, QuestionType as QuestionType
+from .lib.orders import (
+    Answers as Answers,
+    OrderRequest as OrderRequest,
+    QuestionType as QuestionType,
+    question_type_to_message_id as question_type_to_message_id,
+)
+from .lib.parallel import execute_in_parallel as execute_in_parallel
 from .lib.result import Result as Result
+from .lib.snapshot_fields import snapshot_keys_to_ids as snapshot_keys_to_ids
 from .lib.stock_query import StockQueries as StockQueries, StockQuery as StockQuery
 from .lib.types import OneOrMany as OneOrMany
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccountIdMaskingFormatter",
     "Answers",
     "ApiConnectionError",
     "ApiTimeoutError",
@@ -62,4 +74,8 @@ __all__ = [
     "StockQueries",
     "StockQuery",
     "StockQueryError",
+    "execute_in_parallel",
+    "ibind_logs_initialize",
+    "question_type_to_message_id",
+    "snapshot_keys_to_ids",
 ]

@@ -2135,8 +2135,11 @@ HELP: dict[str, EndpointHelp] = {
             "flags `authenticated`, `connected` and `competing` plus server details."
         ),
         params={},
-        notes=("A POST that only reads state, so it is marked safe to retry.",),
-        overlay=False,
+        notes=(
+            "A POST that only reads state, so it is marked safe to retry.",
+            "The public method (handwritten/session.py) adds the peer's `log` flag, which is not sent.",
+        ),
+        overlay=True,
         response_model="session.BrokerageSessionStatus",
     ),
     "initialize_brokerage_session": EndpointHelp(
@@ -2172,8 +2175,8 @@ HELP: dict[str, EndpointHelp] = {
             "status."
         ),
         params={},
-        notes=(),
-        overlay=False,
+        notes=("The public method (handwritten/session.py) adds the peer's `log` flag, which is not sent.",),
+        overlay=True,
         response_model="session.TickleResponse",
     ),
     "reauthenticate": EndpointHelp(

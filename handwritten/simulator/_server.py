@@ -563,6 +563,9 @@ class Simulator:
         try:
             if endpoint == "oauth_live_session_token":
                 payload = self.oauth.live_session_token(method, url, authorization)
+                with self._state.lock:
+                    if not self._state.session.logged_in:
+                        self._state.login(False)  # with OAuth, a new live session token is the login
                 self._record(incoming, endpoint, 200, None)
                 return _Answer(200, _json_bytes(payload))
             self.oauth.verify(method, url, authorization)
