@@ -81,6 +81,8 @@ export class SessionEndpoints {
    * Trading and market data need an authenticated brokerage session. The answer carries the flags
    * `authenticated`, `connected` and `competing` plus server details.
    *
+   * Raw request: the Python client wraps it in a hand-written overlay that this client does not port.
+   *
    * `POST /iserver/auth/status` · retry: safe · spec: spec/session.yaml
    */
   authenticationStatus(): Promise<M.BrokerageSessionStatus> {
@@ -114,6 +116,8 @@ export class SessionEndpoints {
    *
    * A session with no requests for a few minutes is closed by the gateway; calling this about once a minute
    * keeps it open. The answer includes the session id and the brokerage status.
+   *
+   * Raw request: the Python client wraps it in a hand-written overlay that this client does not port.
    *
    * `POST /tickle` · pacing: tickle · retry: safe · spec: spec/session.yaml
    */
