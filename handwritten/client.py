@@ -123,8 +123,6 @@ class IbkrClient(OrdersOverlay, MarketdataOverlay, StockQueryOverlay, PortfolioO
         self._auto_preflight = auto_preflight
         self._preflight_done: set[str] = set()
         self._preflight_lock = threading.Lock()
-        self._order_locks: dict[str, threading.Lock] = {}
-        self._order_locks_guard = threading.Lock()
         self.auto_suppress = auto_suppress
         self._suppressed_ids: set[str] = set()
         self._oauth_signer = signer
