@@ -46,6 +46,7 @@ class ClientCore:
                 self._run_preflight(spec)
             except ExternalBrokerError as exc:
                 # Name the call the user made: the preflight request is an implementation detail.
+                exc.preflight = exc.preflight or ", ".join(spec.preflight)
                 exc.args = (f"{method_name or spec.name}(): its preflight request failed: {exc}",)
                 raise
         try:

@@ -34,7 +34,11 @@ class ExternalBrokerError(IbkrError):
         method: HTTP method of the request.
         path: Path of the request below the base URL.
         message: The server's own error text, when it gave one.
+        preflight: When the request that failed was the preflight of the call made (e.g. `/iserver/accounts`
+            before an order), the preflight endpoint's name: the call itself was not sent. None otherwise.
     """
+
+    preflight: str | None = None
 
     def __init__(
         self,

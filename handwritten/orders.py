@@ -26,6 +26,7 @@ from enum import Enum
 from typing import Any
 
 from .._client_base import GeneratedEndpoints
+from .endpoint import EndpointSpec
 from .errors import (
     ApiConnectionError,
     ApiTimeoutError,
@@ -44,7 +45,7 @@ from .result import Result
 logger = logging.getLogger("ibkr_sdk")
 
 MAX_REPLY_ROUNDS = 20
-RESOLVE_ATTEMPTS = 3
+RESOLVE_ATTEMPTS = 2  # looks at the live orders after an ambiguous failure, RESOLVE_INTERVAL apart (and paced)
 RESOLVE_INTERVAL = 1.0
 
 
@@ -403,6 +404,8 @@ def _is_ack(data: Any) -> bool:
 def _lost_answer(exc: ExternalBrokerError) -> str | None:
     """Why the order may exist although the request failed; None when it surely does not (refused, or never sent)."""
     where = f"{exc.method} {exc.path}" if exc.method and exc.path else "the request"
+    if exc.preflight:
+        return None  # the preflight failed: the order request itself was not sent
     if isinstance(exc, ApiConnectionError):
         if not exc.maybe_sent:
             return None
@@ -422,7 +425,10 @@ def _name_method(exc: ExternalBrokerError, method: str, what: str) -> ExternalBr
     """Let an error say which SDK call failed and that nothing was placed."""
     text = str(exc)
     if not text.startswith(f"{method}()"):
-        exc.args = (f"{method}(): {text} {what}",)
+        text = f"{method}(): {text}"
+    if what not in text:
+        text = f"{text} {what}"
+    exc.args = (text,)
     return exc
 
 
@@ -443,40 +449,65 @@ _REGISTRY_LOCK = threading.Lock()
 
 
 class _LiveOrdersFeed:
-    """One `live_orders` request at a time serves every thread reconciling an order on the same server and account
-    (the endpoint is paced at 1 per 5 s): a caller gets the first snapshot that started after `not_before`."""
+    """The latest full `live_orders` snapshot of one server and account, shared by every thread reconciling an
+    order (the endpoint is paced at 1 per 5 s).
+
+    A snapshot is dated when its request left the pacer (it reached the server later, so it shows every order
+    booked before that moment). A caller gets the first snapshot dated after `not_before`: one taken by another
+    reconciliation, or by the application's own `live_orders()` call, or else one it requests itself; while a
+    request is under way, the others wait for it instead of sending their own.
+    """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._busy = False
-        self._started = -math.inf
+        self._dated = -math.inf
         self._value: Result | None = None
-        self._error = ""
-        self.fetches = 0  # live_orders requests made (diagnostics and benchmarks)
+        self._failed_at = -math.inf
+        self._failure = ""
+        self.fetches = 0  # live_orders requests made for reconciliations (diagnostics and benchmarks)
 
-    def snapshot(self, not_before: float, fetch: Callable[[], Result]) -> tuple[Result | None, str]:
+    def offer(self, value: Result, dated: float) -> None:
+        """A full live orders snapshot whose request left the client at `dated` (monotonic seconds)."""
+        with self._cond:
+            if dated > self._dated:
+                self._dated, self._value = dated, value
+            self._cond.notify_all()
+
+    def snapshot(self, not_before: float, fetch: Callable[[], object]) -> tuple[Result | None, str]:
+        """The first snapshot dated after `not_before`, and "" - or None and why there is none.
+
+        When no request is on its way, `fetch` runs in a helper thread (its answer reaches `offer`); the caller
+        returns with the first fitting snapshot, whoever's request brought it.
+        """
         with self._cond:
             while True:
-                if self._started >= not_before:
-                    return self._value, self._error
+                if self._dated >= not_before:
+                    return self._value, ""
+                if self._failed_at >= not_before:
+                    return None, self._failure
                 if not self._busy:
                     self._busy = True
-                    started = time.monotonic()
-                    break
+                    threading.Thread(
+                        target=self._fetch, args=(fetch,), name="ibkr-sdk-live-orders", daemon=True
+                    ).start()
                 self._cond.wait(timeout=1.0)
-        value: Result | None = None
-        error = "the request did not finish"
+
+    def _fetch(self, fetch: Callable[[], object]) -> None:
+        asked = time.monotonic()
+        failure = "the request did not finish"
         try:
-            value, error = fetch(), ""
-        except IbkrError as exc:
-            error = str(exc)
+            fetch()
+            failure = ""
+        except Exception as exc:  # reported to the waiting callers, who raise OrderStateUnknownError
+            failure = str(exc)
         finally:
             with self._cond:
                 self._busy = False
-                self._started, self._value, self._error = started, value, error
                 self.fetches += 1
+                if failure:
+                    self._failed_at, self._failure = asked, failure
                 self._cond.notify_all()
-        return value, error
 
 
 def _shared(registry: dict[tuple[str, str], Any], key: tuple[str, str], make: Callable[[], Any]) -> Any:
@@ -534,6 +565,17 @@ class OrdersOverlay(GeneratedEndpoints):
     def _order_lock(self, account_id: str | None) -> threading.Lock:
         lock: threading.Lock = _shared(_ORDER_LOCKS, self._order_key(account_id), threading.Lock)
         return lock
+
+    def _call(self, spec: EndpointSpec, args: Mapping[str, Any], *, method_name: str | None = None) -> Result:
+        """Every full `live_orders()` answer, the application's own included, also serves reconciliations."""
+        if spec.name != "live_orders" or args.get("filters") or args.get("force"):
+            return super()._call(spec, args, method_name=method_name)
+        before = time.monotonic()
+        result = super()._call(spec, args, method_name=method_name)
+        granted = self._transport.pacer.last_start()
+        dated = granted if granted is not None and granted >= before else before
+        self._live_feed(args.get("account_id")).offer(result, dated)
+        return result
 
     def _live_feed(self, account_id: str | None) -> _LiveOrdersFeed:
         feed: _LiveOrdersFeed = _shared(_LIVE_FEEDS, self._order_key(account_id), _LiveOrdersFeed)

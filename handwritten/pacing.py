@@ -122,6 +122,12 @@ class Pacer:
             else None
         )
         self.waited = 0.0  # total seconds callers spent waiting (for tests and diagnostics)
+        self._local = threading.local()
+
+    def last_start(self) -> float | None:
+        """When this thread's latest request was let through (monotonic seconds, on the pacer's clock), if any."""
+        started: float | None = getattr(self._local, "started", None)
+        return started
 
     @staticmethod
     def _period(seconds: float, safety: float) -> float:
@@ -147,6 +153,7 @@ class Pacer:
                 delays = [(w.delay(now), w) for w in windows]
                 delay, window = max(delays, key=lambda pair: pair[0])
                 if delay <= 0:
+                    self._local.started = now
                     return [(w, w.record(now)) for w in windows]
                 if max_wait is not None and now - began + delay > max_wait:
                     raise self._too_long(window.label, now - began + delay, max_wait)
@@ -179,6 +186,7 @@ class Pacer:
                 assert max_wait is not None
                 raise self._too_long(self._slot_labels[bucket], max_wait, max_wait)
         entries: list[tuple[_Window, _Entry]] = []
+        self._local.started = self._clock()
         try:
             entries = self._wait_for_start(bucket, began, max_wait, reasons)
             waited = self._clock() - began
@@ -206,6 +214,9 @@ class PacerView(Pacer):
     @property
     def waited(self) -> float:  # type: ignore[override]
         return self.shared.waited
+
+    def last_start(self) -> float | None:
+        return self.shared.last_start()
 
     @contextmanager
     def slot(self, bucket: str | None, max_wait: float | None = None) -> Iterator[None]:
@@ -235,6 +246,9 @@ class NoPacer(Pacer):
 
     def __init__(self) -> None:
         super().__init__({}, None, safety=0)
+
+    def last_start(self) -> float | None:
+        return None
 
     @contextmanager
     def slot(self, bucket: str | None, max_wait: float | None = None) -> Iterator[None]:

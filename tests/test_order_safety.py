@@ -114,7 +114,7 @@ def test_answer_lost_before_booking_raises_state_unknown_with_the_coid(
     coid = next(r.body["orders"][0]["cOID"] for r in sim.requests if r.endpoint == "place_order")
     assert info.value.coid == coid and coid in str(info.value)
     assert sim.orders == [] and _sent(sim, "reply") == 1
-    assert _sent(sim, "live_orders") == 3  # it was looked for, three times, and not re-sent
+    assert _sent(sim, "live_orders") == 2  # it was looked for, twice, and not re-sent
 
 
 def test_lost_answer_to_a_modification_is_not_resent(sim: Simulator, api: IbkrClient) -> None:
@@ -258,7 +258,7 @@ def test_two_clients_on_one_account_do_not_break_each_other(sim: Simulator) -> N
 def test_reconciliation_runs_outside_the_order_lock(
     sim: Simulator, api: IbkrClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("ibkr_sdk.lib.orders.RESOLVE_INTERVAL", 0.6)  # A looks three times, 1.2 s apart in all
+    monkeypatch.setattr("ibkr_sdk.lib.orders.RESOLVE_INTERVAL", 1.2)  # A looks twice, 1.2 s apart
     sim.inject("reply", "status", 503)  # A's order is lost before booking: A reconciles, and finds nothing
     finished: dict[str, float] = {}
     started = time.monotonic()
@@ -284,10 +284,11 @@ def test_waiting_reconciliations_share_one_live_orders_fetch() -> None:
     calls: list[float] = []
     gate = threading.Event()
 
-    def fetch() -> Result:
-        calls.append(time.monotonic())
+    def fetch() -> None:
+        sent = time.monotonic()  # when the request leaves the client: the snapshot's date
+        calls.append(sent)
         gate.wait(2)
-        return Result(data={"orders": [], "snapshot": True})
+        feed.offer(Result(data={"orders": [], "snapshot": True}), sent)
 
     first = threading.Thread(target=feed.snapshot, args=(time.monotonic(), fetch))
     first.start()
@@ -377,6 +378,11 @@ def test_preflight_failure_names_the_method_called(sim: Simulator) -> None:
     sim.inject("receive_brokerage_accounts", "status", 503)
     with _client(sim) as c, pytest.raises(Exception, match=r"^live_orders\(\): its preflight request failed"):
         c.live_orders()
+    sim.inject("receive_brokerage_accounts", "status", 503)  # before an order: not ambiguous, nothing was sent
+    with _client(sim) as c, pytest.raises(Exception, match=r"^place_order\(\): .*preflight.*not placed") as info:
+        c.place_order(MKT, NO_DATA)
+    assert not isinstance(info.value, OrderStateUnknownError) and _sent(sim, "place_order") == 0
+    assert _sent(sim, "live_orders") == 0  # no reconciliation (the call above stopped at its preflight)
 
 
 def test_cancel_of_an_unknown_order_raises_and_the_cli_exits_non_zero(
