@@ -19,6 +19,7 @@ live_orders requests the reconciliations needed. Targets: 0 duplicates, 0 failed
 
 from __future__ import annotations
 
+import logging
 import random
 import statistics
 import sys
@@ -112,6 +113,7 @@ def worker(n: int, client: IbkrClient, tally: Tally) -> None:
 
 def main() -> None:
     started = time.monotonic()
+    logging.getLogger("ibkr_sdk").setLevel(logging.ERROR)  # the reconciliations' warnings are counted, not shown
     # Time scaled as IBKR's limits are: the pause between two looks at the live orders (1 s, for IBKR's lag in
     # listing a new order) keeps its proportion to the client timeout and the live_orders period.
     order_flow.RESOLVE_INTERVAL *= SCALE
@@ -151,6 +153,12 @@ def main() -> None:
     ]
     reported_not_booked = [tag for tag, (kind, _) in tally.outcomes.items() if kind == "placed" and not booked[tag]]
     unknown = sum(isinstance(e, OrderStateUnknownError) for e in failed.values())
+    # A reconciled order is returned as {"order_id", "order_status", "cOID"} (an acknowledgement has more fields).
+    found = sum(
+        1
+        for kind, data in tally.outcomes.values()
+        if kind == "placed" and set(data[0]) == {"order_id", "order_status", "cOID"}
+    )
     error_kinds = Counter(type(e).__name__ for e in failed.values())
     faults = sum(1 for r in requests if r.fault)
     too_many = sum(1 for r in requests if r.status == 429)
@@ -174,7 +182,10 @@ def main() -> None:
     print(
         f"order latency p50 {p50:.2f} s, max {worst:.2f} s = {worst / TIMEOUT:.2f} x the client timeout (target <= 3)"
     )
-    print(f"live_orders requests for reconciliation: {fetches}; read errors {dict(tally.read_errors)}")
+    print(
+        f"reconciliations {found + unknown} ({found} found by cOID, {unknown} unknown) served by {fetches} "
+        f"live_orders requests of their own; read errors {dict(tally.read_errors)}"
+    )
     ok = not duplicates and not without_coid and not reported_not_booked and not too_many and worst <= 3 * TIMEOUT
     print("soak targets met" if ok else "soak targets MISSED")
 
