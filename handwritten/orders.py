@@ -4,6 +4,12 @@ Why hand-written: IBKR answers an order with confirmation questions that must be
 `/iserver/reply/{id}` before the order exists; a catalogue entry cannot express that loop. The raw requests are
 the generated `_place_order`, `_modify_order` and `_whatif_order`.
 
+Never twice: no order request (the order, a reply, a modification) is ever re-sent. A failure after which the order
+may exist (timeout, broken connection, HTTP 5xx, an unreadable or unexpected 200) ends the flow; the account's order
+lock is released, and the order is looked up by cOID in `live_orders()` snapshots shared by every thread of the
+process reconciling on that server and account. It is returned when found; otherwise `OrderStateUnknownError`
+carries the cOID. A failure before anything was sent, or a refusal by IBKR, says the order was not placed.
+
 Known questions: `QuestionType` below is the one list of the confirmation messages IBKR documents, each with its
 stable message id and a phrase of its text. `answers` may name a question by `QuestionType`, by message id
 (`"o354"`) or by a phrase of its text; ids are matched first, text second.
