@@ -126,6 +126,10 @@ OVERLAY_PARAMS: dict[str, tuple[CliParam, ...]] = {
         CliParam("answers", "answers", False, _ANSWERS_DOC, repeat=True, flag="answer", absent=dict),
         CliParam("account_id", "str", False, _ACCOUNT_DOC),
     ),
+    "cancel_order": (
+        CliParam("order_id", "str", True, "IBKR order id to cancel, or -1 for all open orders."),
+        CliParam("account_id", "str", False, _ACCOUNT_DOC),
+    ),
     "whatif_order": (
         CliParam("order_request", "json", True, "The order to preview, as a JSON object; @FILE reads it from a file."),
         CliParam("account_id", "str", False, _ACCOUNT_DOC, absent=lambda: None),

@@ -16,7 +16,7 @@ from .marketdata import MarketdataOverlay
 from .oauth import OAuth1aConfig, OAuth1aSigner
 from .oauth_client import OAuthOverlay
 from .orders import OrdersOverlay
-from .pacing import NoPacer, Pacer, shared_pacer
+from .pacing import NoPacer, Pacer, PacerView, shared_pacer
 from .portfolio import PortfolioOverlay
 from .stock_query import StockQueryOverlay
 from .transport import Transport, mask_account_ids
@@ -63,6 +63,9 @@ class IbkrClient(CompatOverlay, OrdersOverlay, MarketdataOverlay, StockQueryOver
             default; False turns it off. All clients of a process that talk to the same server share one set of
             limits, since IBKR counts per IP.
         pacing_time_scale: Multiplies every pacing period (tests use small values; keep 1 against IBKR).
+        max_pacing_wait: Seconds a request may wait for pacing; when the limits would hold it longer,
+            `RateLimitedError` is raised before anything is sent. None (the default) waits as long as needed.
+            Waits over one second are logged at INFO either way (what the request waited for, how long).
         mask_account_ids: Hide account id digits in debug logs.
         auto_suppress: Before placing an order, suppress (for the rest of the brokerage session) the questions
             its `answers` approve by `QuestionType` or message id, so later orders need fewer round trips.
@@ -89,6 +92,7 @@ class IbkrClient(CompatOverlay, OrdersOverlay, MarketdataOverlay, StockQueryOver
         auto_preflight: bool = True,
         pacing: bool = True,
         pacing_time_scale: float = 1.0,
+        max_pacing_wait: float | None = None,
         mask_account_ids: bool = False,
         auto_suppress: bool = False,
     ) -> None:
@@ -129,6 +133,11 @@ class IbkrClient(CompatOverlay, OrdersOverlay, MarketdataOverlay, StockQueryOver
             if pacing
             else NoPacer()
         )
+        if max_pacing_wait is not None:
+            if isinstance(max_pacing_wait, bool) or not max_pacing_wait >= 0:
+                raise ValueError(f"IbkrClient(): max_pacing_wait must be seconds (0 or more), got {max_pacing_wait!r}")
+            pacer = PacerView(pacer, float(max_pacing_wait))
+        self.max_pacing_wait = max_pacing_wait
         self.mask_account_ids = mask_account_ids
         self._transport = Transport(
             url,
@@ -151,8 +160,6 @@ class IbkrClient(CompatOverlay, OrdersOverlay, MarketdataOverlay, StockQueryOver
         self._auto_preflight = auto_preflight
         self._preflight_done: set[str] = set()
         self._preflight_lock = threading.Lock()
-        self._order_locks: dict[str, threading.Lock] = {}
-        self._order_locks_guard = threading.Lock()
         self.auto_suppress = auto_suppress
         self._suppressed_ids: set[str] = set()
         self._oauth_signer = signer

@@ -42,7 +42,13 @@ class ClientCore:
     def _call(self, spec: EndpointSpec, args: Mapping[str, Any], *, method_name: str | None = None) -> Result:
         call = prepare(spec, args, self.account_id, method_name)
         if spec.preflight and self._auto_preflight:
-            self._run_preflight(spec)
+            try:
+                self._run_preflight(spec)
+            except ExternalBrokerError as exc:
+                # Name the call the user made: the preflight request is an implementation detail.
+                exc.preflight = exc.preflight or ", ".join(spec.preflight)
+                exc.args = (f"{method_name or spec.name}(): its preflight request failed: {exc}",)
+                raise
         try:
             result = self._send(spec, call)
         except ExternalBrokerError as exc:

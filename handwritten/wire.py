@@ -149,7 +149,28 @@ def _check_item(method: str, p: ParamSpec, value: Any) -> Any:
             raise RequestValidationError(method, p.name, f"must be one of {allowed}; got {_describe(value)}")
     if p.pattern is not None and isinstance(value, str) and not _compiled(p.pattern).fullmatch(value):
         raise RequestValidationError(method, p.name, f"must match the pattern {p.pattern!r}; got {_describe(value)}")
+    if p.minimum is not None or p.maximum is not None:
+        _check_bounds(method, p, value)
     return value
+
+
+def _check_bounds(method: str, p: ParamSpec, value: Any) -> None:
+    """A whole number (an int, or a str holding one) within the parameter's minimum and maximum."""
+    bounds = (
+        f"from {p.minimum} to {p.maximum}"
+        if p.minimum is not None and p.maximum is not None
+        else f"at least {p.minimum}"
+        if p.minimum is not None
+        else f"at most {p.maximum}"
+    )
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise RequestValidationError(
+            method, p.name, f"must be a whole number {bounds}; got {_describe(value)}"
+        ) from None
+    if (p.minimum is not None and number < p.minimum) or (p.maximum is not None and number > p.maximum):
+        raise RequestValidationError(method, p.name, f"must be {bounds}; got {_describe(value)}")
 
 
 def _query_text(value: Any) -> str:

@@ -99,7 +99,7 @@ def test_order_state_unknown_carries_the_coid(
     coid = recorder.sent("POST", ORDERS)[0].body["orders"][0]["cOID"]
     assert info.value.coid == coid and coid in str(info.value) and "live_orders()" in str(info.value)
     assert len(recorder.sent("POST", ORDERS)) == 1
-    assert len(recorder.sent("GET", "/iserver/account/orders")) == 3
+    assert len(recorder.sent("GET", "/iserver/account/orders")) == 2
 
 
 def test_unreachable_server_retries_even_unsafe_requests_and_says_nothing_was_sent() -> None:

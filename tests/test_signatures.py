@@ -78,6 +78,7 @@ def test_constructor_extra_arguments_are_keyword_only() -> None:
         "auto_preflight",
         "pacing",
         "pacing_time_scale",
+        "max_pacing_wait",
         "mask_account_ids",
         "auto_suppress",
     ]

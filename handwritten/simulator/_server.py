@@ -287,7 +287,7 @@ class Simulator:
             advisor=advisor,
         )
         self._routes = RouteTable(ENDPOINTS)
-        self._faults = FaultBook()
+        self._faults = FaultBook(seed)
         self.oauth: OAuthAuthority | None = OAuthAuthority(oauth) if oauth is not None else None
         """With `oauth` settings: the OAuth 1.0a authority that issues tokens and checks every signature."""
         # pacing_time_scale shortens every pacing period (tests run IBKR's seconds and minutes scaled down).
@@ -436,6 +436,7 @@ class Simulator:
         times: int | None = 1,
         body: Any = None,
         after: bool = False,
+        probability: float | None = None,
     ) -> None:
         """Make the next `times` requests to `route` fail in the way `kind` names (None: until `clear_faults`).
 
@@ -444,8 +445,10 @@ class Simulator:
         `latency` (value: seconds, then a normal answer), `status` (value: HTTP status; `body` replaces the
         default `{"error": ...}`), `reset` (close without answering), `stall` (never answer; value: give up
         after that many seconds, default when the simulator stops), `malformed` (invalid JSON, 200).
-        With `after=True`, `reset` and `stall` let the request take effect first and then lose the answer
-        (e.g. an order that exists although the client saw no acknowledgement).
+        With `after=True`, `status`, `reset`, `stall` and `malformed` let the request take effect first and then
+        lose or spoil the answer (e.g. an order that exists although the client saw no acknowledgement).
+        With `probability`, each matching request draws (seeded by `seed`) whether the fault applies; `times`
+        then counts the faults applied.
         """
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; one of {', '.join(FAULT_KINDS)}")
@@ -455,9 +458,11 @@ class Simulator:
             raise ValueError("a status fault needs value=<HTTP status>, e.g. 503")
         if times is not None and times < 1:
             raise ValueError("times must be at least 1 (or None for every request)")
-        if after and kind not in ("reset", "stall"):
-            raise ValueError("after=True applies to reset and stall faults only")
-        self._faults.add(self._resolve_route(route), Fault(kind, value, times, body, after))
+        if after and kind == "latency":
+            raise ValueError("after=True applies to status, reset, stall and malformed faults")
+        if probability is not None and not 0 < probability <= 1:
+            raise ValueError("probability must be above 0 and at most 1")
+        self._faults.add(self._resolve_route(route), Fault(kind, value, times, body, after, probability))
 
     def clear_faults(self) -> None:
         self._faults.clear()

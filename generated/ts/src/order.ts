@@ -172,7 +172,7 @@ export interface OrderStatusArgs {
 
 /** Arguments of `trades`. */
 export interface TradesArgs {
-  /** How many previous days to include, at most 7; omitted means today only. */
+  /** How many previous days to include, at most 7; omitted means today only. From 1 to 7. */
   days?: string | number | null;
   /** Account or allocation group to report on; omitted when null (the selected account). */
   accountId?: string | number | null;
@@ -336,6 +336,8 @@ export class OrderEndpoints {
    *
    * The answer only confirms that the request was accepted; check `live_orders` or `order_status` to see the
    * order actually cancelled. Passing -1 as the order id cancels every open order of the account.
+   *
+   * Raw request: the Python client wraps it in a hand-written overlay that this client does not port.
    *
    * `DELETE /iserver/account/{accountId}/order/{orderId}` · preflight: receive_brokerage_accounts · retry: unsafe · spec: spec/order.yaml
    */

@@ -232,7 +232,7 @@ export interface PositionsArgs {
    * Account whose positions are listed; the client's default account when null. Defaults to the client's account id.
    */
   accountId?: string | number | null;
-  /** Page number, counted from 0. Default: 0. */
+  /** Page number, counted from 0. At least 0. Default: 0. */
   page?: number | null;
   /** Model portfolio code to compare the positions with. */
   model?: string | number | null;
