@@ -105,7 +105,7 @@ def worker(n: int, client: IbkrClient, tally: Tally) -> None:
             ack = client.place_order(ticket, ANSWERS)
             outcome: tuple[str, Any] = ("placed", ack.data)
             if ticket["orderType"] == "LMT":
-                resting.append(str(ack.data[0]["order_id"]))
+                resting.append(str(ack.data["order_id"]))
         except (IbkrError, OrderQuestionError) as exc:
             outcome = ("error", exc)
         tally.order(tag, outcome, time.monotonic() - started)
@@ -157,7 +157,7 @@ def main() -> None:
     found = sum(
         1
         for kind, data in tally.outcomes.values()
-        if kind == "placed" and set(data[0]) == {"order_id", "order_status", "cOID"}
+        if kind == "placed" and set(data) == {"order_id", "order_status", "cOID"}
     )
     error_kinds = Counter(type(e).__name__ for e in failed.values())
     faults = sum(1 for r in requests if r.fault)

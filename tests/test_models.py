@@ -290,7 +290,7 @@ def test_simulator_answers_parse_into_their_models() -> None:
         # A cancel needs a working order (cancelling an unknown one raises OrderRejectedError).
         resting = dict(order, orderType="LMT", price=1.0)
         working = client.place_order(resting, answers={"o354": True, "o163": True}).data
-        client.cancel_order(working[0]["order_id"]).parsed()
+        client.cancel_order(working["order_id"]).parsed()
         parsed.add("cancel_order")
         # Alert ids, too, come from the session: create an alert, then read, deactivate and delete it.
         condition = {"conidex": "265598@SMART", "type": 1, "operator": ">=", "value": "500", "logicBind": "n"}

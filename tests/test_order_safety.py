@@ -82,9 +82,11 @@ def test_lost_answer_to_the_reply_finds_the_booked_order(
     result = api.place_order(MKT, NO_DATA)  # no caller cOID: the SDK's own one must find it
     booked = sim.orders
     assert len(booked) == 1 and booked[0].coid and booked[0].coid.startswith("sdk-")
-    assert result.data == [
-        {"order_id": str(booked[0].order_id), "order_status": booked[0].status, "cOID": booked[0].coid}
-    ]
+    assert result.data == {
+        "order_id": str(booked[0].order_id),
+        "order_status": booked[0].status,
+        "cOID": booked[0].coid,
+    }
     assert _sent(sim, "place_order") == 1 and _sent(sim, "reply") == 1, "nothing is sent twice"
 
 
@@ -96,7 +98,7 @@ def test_lost_answer_to_the_order_post_finds_the_booked_order(
     sim.inject("place_order", kind, value, after=True)
     result = api.place_order(dict(MKT, cOID="mine-1"), {})
     assert [o.coid for o in sim.orders] == ["mine-1"]
-    assert result.data[0]["cOID"] == "mine-1" and result.data[0]["order_id"] == str(sim.orders[0].order_id)
+    assert result.data["cOID"] == "mine-1" and result.data["order_id"] == str(sim.orders[0].order_id)
     assert _sent(sim, "place_order") == 1
 
 
@@ -120,11 +122,11 @@ def test_answer_lost_before_booking_raises_state_unknown_with_the_coid(
 def test_lost_answer_to_a_modification_is_not_resent(sim: Simulator, api: IbkrClient) -> None:
     api.live_marketdata_snapshot(conids=str(AAPL), fields="31")
     placed = api.place_order(dict(MKT, orderType="LMT", price=1.0, cOID="m-1"), {"o163": True}).data
-    order_id = placed[0]["order_id"]
+    order_id = placed["order_id"]
     api.suppress_messages(["o163"])  # the modification then applies at once, without a question
     sim.inject("modify_order", "stall", 1.0, after=True)
     result = api.modify_order(order_id, dict(MKT, orderType="LMT", price=2.0), {"o163": True})
-    assert result.data == [{"order_id": order_id, "order_status": "Submitted", "cOID": "m-1"}]
+    assert result.data == {"order_id": order_id, "order_status": "Submitted", "cOID": "m-1"}
     assert [(o.coid, o.price) for o in sim.orders] == [("m-1", 2.0)]
     assert _sent(sim, "modify_order") == 1
     sim.inject("modify_order", "status", 503)  # lost before it applied: the order does not show the change
