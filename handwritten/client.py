@@ -18,6 +18,8 @@ from .oauth_client import OAuthOverlay
 from .orders import OrdersOverlay
 from .pacing import NoPacer, Pacer, PacerView, shared_pacer
 from .portfolio import PortfolioOverlay
+from .session import SHUTDOWN_HANDLERS
+from .settings import check_max_retries, check_timeout, check_url, resolve_verify
 from .stock_query import StockQueryOverlay
 from .transport import Transport, mask_account_ids
 
@@ -38,10 +40,12 @@ class IbkrClient(CompatOverlay, OrdersOverlay, MarketdataOverlay, StockQueryOver
         host: Gateway host, used when no `url` is known.
         port: Gateway port, used when no `url` is known.
         base_route: Path prefix of the API, used when no `url` is known.
-        cacert: Path of a CA bundle to verify the server with, `True` for the system store, or `False` to skip
-            verification (the gateway's self-signed certificate). From `IBKR_SDK_CACERT` when not given; default False.
-        timeout: Seconds to wait for each answer.
-        max_retries: How often a failed request that is safe to repeat is retried.
+        cacert: Path of a CA bundle to verify the server with, `True` for the system store (or the bundle named by
+            `REQUESTS_CA_BUNDLE` / `CURL_CA_BUNDLE`), or `False` to skip verification. From `IBKR_SDK_CACERT` when
+            not given; by default off for a loopback host (the gateway's self-signed certificate) and on for any
+            other host.
+        timeout: Seconds to wait for each answer (above 0), or a `(connect, read)` pair.
+        max_retries: How often a failed request that is safe to repeat is retried (0 or more).
         use_session: Keep connections open between requests (one pooled HTTP session). False sends every request on
             a new connection. From `IBKR_SDK_USE_SESSION` when not given; default True.
         auto_recreate_session: After a connection failure, drop the pooled connections and cookies
@@ -119,7 +123,10 @@ class IbkrClient(CompatOverlay, OrdersOverlay, MarketdataOverlay, StockQueryOver
             url = f"https://{host}:{port}{base_route}"
         if cacert is None:
             cacert = env_cacert()
-        verify: bool | str = cacert if isinstance(cacert, bool) else os.fspath(cacert)
+        check_url(url)
+        check_timeout(timeout)
+        check_max_retries(max_retries)
+        verify = resolve_verify(url, cacert)
         self.base_url = url.rstrip("/") + "/"
         self.cacert = cacert
         self.timeout = timeout
@@ -183,9 +190,15 @@ class IbkrClient(CompatOverlay, OrdersOverlay, MarketdataOverlay, StockQueryOver
         return f"{type(self).__name__}(url={self.base_url!r}, account_id={account!r})"
 
     def close(self) -> None:
-        """Stop the tickler and release the connection pool. The client is not usable afterwards."""
-        self.stop_tickler()
+        """Stop the tickler, cut any request in flight, release the connections and unregister the shutdown
+        handler. Every later call raises `ClientClosedError`. Idempotent."""
+        tickler = self._tickler
+        if tickler is not None:
+            tickler.close()
         self._transport.close()
+        if tickler is not None:
+            tickler.join(1.0)
+        SHUTDOWN_HANDLERS.discard(self)
 
     def __enter__(self) -> IbkrClient:
         return self

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .endpoint import EndpointSpec
-from .errors import ExternalBrokerError, NotAuthenticatedError
+from .errors import ClientClosedError, ExternalBrokerError, NotAuthenticatedError
 from .result import Result
 from .transport import Transport
 from .wire import PreparedCall, prepare
@@ -40,6 +40,8 @@ class ClientCore:
     _oauth_signer: OAuth1aSigner | None = None
 
     def _call(self, spec: EndpointSpec, args: Mapping[str, Any], *, method_name: str | None = None) -> Result:
+        if self._transport.closed:
+            raise ClientClosedError(f"{method_name or spec.name}(): the client is closed")
         call = prepare(spec, args, self.account_id, method_name)
         if spec.preflight and self._auto_preflight:
             try:

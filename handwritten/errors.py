@@ -73,15 +73,37 @@ class ApiConnectionError(ExternalBrokerError):
     """
 
     def __init__(
-        self, message: str, *, maybe_sent: bool = True, method: str | None = None, path: str | None = None
+        self,
+        message: str,
+        *,
+        maybe_sent: bool = True,
+        method: str | None = None,
+        path: str | None = None,
+        hint: str | None = None,
     ) -> None:
         self.maybe_sent = maybe_sent
-        hint = None if maybe_sent else "Nothing reached the server: is the gateway running at this address?"
+        if hint is None:
+            hint = (
+                "The request may have reached the server."
+                if maybe_sent
+                else "Nothing reached the server: is the gateway running at this address?"
+            )
         super().__init__(message, method=method, path=path, hint=hint)
 
 
 class ApiTimeoutError(ApiConnectionError):
     """The server did not answer within the timeout."""
+
+
+class ClientClosedError(ApiConnectionError):
+    """The client was closed: it sends nothing more. `maybe_sent` is True only for a request cut off by `close()`
+    while it was in flight."""
+
+    def __init__(
+        self, message: str, *, maybe_sent: bool = False, method: str | None = None, path: str | None = None
+    ) -> None:
+        hint = "Create a new client to send more requests." if not maybe_sent else None
+        super().__init__(message, maybe_sent=maybe_sent, method=method, path=path, hint=hint)
 
 
 class NotAuthenticatedError(ExternalBrokerError):

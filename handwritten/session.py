@@ -8,12 +8,13 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import weakref
 from collections.abc import Mapping
 from types import FrameType
 from typing import Any
 
 from .._client_base import GeneratedEndpoints
-from .errors import ExternalBrokerError, IbkrError
+from .errors import ClientClosedError, ExternalBrokerError, IbkrError
 from .result import Result
 from .tickler import DEFAULT_INTERVAL, Tickler
 
@@ -33,6 +34,71 @@ def _auth_flags(status: Any) -> tuple[bool, bool, bool]:
     if not isinstance(status, Mapping) or not all(k in status for k in ("authenticated", "competing", "connected")):
         raise IbkrError(f"the gateway's status answer is malformed: {status!r}")
     return bool(status["authenticated"]), bool(status["competing"]), bool(status["connected"])
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class _ShutdownHandlers:
+    """The one SIGINT/SIGTERM handler of the process for every client that asked for one.
+
+    Installed when the first client registers, with the handlers found then kept to run afterwards; removed (the
+    previous handlers restored) when the last registered client is closed. Clients are held weakly, so a client
+    dropped without `close()` is not kept alive. On a signal each live client shuts down once, then the previous
+    handler runs.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._clients: weakref.WeakSet[SessionOverlay] = weakref.WeakSet()
+        self._previous: dict[int, Any] = {}
+        self._handler = self._handle  # one object, so `signal.getsignal(...) is self._handler` holds
+
+    def add(self, client: SessionOverlay) -> None:
+        """Register `client`; installs the handler if needed. Main thread only."""
+        with self._lock:
+            self._clients.add(client)
+            for signum in _SIGNALS:
+                current = signal.getsignal(signum)
+                if current is not self._handler:
+                    self._previous[signum] = current
+                    signal.signal(signum, self._handler)
+
+    def discard(self, client: SessionOverlay) -> None:
+        """Forget `client`; once none is left, restore the previous handlers (from the main thread only: Python
+        allows no other)."""
+        with self._lock:
+            self._clients.discard(client)
+            if len(self._clients) or threading.current_thread() is not threading.main_thread():
+                return
+            self._restore()
+
+    def _restore(self) -> None:
+        for signum, previous in self._previous.items():
+            if signal.getsignal(signum) is self._handler:
+                signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+        self._previous.clear()
+
+    def _handle(self, sig: int, frame: FrameType | None) -> None:
+        with self._lock:
+            clients = list(self._clients)
+            self._clients.clear()
+            previous = self._previous.get(sig, signal.SIG_DFL)
+            self._restore()
+        for client in clients:
+            try:
+                client._shutdown()
+            except Exception as exc:  # the other clients and the previous handler must still run
+                logger.warning("shutdown of the client failed: %s", exc)
+        if callable(previous):
+            previous(sig, frame)
+        elif previous == signal.SIG_DFL and sig == signal.SIGINT:
+            raise KeyboardInterrupt
+        elif previous == signal.SIG_DFL:
+            signal.raise_signal(sig)  # the default handler is back in place: let it end the process
+
+
+SHUTDOWN_HANDLERS = _ShutdownHandlers()
 
 
 class SessionOverlay(GeneratedEndpoints):
@@ -68,7 +134,13 @@ class SessionOverlay(GeneratedEndpoints):
 
     def start_tickler(self, interval: float | None = None) -> None:
         """Call `tickle()` every `interval` seconds (default `tickler_interval`, 60) in a background thread until
-        `stop_tickler()` or `close()`. A running tickler keeps its interval."""
+        `stop_tickler()` or `close()`. A running tickler keeps its interval.
+
+        Raises:
+            ClientClosedError: the client is closed.
+        """
+        if self._transport.closed:
+            raise ClientClosedError("start_tickler(): the client is closed")
         if interval is not None:
             if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
                 raise ValueError(f"start_tickler(): parameter 'interval' must be a number above 0, got {interval!r}")
@@ -89,26 +161,13 @@ class SessionOverlay(GeneratedEndpoints):
 
     def register_shutdown_handler(self) -> None:
         """On SIGINT or SIGTERM, stop the tickler (and with OAuth, end the session), then run the handler that was
-        installed before. Call from the main thread."""
+        installed before. One handler serves every client of the process; `close()` unregisters the client and,
+        with the last one, restores the previous handlers. Call from the main thread."""
         if threading.current_thread() is not threading.main_thread():
             raise RuntimeError("register_shutdown_handler() must be called from the main thread")
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            previous = signal.getsignal(signum)
-
-            def handler(sig: int, frame: FrameType | None, previous: Any = previous) -> None:
-                try:
-                    self._shutdown()
-                except Exception as exc:  # the previous handler must still run
-                    logger.warning("shutdown of the client failed: %s", exc)
-                if callable(previous):
-                    previous(sig, frame)
-                elif previous == signal.SIG_DFL and sig == signal.SIGINT:
-                    raise KeyboardInterrupt
-                elif previous == signal.SIG_DFL:
-                    signal.signal(sig, signal.SIG_DFL)
-                    signal.raise_signal(sig)
-
-            signal.signal(signum, handler)
+        if self._transport.closed:
+            raise ClientClosedError("register_shutdown_handler(): the client is closed")
+        SHUTDOWN_HANDLERS.add(self)
 
     def check_health(self) -> bool:
         """True when the gateway answers and its brokerage session is authenticated, connected and not competing.

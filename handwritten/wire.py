@@ -24,6 +24,7 @@ from .errors import RequestValidationError
 DATETIME_FORMAT = "%Y%m%d-%H:%M:%S"
 _SEPARATORS = {"comma": ",", "semicolon": ";"}
 _DATETIME_TEXT = re.compile(r"\d{8}-\d{2}:\d{2}:\d{2}")
+_DOT_SEGMENTS = frozenset({".", ".."})
 
 
 @dataclass(frozen=True)
@@ -209,13 +210,28 @@ def prepare(
                 raise RequestValidationError(method, p.name, "must not be an empty list")
             checked = [_check_item(method, p, v) for v in values]
             separator = _SEPARATORS.get(p.many)
+            if separator is not None and isinstance(value, (list, tuple)):
+                # A plain string is taken as already joined ("265598,8314"); inside a list, each element is one.
+                for item in checked:
+                    if separator in _query_text(item):
+                        raise RequestValidationError(
+                            method,
+                            p.name,
+                            f"has an element containing {separator!r}, which separates the elements on the wire: "
+                            f"{_describe(item)}; pass each value as its own element",
+                        )
             wire_value: Any = separator.join(_query_text(v) for v in checked) if separator else checked
         else:
             wire_value = _check_item(method, p, value)
             if p.type == "array" and not wire_value and p.required:
                 raise RequestValidationError(method, p.name, "must not be an empty list")
         if p.location == "path":
-            path_values[p.wire] = quote(_query_text(wire_value), safe="")
+            text = _query_text(wire_value)
+            if text in _DOT_SEGMENTS:
+                # quote() leaves dots alone and URL normalisation removes dot segments: the request would go to
+                # another path.
+                raise RequestValidationError(method, p.name, f"must not be {text!r}, which would change the path")
+            path_values[p.wire] = quote(text, safe="")
         elif p.location == "query":
             if isinstance(wire_value, list):
                 query[p.wire] = ",".join(_query_text(v) for v in wire_value)

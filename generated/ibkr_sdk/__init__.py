@@ -11,6 +11,7 @@ from .lib.client import IbkrClient as IbkrClient
 from .lib.errors import (
     ApiConnectionError as ApiConnectionError,
     ApiTimeoutError as ApiTimeoutError,
+    ClientClosedError as ClientClosedError,
     ExternalBrokerError as ExternalBrokerError,
     IbkrError as IbkrError,
     NotAuthenticatedError as NotAuthenticatedError,
@@ -54,6 +55,7 @@ __all__ = [
     "Answers",
     "ApiConnectionError",
     "ApiTimeoutError",
+    "ClientClosedError",
     "ExternalBrokerError",
     "IbkrClient",
     "IbkrError",

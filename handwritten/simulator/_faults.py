@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-FAULT_KINDS = ("latency", "status", "reset", "stall", "malformed")
+FAULT_KINDS = ("latency", "status", "reset", "stall", "malformed", "truncate")
 """What `Simulator.inject` can do to a request:
 
 - `latency`: wait `value` seconds, then answer normally;
@@ -15,7 +15,9 @@ FAULT_KINDS = ("latency", "status", "reset", "stall", "malformed")
 - `reset`: close the connection without answering (a reset, no HTTP response at all);
 - `stall`: accept the request and never answer, until `value` seconds have passed (default: until the
   simulator stops), then close the connection;
-- `malformed`: answer 200 with `Content-Type: application/json` and a body that is not valid JSON.
+- `malformed`: answer 200 with `Content-Type: application/json` and a body that is not valid JSON;
+- `truncate`: handle the request, send the status line, the headers and half of the body, then cut the
+  connection (a reset in the middle of the answer).
 
 `status`, `reset`, `stall` and `malformed` take `after=True` to handle the request first (an order is placed, a
 cancel applied) and only then lose or spoil the answer: the case where a client cannot know whether its request

@@ -100,6 +100,7 @@ class _Answer:
     status: int
     body: bytes
     content_type: str = _JSON
+    truncate: bool = False  # send half of the body, then cut the connection
 
 
 def _json_bytes(value: Any) -> bytes:
@@ -153,7 +154,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             head += "Connection: close\r\n"
         # One write for status line, headers and body: separate writes stall ~40 ms (Nagle + delayed ACK).
-        self.wfile.write(head.encode("latin-1") + b"\r\n" + answer.body)
+        body = answer.body[: len(answer.body) // 2] if answer.truncate else answer.body
+        self.wfile.write(head.encode("latin-1") + b"\r\n" + body)
+        if answer.truncate:
+            self.close_connection = True  # a clean close: the client reads the half body, then the end
 
     def _abort(self) -> None:
         """Drop the connection without an answer (reset where the platform allows it)."""
@@ -444,7 +448,8 @@ class Simulator:
         concrete path, e.g. `"GET /iserver/marketdata/snapshot"`), or `"*"` for every route. Kinds:
         `latency` (value: seconds, then a normal answer), `status` (value: HTTP status; `body` replaces the
         default `{"error": ...}`), `reset` (close without answering), `stall` (never answer; value: give up
-        after that many seconds, default when the simulator stops), `malformed` (invalid JSON, 200).
+        after that many seconds, default when the simulator stops), `malformed` (invalid JSON, 200), `truncate`
+        (handle the request, then cut the connection halfway through the answer's body).
         With `after=True`, `status`, `reset`, `stall` and `malformed` let the request take effect first and then
         lose or spoil the answer (e.g. an order that exists although the client saw no acknowledgement).
         With `probability`, each matching request draws (seeded by `seed`) whether the fault applies; `times`
@@ -549,7 +554,7 @@ class Simulator:
                 else:
                     if fault.after:
                         self._answer(spec.name, request, body_error)
-                    return self._faulty(fault, incoming, spec.name)
+                    return self._faulty(fault, incoming, spec.name, request, body_error)
             answer = self._answer(spec.name, request, body_error)
             self._wait(self.latency)
             self._record(incoming, spec.name, answer.status, fault.kind if fault else None)
@@ -579,7 +584,9 @@ class Simulator:
             return _error(401, f"OAuth: {exc}")
         return None
 
-    def _faulty(self, fault: Fault, incoming: _Incoming, endpoint: str) -> _Answer | None:
+    def _faulty(
+        self, fault: Fault, incoming: _Incoming, endpoint: str, request: SimRequest, body_error: bool
+    ) -> _Answer | None:
         if fault.kind == "status":
             status = int(fault.value or 503)
             payload = fault.body if fault.body is not None else {"error": _phrase(status, "Error")}
@@ -590,6 +597,10 @@ class Simulator:
             self._wait(self.latency)
             self._record(incoming, endpoint, 200, "malformed")
             return _Answer(200, b'{"conid": 265598, "31": "1')
+        if fault.kind == "truncate":
+            answer = self._answer(endpoint, request, body_error)
+            self._record(incoming, endpoint, answer.status, "truncate")
+            return dataclasses.replace(answer, truncate=True)
         self._record(incoming, endpoint, None, fault.kind)
         if fault.kind == "stall":
             self._wait(float(fault.value) if fault.value is not None else _STALL_LIMIT)
