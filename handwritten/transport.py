@@ -1,8 +1,13 @@
 """HTTP transport: one keep-alive `requests.Session` per client, pacing, and the retry policy.
 
 `requests` looks up proxy and CA settings in the environment on every call; the transport resolves them once, when
-the client is built, and then sends with `trust_env` off. That keeps the per-call cost below a plain
-`requests.Session` while honouring the same environment variables.
+the client is built (proxies; `REQUESTS_CA_BUNDLE` / `CURL_CA_BUNDLE` when verification uses the default store),
+and then sends with `trust_env` off. That keeps the per-call cost close to a bare `requests.Session` while
+honouring the same environment variables.
+
+What reached the server decides what a failure means: a failure while building the request, connecting or during
+the TLS handshake is `maybe_sent=False` (the connection classes tag it); a reset or timeout after that is
+`maybe_sent=True`. `close()` cuts requests in flight by shutting down their sockets.
 
 Retry policy (from the catalogue's `retry:`): a request marked safe is retried after connection errors, resets,
 timeouts, 5xx and 429 answers, with exponential backoff and jitter (or the server's Retry-After), at most
@@ -196,7 +201,7 @@ class _HTTPPool(urllib3.HTTPConnectionPool):
 
     ConnectionCls = _HTTPConnection
 
-    def __init__(self, *args: Any, registry: weakref.WeakSet[Any], quiet: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, registry: weakref.WeakSet[Any], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._registry = registry
 

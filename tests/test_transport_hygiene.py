@@ -434,3 +434,15 @@ def test_debug_lines_show_request_bodies_masked(
     sent = [r.getMessage() for r in caplog.records if r.getMessage().startswith("-> POST")]
     assert sent and '"acctId": "DU****567"' in sent[0], sent
     assert ACCOUNT not in caplog.text
+
+
+def test_the_cli_reports_a_bad_cacert_without_a_traceback(
+    sim: Simulator, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    from ibkr_sdk.lib import cli
+
+    missing = str(tmp_path / "missing.pem")
+    assert cli.main(["--url", sim.url, "--cacert", missing, "call", "tickle"]) == 2
+    err = capsys.readouterr().err
+    assert "'cacert'" in err and missing in err and "Traceback" not in err
+    assert sim.requests == []
