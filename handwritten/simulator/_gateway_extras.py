@@ -102,7 +102,6 @@ def _bond_filters(state: GatewayState, req: SimRequest) -> Any:
         raise GatewayError(400, f"Bad Request: unknown bond issuer {issuer}")
     return {
         "bondFilters": [
-            {"displayText": "Exchange", "columnId": 0, "options": [{"value": v} for v in found["exchanges"]]},
             {
                 "displayText": "Maturity Date",
                 "columnId": 27,
