@@ -8,14 +8,17 @@
         client.live_marketdata_snapshot(conids="265598", fields=["31", "84", "86"])  # pre-flight
         print(client.live_marketdata_snapshot(conids="265598", fields=["31", "84", "86"]).data)
 
-Routes come from the endpoint catalogue; endpoints the simulator does not model answer 501 naming the endpoint,
-never a made-up 200. Modelled: session and accounts (with the segment summaries and partitioned P&L), contracts
-(a small universe in `data/contracts.json`, with order rules, algos, currency pairs and rates, trading
-schedules), snapshots and history, market scanners, orders with IBKR's question/reply flow, portfolio
-(with paged sub-accounts, owners and the Portfolio Analyst reports), watchlists, alerts, FYI notifications, event
-(forecast) contracts, and, with `Simulator(advisor=True)`, Financial Advisor allocation groups and model portfolios.
-Faults on demand: `Simulator.inject`. pytest fixtures: `ibkr_sdk.simulator.pytest_plugin` (auto-loaded). Command
-line: `python -m ibkr_sdk.simulator --port 5000`.
+Routes come from the endpoint catalogue; every catalogue endpoint is modelled (one without a handler would answer
+501 naming it, never a made-up 200). Modelled: session and accounts (with the segment summaries, partitioned P&L
+and dynamic accounts), contracts (a universe of the most traded US names, indices with option chains, futures and
+currency pairs under IBKR's conids in `data/contracts.json`, with order rules, algos, currency pairs and rates,
+trading schedules, bond filters), snapshots (also the billed regulatory one) and history, market scanners, orders
+with IBKR's question/reply flow and the server-prompt acknowledgement, portfolio (with allocation, paged
+sub-accounts, owners and the Portfolio Analyst reports), watchlists, alerts, FYI notifications, event (forecast)
+contracts, OAuth 1.0a (with `oauth=`; without it the token requests answer 401), and, with
+`Simulator(advisor=True)`, Financial Advisor allocation groups and model portfolios. Faults on demand:
+`Simulator.inject`. pytest fixtures: `ibkr_sdk.simulator.pytest_plugin` (auto-loaded). Command line:
+`python -m ibkr_sdk.simulator --port 5000`.
 """
 
 from __future__ import annotations

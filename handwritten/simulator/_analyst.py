@@ -241,6 +241,7 @@ def _transactions(state: GatewayState, req: SimRequest) -> Any:
                 "conid": contract.conid,
                 "cur": currency,
                 "date": time.strftime("%a %b %d 00:00:00 UTC %Y", day),
+                "rawDate": time.strftime("%Y%m%d", day),
                 "desc": contract.name,
                 "pr": round(price * rate, 6),
                 "qty": _number(signed),

@@ -262,7 +262,12 @@ class Book:
             "liquidation_trade": "0",
             "is_event_trading": "0",
             "order_id": order.order_id,
+            "position": f"{self._held(order.account, contract.conid):g}",  # the position after this fill
         }
+
+    def _held(self, account_id: str, conid: int) -> float:
+        pos = self.accounts[account_id].positions.get(conid)
+        return pos.quantity if pos is not None else 0.0
 
     # -- valuation ------------------------------------------------------------------------------------------------
 

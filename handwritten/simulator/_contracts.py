@@ -236,6 +236,7 @@ def contract_info(c: Contract) -> dict[str, Any]:
         "category": c.category,
         "right": {"C": "CALL", "P": "PUT"}.get(c.right or ""),
         "strike": f"{c.strike:g}" if c.strike is not None else None,
+        "has_related_contracts": c.has_options,
     }
 
 

@@ -144,6 +144,8 @@ def _details(state: GatewayState, req: SimRequest) -> Any:
         "strike_label": _strike_label(c),
         "symbol": market["symbol"],
         "underlying_conid": market["conid"],
+        "product_conid": market["product_conid"],
+        "is_restricted": False,
     }
 
 

@@ -70,7 +70,7 @@ def _money(value: float, currency: str) -> str:
 
 
 def _leverage(segment: _Segment) -> str:
-    return f"{segment.gross / segment.net_liq:.2f}" if segment.net_liq > 0 else "n/a"
+    return f"{segment.gross / segment.net_liq:.2f}" if segment.net_liq > 0 else "0.00"
 
 
 Builder = Callable[[GatewayState, str, _Segment, dict[str, _Segment], str], dict[str, str]]
@@ -85,67 +85,43 @@ def _summary(state: GatewayState, req: SimRequest, build: Builder) -> dict[str, 
     return out
 
 
+# The keys are the ones the gateway sends (recorded answers), not the abbreviations of IBKR's documentation.
+
+
 def _funds(state: GatewayState, name: str, s: _Segment, segments: dict[str, _Segment], ccy: str) -> dict[str, str]:
-    entry = {
+    factor = float(state.fixtures["accounts"]["margin"]["buying_power_factor"])
+    power = max(s.available, 0.0) * factor if name in ("securities", "total") else 0.0
+    return {
         "current_available": _money(s.available, ccy),
         "current_excess": _money(s.excess, ccy),
-        "overnight_available": _money(s.available, ccy),
-        "overnight_excess": _money(s.excess, ccy),
-        "Lk Ahd Avlbl Fnds": _money(s.available, ccy),
-        "Lk Ahd Excss Lqdty": _money(s.excess, ccy),
-        "Prdctd Pst-xpry Excss": _money(0.0, ccy),
+        "buying_power": _money(power, ccy),
+        "leverage": _leverage(s),
+        "look_ahead_available": _money(s.available, ccy),
+        "look_ahead_excess": _money(s.excess, ccy),
     }
-    if name in ("securities", "total"):
-        entry.update({"SMA": _money(max(s.available, 0.0), ccy), "leverage": _leverage(s)})
-    if name == "total":
-        session = state.universe.sessions.get("us_equity")
-        close = (session.rth[1] + session.utc_offset) % 1440 if session else 960
-        factor = float(state.fixtures["accounts"]["margin"]["buying_power_factor"])
-        entry.update(
-            {
-                "buying_power": _money(max(s.available, 0.0) * factor, ccy),
-                "day_trades_left": "Unlimited",
-                "Lk Ahd Nxt Chng": f"@ {close // 60:02d}:{close % 60:02d}:00",  # the next margin change: the close
-            }
-        )
-    return dict(sorted(entry.items()))
 
 
 def _balances(state: GatewayState, name: str, s: _Segment, segments: dict[str, _Segment], ccy: str) -> dict[str, str]:
-    entry = {
-        "cash": _money(s.cash, ccy),
-        "equity_with_loan": _money(s.net_liq, ccy),
+    return {
         "net_liquidation": _money(s.net_liq, ccy),
+        "equity_with_loan": _money(s.net_liq, ccy),
+        "cash": _money(s.cash, ccy),
         "MTD Interest": _money(0.0, ccy),
-        "Pndng Dbt Crd Chrgs": _money(0.0, ccy),
+        "previous_day_equity_with_loan": _money(s.net_liq, ccy),
     }
-    if name in ("securities", "total"):
-        entry.update(
-            {
-                "Prvs Dy Eqty Wth Ln Vl": _money(s.net_liq, ccy),
-                "Rg T Eqty Wth Ln Vl": _money(s.net_liq, ccy),
-                "sec_gross_pos_val": _money(s.gross, ccy),
-            }
-        )
-    if name == "total":
-        entry["Nt Lqdtn Uncrtnty"] = _money(0.0, ccy)
-    return dict(sorted(entry.items()))
 
 
 def _margins(state: GatewayState, name: str, s: _Segment, segments: dict[str, _Segment], ccy: str) -> dict[str, str]:
-    entry = {
-        "current_initial": _money(s.initial, ccy),
-        "current_maint": _money(s.maintenance, ccy),
-        "projected_liquidity_inital_margin": _money(s.initial, ccy),  # IBKR's spelling
-        "projected_overnight_initial_margin": _money(s.initial, ccy),
-        "Prjctd Lk Ahd Mntnnc Mrgn": _money(s.maintenance, ccy),
-        "Prjctd Ovrnght Mntnnc Mrgn": _money(s.maintenance, ccy),
-        "Prdctd Pst-xpry Mrgn @ Opn": _money(0.0, ccy),
-    }
+    regt = 0.0
     if name in ("securities", "total"):
         regt = segments["securities"].gross * float(state.fixtures["accounts"]["margin"]["regt_initial"])
-        entry["RegT Margin"] = _money(regt, ccy)
-    return dict(sorted(entry.items()))
+    return {
+        "current_initial": _money(s.initial, ccy),
+        "current_maint": _money(s.maintenance, ccy),
+        "look_ahead_initial": _money(s.initial, ccy),
+        "look_ahead_maint": _money(s.maintenance, ccy),
+        "RegT Margin": _money(regt, ccy),
+    }
 
 
 @handles("account_summary_available_funds")

@@ -327,7 +327,7 @@ def _cancel_order(state: GatewayState, req: SimRequest) -> Any:
     state.book.cancel(order)
     return {
         "msg": "Request was submitted",
-        "order_id": str(order.order_id),
+        "order_id": order.order_id,  # a number here, unlike the order placement answer
         "conid": order.conid,
         "account": account,
         "order_status": status,
@@ -467,8 +467,8 @@ def live_order_entry(order: SimOrder, contract: Contract) -> dict[str, Any]:
         "lastExecutionTime": _stamp(order.last_execution or order.created),
         "lastExecutionTime_r": int((order.last_execution or order.created) * 1000),
     }
-    if order.price is not None:
-        entry["price"] = fmt_price(order.price, contract.tick)
+    # The gateway sends price "" for orders without a limit price, and links bracket children by ocaGroupId.
+    entry["price"] = fmt_price(order.price, contract.tick) if order.price is not None else ""
     if order.stop_price is not None:
         entry["auxPrice"] = fmt_price(order.stop_price, contract.tick)
     if order.avg_fill_price is not None:
@@ -477,6 +477,7 @@ def live_order_entry(order: SimOrder, contract: Contract) -> dict[str, Any]:
         entry["order_ref"] = order.coid
     if order.parent_order_id is not None:
         entry["parentId"] = order.parent_order_id
+        entry["ocaGroupId"] = str(order.parent_order_id)
     return entry
 
 
@@ -550,7 +551,24 @@ def _order_status(state: GatewayState, req: SimRequest) -> Any:
         "symbol": contract.symbol,
         "tif": order.tif,
         "total_size": f"{order.quantity:.1f}",
+        "total_cash_size": "0.0",
+        "remaining_quantity": f"{order.remaining:.1f}",
+        "filled_quantity": f"{order.filled:.1f}",
+        "price": fmt_price(order.price, contract.tick) if order.price is not None else "0.0",
+        "outside_rth": order.outside_rth,
+        "all_or_none": False,
+        "use_price_mgmt_algo": False,
+        "is_event_trading": "0",
+        "clearing_id": "IB",
+        "clearing_name": "IB",
+        "order_desc": _describe(order, contract),
+        "exit_strategy_display_price": fmt_price(order.price, contract.tick) if order.price is not None else "0.0",
+        "exit_strategy_chart_description": _describe(order, contract) if not final else "",
+        "exit_strategy_tool_availability": "0" if final else "1",
     }
+    if order.avg_fill_price is not None:
+        filled = fmt_price(order.avg_fill_price, contract.tick)
+        body.update(avg_fill_price=filled, fill_price=filled, last_fill_price=filled)
     if order.price is not None:
         body["limit_price"] = fmt_price(order.price, contract.tick)
     if order.stop_price is not None:

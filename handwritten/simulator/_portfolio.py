@@ -7,6 +7,7 @@ Closed positions (quantity 0) are left out. Currency-pair trades change cash bal
 from __future__ import annotations
 
 import copy
+import time
 from typing import Any
 
 from ._book import Position
@@ -36,7 +37,11 @@ def _meta(state: GatewayState, req: SimRequest) -> Any:
     return _account_record(state, state.account(req.params["accountId"]))
 
 
-def position_entry(state: GatewayState, account: str, pos: Position, c: Contract, now: float) -> dict[str, Any]:
+def position_entry(
+    state: GatewayState, account: str, pos: Position, c: Contract, now: float, *, by_conid: bool = False
+) -> dict[str, Any]:
+    """One position row. The gateway sends `strike` as a number in position lists and as text ("0") in the
+    single-contract answer, which also repeats the values in the base currency (`base*`)."""
     mark = state.book.mark(c, now)
     entry = secdef(c)
     entry.update(
@@ -58,6 +63,12 @@ def position_entry(state: GatewayState, account: str, pos: Position, c: Contract
             "pageSize": PAGE_SIZE,
         }
     )
+    if by_conid:
+        rate = state.book.fx(c.currency, now)
+        for key in ("mktValue", "mktPrice", "avgCost", "avgPrice", "realizedPnl", "unrealizedPnl"):
+            entry["base" + key[0].upper() + key[1:]] = round(entry[key] * rate, 6)
+    else:
+        entry["strike"] = c.strike if c.strike is not None else 0.0
     return entry
 
 
@@ -123,7 +134,9 @@ def _position_by_conid(state: GatewayState, req: SimRequest) -> Any:
     conid = as_int(req.params["conid"], "conid")
     now = state.now()
     return [
-        position_entry(state, account, p, c, now) for p, c in state.book.open_positions(account) if c.conid == conid
+        position_entry(state, account, p, c, now, by_conid=True)
+        for p, c in state.book.open_positions(account)
+        if c.conid == conid
     ]
 
 
@@ -236,39 +249,86 @@ def _summary_value(amount: float | None, currency: str | None, value: str | None
     }
 
 
+# The gateway reports most amounts for the whole account and again per segment: -s US securities, -c US
+# commodities, -p crypto at Paxos. The simulator trades securities only, so -c and -p amounts are zero.
+_SEGMENTED = (
+    "accruedcash accrueddividend availablefunds billable equitywithloanvalue excessliquidity fullavailablefunds "
+    "fullexcessliquidity fullinitmarginreq fullmaintmarginreq guarantee incentivecoupons indianstockhaircut "
+    "initmarginreq lookaheadavailablefunds lookaheadexcessliquidity lookaheadinitmarginreq lookaheadmaintmarginreq "
+    "maintmarginreq netliquidation pasharesvalue physicalcertificatevalue postexpirationexcess postexpirationmargin "
+    "totalcashvalue totaldebitcardpendingcharges"
+).split()
+_SECURITIES_ONLY = "grosspositionvalue previousdayequitywithloanvalue regtequity regtmargin sma".split()
+_SEGMENT_TITLES = {"s": ("US Securities", "1"), "c": ("US Commodities", "2"), "p": ("Crypto at Paxos", "5")}
+
+
 @handles("portfolio_summary")
 def _summary(state: GatewayState, req: SimRequest) -> Any:
     account = state.account(req.params["accountId"])
     now = state.now()
     t = state.book.totals(account, now)
     ccy = state.book.base_currency
-    amounts = {
-        "netliquidation": t["net_liq"],
-        "totalcashvalue": t["cash"],
-        "settledcash": t["cash"],
-        "grosspositionvalue": t["gross"],
-        "equitywithloanvalue": t["net_liq"],
-        "previousdayequitywithloanvalue": t["net_liq"],
-        "regtequity": t["net_liq"],
-        "initmarginreq": t["initial"],
-        "maintmarginreq": t["maintenance"],
-        "fullinitmarginreq": t["initial"],
-        "fullmaintmarginreq": t["maintenance"],
-        "availablefunds": t["available"],
-        "fullavailablefunds": t["available"],
-        "excessliquidity": t["excess"],
-        "fullexcessliquidity": t["excess"],
-        "buyingpower": t["buying_power"],
-        "sma": max(t["available"], 0.0),
-        "accruedcash": 0.0,
-        "accrueddividend": 0.0,
-        "cushion": t["excess"] / t["net_liq"] if t["net_liq"] else 0.0,
+    amounts = dict.fromkeys(_SEGMENTED + _SECURITIES_ONLY, 0.0)
+    amounts.update(
+        {
+            "netliquidation": t["net_liq"],
+            "totalcashvalue": t["cash"],
+            "grosspositionvalue": t["gross"],
+            "equitywithloanvalue": t["net_liq"],
+            "previousdayequitywithloanvalue": t["net_liq"],
+            "regtequity": t["net_liq"],
+            "regtmargin": t["initial"],
+            "initmarginreq": t["initial"],
+            "maintmarginreq": t["maintenance"],
+            "fullinitmarginreq": t["initial"],
+            "fullmaintmarginreq": t["maintenance"],
+            "lookaheadinitmarginreq": t["initial"],
+            "lookaheadmaintmarginreq": t["maintenance"],
+            "availablefunds": t["available"],
+            "fullavailablefunds": t["available"],
+            "lookaheadavailablefunds": t["available"],
+            "excessliquidity": t["excess"],
+            "fullexcessliquidity": t["excess"],
+            "lookaheadexcessliquidity": t["excess"],
+            "postexpirationexcess": t["excess"],
+            "sma": max(t["available"], 0.0),
+        }
+    )
+    out: dict[str, Any] = {}
+    for key, value in amounts.items():
+        out[key] = _summary_value(value, ccy, None, now)
+        out[f"{key}-s"] = _summary_value(value, ccy, None, now)
+        if key in _SEGMENTED:
+            out[f"{key}-c"] = _summary_value(0.0, ccy, None, now)
+            out[f"{key}-p"] = _summary_value(0.0, ccy, None, now)
+    out["buyingpower"] = _summary_value(t["buying_power"], ccy, None, now)
+    out["netliquidationuncertainty"] = _summary_value(0.0, ccy, None, now)
+    day = time.strftime("%Y%m%d", time.gmtime(now))
+    cushion = t["excess"] / t["net_liq"] if t["net_liq"] else 0.0
+    leverage = t["gross"] / t["net_liq"] if t["net_liq"] else 0.0
+    texts = {
+        "accountcode": account,
+        "accountready": "true",
+        "accounttype": "INDIVIDUAL",
+        "cushion": f"{cushion:.4g}",
+        "depositoncredithold": "null",
+        "highestseverity": "null",
+        "lookaheadnextchange": "0",
+        "nlvandmargininreview": "false",
+        "whatifpmenabled": "true",
+        "settledcashbydate": f"{day}:{t['cash']:.2f}",
+        "settledcashbydate-s": f"{day}:{t['cash']:.2f}",
+        "settledcashbydate-c": f"{day}:0",
+        "settledcashbydate-p": f"{day}:0",
+        "daytradingstatus-s": f"::false:{t['net_liq']:.2f}::false",
+        "leverage-s": f"{leverage:.2f}",
+        "tradingtype-s": "STKNOPT",
     }
-    out: dict[str, Any] = {key: _summary_value(value, ccy, None, now) for key, value in amounts.items()}
-    out["cushion"]["currency"] = None
-    out["accountcode"] = _summary_value(None, None, account, now)
-    out["accountready"] = _summary_value(None, None, "true", now)
-    out["accounttype"] = _summary_value(None, None, "INDIVIDUAL", now)
-    out["daytradesremaining"] = _summary_value(-1.0, None, None, now)
-    out["highestseverity"] = _summary_value(0.0, None, None, now)
+    for key in ("", "t+1", "t+2", "t+3", "t+4"):
+        texts[f"daytradesremaining{key}"] = "-1"
+    for segment, (title, prio) in _SEGMENT_TITLES.items():
+        texts[f"segmenttitle-{segment}"] = title
+        texts[f"columnprio-{segment}"] = prio
+    for key, text in texts.items():
+        out[key] = _summary_value(None, None, text, now)
     return dict(sorted(out.items()))

@@ -39,6 +39,7 @@ from . import (  # noqa: F401  (register handlers)
     _forecast,
     _funds,
     _fyi,
+    _gateway_extras,
     _marketdata,
     _models,
     _orders,

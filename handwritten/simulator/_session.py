@@ -116,7 +116,7 @@ def _switch(state: GatewayState, req: SimRequest) -> Any:
     if wanted not in state.book.accounts:
         raise GatewayError(400, f"Bad Request: account {wanted} is not available")
     if wanted == state.session.selected_account:
-        return {"set": True, "acctId": wanted}
+        return {"success": "Account already set"}  # what the gateway answers for the current account
     state.session.selected_account = wanted
     return {"set": True, "acctId": wanted}
 

@@ -121,6 +121,7 @@ class GatewayState:
             token=f"{self.rng.getrandbits(128):032x}",
         )
         self.watchlists: dict[str, Watchlist] = {}
+        self.regulatory_snapshots: list[int] = []  # conids of the billed /md/regsnapshot requests, in order
         self.alerts: dict[int, Alert] = {}  # by alert (order) id; the MTA alert apart
         self.mta: Alert | None = None  # made on first use (see _alerts.mta)
         self.fyi: FyiState | None = None  # made on first use (see _fyi.fyi)

@@ -48,7 +48,8 @@ def test_a_fresh_account_holds_only_cash(api: IbkrClient) -> None:
     assert set(funds) == set(balances) == set(margins) == {"Crypto at Paxos", "commodities", "securities", "total"}
     assert balances["total"]["net_liquidation"] == "1,000,000 USD" and balances["total"]["cash"] == "1,000,000 USD"
     assert funds["total"]["current_available"] == "1,000,000 USD" and funds["total"]["buying_power"] == "4,000,000 USD"
-    assert funds["total"]["day_trades_left"] == "Unlimited" and funds["total"]["Lk Ahd Nxt Chng"] == "@ 16:00:00"
+    assert funds["total"]["look_ahead_available"] == "1,000,000 USD" and funds["total"]["leverage"] == "0.00"
+    assert balances["total"]["previous_day_equity_with_loan"] == "1,000,000 USD"
     assert margins["total"]["current_initial"] == "0 USD" and margins["commodities"]["current_maint"] == "0 USD"
     assert all(v == "0 USD" for v in balances["Crypto at Paxos"].values())
     assert list(market) == ["Total (in USD)", "USD"]
@@ -73,7 +74,8 @@ def test_segments_add_up_to_the_account_figures(api: IbkrClient) -> None:
     positions = {p["conid"]: p for p in api.positions().data}
     stocks = positions[AAPL]["mktValue"] + positions[IBM]["mktValue"]
     notional = abs(positions[future]["mktValue"])
-    assert _usd(balances["securities"]["sec_gross_pos_val"]) == pytest.approx(stocks, abs=1)
+    leverage = stocks / _usd(balances["securities"]["net_liquidation"])
+    assert float(funds["securities"]["leverage"]) == pytest.approx(leverage, abs=0.01)
     assert _usd(margins["commodities"]["current_initial"]) == pytest.approx(0.30 * notional, abs=1)
     assert _usd(margins["securities"]["current_initial"]) == pytest.approx(0.30 * stocks, abs=1)
     assert _usd(margins["securities"]["RegT Margin"]) == pytest.approx(0.50 * stocks, abs=1)

@@ -97,6 +97,9 @@ def test_algos_by_contract_and_filters(api: IbkrClient) -> None:
     assert api.algo_params_by_conid(str(ES_INDEX)).data == {"algos": []}
 
 
+AUD_USD = 14433401
+
+
 def test_currency_pairs_and_exchange_rates(api: IbkrClient) -> None:
     usd = api.currency_pairs("USD")
     usd.parsed()
@@ -105,7 +108,9 @@ def test_currency_pairs_and_exchange_rates(api: IbkrClient) -> None:
     assert pairs["USD.JPY"]["ccyPair"] == "JPY" and "EUR.JPY" not in pairs
     assert {p["ccyPair"] for p in api.currency_pairs("EUR").data["EUR"]} == {"USD", "JPY", "CHF"}
     assert api.currency_pairs("XYZ").data == {"XYZ": []}
-    assert api.currency_exchange_rate("AUD", "USD").data == {"rate": 0.66}
+    assert api.currency_exchange_rate("NZD", "USD").data == {"rate": 0.6}  # no NZD pair traded: the fixture rate
+    aud_usd = api.currency_exchange_rate("AUD", "USD").data["rate"]
+    assert aud_usd == pytest.approx(float(_quote(api, AUD_USD)["31"]), abs=1e-4)  # AUD.USD is traded: live
     eur_usd = api.currency_exchange_rate("EUR", "USD").data["rate"]
     mid = float(_quote(api, EUR_USD)["31"])
     assert eur_usd == pytest.approx(mid, abs=1e-4)  # live: follows the EUR.USD price
@@ -159,15 +164,14 @@ def test_trading_schedule_by_symbol_in_local_time(api: IbkrClient) -> None:
     assert api.trading_schedule_by_symbol("STK", "NOPE").data == []
 
 
-def test_all_conids_of_an_exchange(api: IbkrClient) -> None:
+def test_all_conids_of_an_exchange(sim: Simulator, api: IbkrClient) -> None:
     result = api.all_conids_by_exchange("NASDAQ")
     result.parsed()
-    assert [(e["ticker"], e["exchange"]) for e in result.data] == [
-        ("AAPL", "NASDAQ"),
-        ("AMZN", "NASDAQ"),
-        ("MSFT", "NASDAQ"),
-        ("NVDA", "NASDAQ"),
-    ]
+    listed = sorted(c.symbol for c in sim._state.universe.all() if c.sec_type == "STK" and c.exchange == "NASDAQ")
+    assert [(e["ticker"], e["exchange"]) for e in result.data] == [(symbol, "NASDAQ") for symbol in listed]
+    assert {"AAPL", "AMZN", "MSFT", "NVDA", "GOOG", "TSLA", "QQQ"} <= set(listed)
     assert result.data[0]["conid"] == AAPL
-    assert api.all_conids_by_exchange("NYSE").data == [{"conid": IBM, "exchange": "NYSE", "ticker": "IBM"}]
+    nyse = api.all_conids_by_exchange("NYSE").data
+    assert {"conid": IBM, "exchange": "NYSE", "ticker": "IBM"} in nyse
+    assert {e["ticker"] for e in nyse} >= {"JPM", "V", "HUBS"} and all(e["exchange"] == "NYSE" for e in nyse)
     assert api.all_conids_by_exchange("AMEX").data == []

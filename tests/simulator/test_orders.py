@@ -184,7 +184,7 @@ def test_cancel(sim: Simulator, api: IbkrClient) -> None:
     ack, _ = answer_all(api, api._place_order(orders=[limit(100.0, cOID="low")]).data)
     order_id = ack[0]["order_id"]
     answer = api.cancel_order(order_id).data
-    assert answer["msg"] == "Request was submitted" and answer["order_id"] == order_id
+    assert answer["msg"] == "Request was submitted" and answer["order_id"] == int(order_id)  # a number here
     assert answer["conid"] == AAPL and answer["account"] == ACCOUNT
     assert api.live_orders(filters="cancelled").data["orders"][0]["order_ref"] == "low"
     assert api.live_orders(filters="submitted").data["orders"] == []

@@ -15,7 +15,13 @@ from ibkr_sdk.simulator._core import HANDLERS
 from tests.simulator.helpers import raw_request
 
 
-def test_unmodelled_endpoint_answers_501_naming_it(api: IbkrClient) -> None:
+def test_every_catalogue_endpoint_is_modelled() -> None:
+    assert sorted(set(ENDPOINTS) - set(HANDLERS)) == []
+    assert len(HANDLERS) == len(ENDPOINTS) == 119
+
+
+def test_unmodelled_endpoint_answers_501_naming_it(api: IbkrClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(HANDLERS, "regulatory_snapshot")  # as if the simulator did not model it
     with pytest.raises(ExternalBrokerError) as caught:
         api.regulatory_snapshot("265598")
     assert caught.value.status_code == 501

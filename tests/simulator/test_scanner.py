@@ -7,9 +7,14 @@ from typing import Any
 import pytest
 
 from ibkr_sdk import ExternalBrokerError, IbkrClient
-from tests.simulator.helpers import IBM, Clock
+from ibkr_sdk.simulator import Simulator
+from tests.simulator.helpers import Clock
 
-US_STOCKS = {265598: "AAPL", 272093: "MSFT", 4815747: "NVDA", 3691937: "AMZN", 8314: "IBM", 756733: "SPY"}
+# The US stocks and ETFs of the simulator's universe (data/contracts.json), by conid.
+_UNIVERSE = Simulator()._state.universe.all()
+US_STOCKS = {c.conid: c.symbol for c in _UNIVERSE if c.sec_type == "STK" and c.is_us}
+US_ETFS = {c.symbol for c in _UNIVERSE if c.sec_type == "STK" and c.is_us and c.stock_type == "ETF"}
+NYSE = {c.conid for c in _UNIVERSE if c.sec_type == "STK" and c.exchange == "NYSE"}
 
 
 def _snapshots(api: IbkrClient) -> dict[int, dict[str, Any]]:
@@ -84,9 +89,9 @@ def test_filters_narrow_the_results(api: IbkrClient) -> None:
 
 def test_instruments_and_locations_choose_the_stocks(api: IbkrClient) -> None:
     etfs = api.market_scanner("ETF.EQ.US", "MOST_ACTIVE", "ETF.EQ.US.MAJOR").data
-    assert _symbols(etfs) == ["SPY"]
+    assert set(_symbols(etfs)) == US_ETFS and "SPY" in US_ETFS
     nyse = api.market_scanner("STK", "MOST_ACTIVE", "STK.NYSE").data
-    assert [c["con_id"] for c in nyse["contracts"]] == [IBM]
+    assert {c["con_id"] for c in nyse["contracts"]} == NYSE and 8314 in NYSE
     canada = api.market_scanner("STOCK.NA", "MOST_ACTIVE", "STK.NA.CANADA").data["contracts"]
     assert [(c["con_id"], c["listing_exchange"]) for c in canada] == [(532640894, "AEQLIT")]
     assert api.market_scanner("STK", "MOST_ACTIVE", "STK.US.MINOR").data["contracts"] == []
