@@ -165,6 +165,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
 
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (TRACE, OPTIONS, QUERY, ...) gets the JSON 405 of a known path (404 of an unknown one),
+        # not http.server's HTML 501. HEAD keeps http.server's answer: it must not carry a body.
+        if name.startswith("do_") and name != "do_HEAD":
+            return self._serve
+        raise AttributeError(name)
+
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
@@ -202,6 +209,7 @@ class _Server(ThreadingHTTPServer):
                     request.do_handshake()
                 except (OSError, ssl.SSLError):
                     logger.debug("TLS handshake with %s failed", client_address, exc_info=True)
+                    self.shutdown_request(request)
                     return
                 request.settimeout(None)
             self.process_request_thread(request, client_address)

@@ -231,7 +231,7 @@ class AlertDetails(BaseModel):
     """
     Returns whether or not the alert will trigger TWS Pop-up messages
     """
-    alert_triggered: int | None = None
+    alert_triggered: bool | int | None = None
     """
     Returns whether or not the alert was triggered yet.
     """
