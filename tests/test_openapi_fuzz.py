@@ -131,3 +131,4 @@ def test_other_methods_get_a_json_405(method: str, fuzz_sim: tuple[Simulator, re
         assert response.status_code == 405, (method, path, response.status_code, response.text[:200])
         assert response.headers["Content-Type"].startswith("application/json")
         assert f"method {method} is not allowed here" in response.json()["error"]
+        assert response.headers["Allow"] and method not in response.headers["Allow"]

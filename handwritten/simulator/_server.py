@@ -100,6 +100,7 @@ class _Answer:
     status: int
     body: bytes
     content_type: str = _JSON
+    allow: str = ""  # the Allow header of a 405
 
 
 def _json_bytes(value: Any) -> bytes:
@@ -150,6 +151,8 @@ class _Handler(BaseHTTPRequestHandler):
             f"Content-Length: {len(answer.body)}\r\n"
             f"Server: {self.server_version}\r\n"
         )
+        if answer.allow:
+            head += f"Allow: {answer.allow}\r\n"
         if self.close_connection:
             head += "Connection: close\r\n"
         # One write for status line, headers and body: separate writes stall ~40 ms (Nagle + delayed ACK).
@@ -525,7 +528,10 @@ class Simulator:
         if path is None or found is None:
             allowed = self._routes.methods_for(path) if path is not None else []
             answer = (
-                _error(405, f"method {method} is not allowed here; use {', '.join(allowed)}")
+                dataclasses.replace(
+                    _error(405, f"method {method} is not allowed here; use {', '.join(allowed)}"),
+                    allow=", ".join(allowed),
+                )
                 if allowed
                 else _error(404, f"no such endpoint: {method} {full_path}")
             )
