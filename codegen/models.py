@@ -351,6 +351,45 @@ def _closure(doc: dict[str, Any], roots: list[Any]) -> list[str]:
     return sorted(seen)
 
 
+_ENUM_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean"}
+
+
+def open_schema(node: Any, names: bool = False) -> Any:
+    """Copy of a response schema that refuses no answer merely for carrying something new.
+
+    - An `enum` is the list of values IBKR documents, not a promise: `{type: string, enum: [A, B]}` becomes
+      `anyOf: [{type: string, enum: [A, B]}, {type: string}]`, which the models write `Literal["A", "B"] | str` (the
+      known values stay visible to type checkers and in the docs; a new value still parses). Evidence: the real
+      gateway sends businessType "INDEPENDENT" and child_order_type "3" (realdata samples conduit-meta,
+      ibind-order-status-1210386726), neither in IBKR's lists.
+    - `oneOf` becomes `anyOf`: IBKR's alternatives overlap (every member's fields are optional), so an answer may match
+      several, which `oneOf` forbids; the members that must be told apart carry `required` fields (fixes.yaml).
+
+    `names` is true for the member map under `properties`, whose keys are field names, not keywords.
+    """
+    if isinstance(node, list):
+        return [open_schema(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if names:
+        return {key: open_schema(value) for key, value in node.items()}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in ("example", "examples", "enum", "const", "default", "required"):
+            out[key] = value  # data, not schemas
+        else:
+            out["anyOf" if key == "oneOf" else key] = open_schema(value, names=key == "properties")
+    enum = out.get("enum")
+    if isinstance(enum, list) and enum:
+        kinds = {_ENUM_TYPES.get(type(v)) for v in enum if v is not None}
+        kind = out.get("type") if isinstance(out.get("type"), str) else (kinds.pop() if len(kinds) == 1 else None)
+        if kind in ("string", "integer", "number", "boolean") and "anyOf" not in out:
+            closed = {"type": kind, "enum": out.pop("enum")}
+            out.pop("type", None)
+            out["anyOf"] = [closed, {"type": kind}]
+    return out
+
+
 def inputs_digest(spec_dir: Path) -> str:
     digest = hashlib.sha256()
     for rel in (OFFICIAL_DOC, FIXES_FILE):
@@ -404,8 +443,8 @@ def plan_models(cat: Catalogue, spec_dir: Path, *, fixed: bool = True) -> ModelP
         clash = sorted({v for v in taken if taken.count(v) > 1})
         if clash:
             raise ModelsError(f"area {area.name!r}: schema names collide once capitalised: {', '.join(clash)}")
-        components = {names[n]: _rewrite_refs(schemas[n], names) for n in needed}
-        components.update({c: _rewrite_refs(s, names) for c, s in inline.items()})
+        components = {names[n]: open_schema(_rewrite_refs(schemas[n], names)) for n in needed}
+        components.update({c: open_schema(_rewrite_refs(s, names)) for c, s in inline.items()})
         area_docs[area.name] = {
             "openapi": doc.get("openapi", "3.0.0"),
             "info": {"title": f"responses of {area.name}", "version": str(doc.get("info", {}).get("version", ""))},

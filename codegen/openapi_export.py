@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .model import Bucket, Catalogue, Endpoint, Param
-from .models import ResponseModel, plan_models
+from .models import ResponseModel, load_document, operations as ibkr_operations, plan_models
 from .render import _project_version, _unwrap
 
 OPENAPI_VERSION = "3.1.0"
@@ -68,6 +68,51 @@ def schema_31(node: Any, names: bool = False) -> Any:
             out["type"] = kind if "null" in kind else [*kind, "null"]
         elif out:
             out = {"anyOf": [out, {"type": "null"}]}
+    return out
+
+
+def optional_nullable(node: Any, names: bool = False) -> Any:
+    """Copy of a 3.1 schema whose optional properties also accept null, as the Python models do (`X | None`).
+
+    The gateway writes null for a value it does not have (`"account": null` in a cancel answer, recorded sample
+    conduit-cancel-order), and so does the simulator (ContractInfo.expiry_full of a stock, the currency of a
+    PortfolioSummaryValue without one, an alert's request_id): an absent value and null mean the same here.
+    """
+    if isinstance(node, list):
+        return [optional_nullable(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if names:
+        return {key: optional_nullable(value) for key, value in node.items()}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in ("enum", "const", "examples", "required"):
+            out[key] = value
+        else:
+            out[key] = optional_nullable(value, names=key == "properties")
+    required = set(out.get("required") or ())
+    for name, prop in (out.get("properties") or {}).items():
+        if name not in required:
+            out["properties"][name] = _or_null(prop)
+    return out
+
+
+def _or_null(schema: Any) -> Any:
+    if not isinstance(schema, dict) or not schema:
+        return schema  # true / {}: anything, null included
+    out = dict(schema)
+    kind = out.get("type")
+    if "enum" in out and None not in out["enum"]:
+        out["enum"] = [*out["enum"], None]
+    if isinstance(kind, str):
+        out["type"] = [kind, "null"]
+    elif isinstance(kind, list):
+        out["type"] = kind if "null" in kind else [*kind, "null"]
+    elif "anyOf" in out and "$ref" not in out:
+        if {"type": "null"} not in out["anyOf"]:
+            out["anyOf"] = [*out["anyOf"], {"type": "null"}]
+    else:
+        return {"anyOf": [out, {"type": "null"}]}
     return out
 
 
@@ -206,7 +251,9 @@ def _op_description(e: Endpoint) -> str:
     return "\n\n".join(parts)
 
 
-def operation(e: Endpoint, buckets: dict[str, Bucket], model: ResponseModel | None) -> dict[str, Any]:
+def operation(
+    e: Endpoint, buckets: dict[str, Bucket], model: ResponseModel | None, empty: bool = False
+) -> dict[str, Any]:
     op: dict[str, Any] = {
         "operationId": e.name,
         "tags": [e.area],
@@ -223,11 +270,14 @@ def operation(e: Endpoint, buckets: dict[str, Bucket], model: ResponseModel | No
     if body is not None:
         op["requestBody"] = body
     answer: dict[str, Any] = {"$ref": SCHEMA_REF + model.class_name} if model else {}
+    ok: dict[str, Any] = {
+        "description": f"The answer (model ibkr_sdk.models.{model.qualname})" if model else "The answer (any JSON)",
+        "content": {"application/json": {"schema": answer}},
+    }
+    if empty and model is None:
+        ok = {"description": "An empty answer (no body)"}
     op["responses"] = {
-        "200": {
-            "description": f"The answer (model ibkr_sdk.models.{model.qualname})" if model else "The answer (any JSON)",
-            "content": {"application/json": {"schema": answer}},
-        },
+        "200": ok,
         "default": {"description": "An error: the gateway's or IBKR's status code and message."},
     }
     ext: dict[str, Any] = {
@@ -258,13 +308,22 @@ def build(cat: Catalogue, spec_dir: Path) -> dict[str, Any]:
     schemas: dict[str, Any] = {}
     for area in plan.areas:
         for name, schema in plan.area_documents[area]["components"]["schemas"].items():
-            converted = schema_31(schema)
+            converted = optional_nullable(schema_31(schema))
             if schemas.setdefault(name, converted) != converted:
                 raise ValueError(f"response schema {name} differs between areas")
     buckets = {b.name: b for b in cat.buckets}
+    # Endpoints whose 200 IBKR documents without a body ("an empty string with a 200 OK").
+    doc = load_document(spec_dir)
+    ibkr_ops = ibkr_operations(doc) if doc is not None else {}
+    empty = {
+        e.name
+        for e in cat.endpoints
+        if e.openapi in ibkr_ops
+        and "content" not in ibkr_ops[e.openapi][2].get("responses", {}).get("200", {"content": 0})
+    }
     paths: dict[str, dict[str, Any]] = {}
     for e in sorted(cat.endpoints, key=lambda e: (e.path, HTTP_ORDER[e.http.lower()])):
-        paths.setdefault(e.path, {})[e.http.lower()] = operation(e, buckets, models.get(e.name))
+        paths.setdefault(e.path, {})[e.http.lower()] = operation(e, buckets, models.get(e.name), e.name in empty)
     global_limits = {b.name: _bucket(b) for b in cat.global_limits}
     return {
         "openapi": OPENAPI_VERSION,

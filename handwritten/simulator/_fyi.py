@@ -181,4 +181,4 @@ def _delete_device(state: GatewayState, req: SimRequest) -> Any:
     device_id = req.params["deviceId"]
     if book.devices.pop(device_id, None) is None:
         raise GatewayError(400, f"Bad Request: no device {device_id!r}")
-    return SimResponse(200, raw=b"")
+    return SimResponse(200, raw=b"", content_type="text/plain;charset=utf-8")  # no body: not JSON

@@ -233,6 +233,8 @@ def _history(state: GatewayState, req: SimRequest, *, series: str) -> dict[str, 
     contract = state.contract(req.require_q("conid"))
     bar_text = req.require_q("bar")
     bar_n, bar_unit = _parse(_BAR, bar_text, "bar")
+    if bar_unit in ("S", "min", "h") and bar_n * _UNIT_SECONDS[bar_unit] >= DAY:  # 25h, 1440min: daily bars
+        bar_n, bar_unit = bar_n * _UNIT_SECONDS[bar_unit] // DAY, "d"
     period_text = req.q("period", state.fixtures["marketdata"]["history_default_period"]) or "1d"
     period_n, period_unit = _parse(_PERIOD, period_text, "period")
     extended = req.q("outsideRth") == "true"

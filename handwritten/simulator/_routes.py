@@ -71,5 +71,12 @@ class RouteTable:
         return None
 
     def methods_for(self, path: str) -> list[str]:
-        """HTTP methods some route accepts for this path (for a 405 answer)."""
-        return [m for m in self._methods if m != "HEAD" and self.match(m, path) is not None]
+        """HTTP methods accepted for this path (for a 405 answer and its Allow header): those of the most specific
+        templates that fit, so `/fyi/deliveryoptions/device` (POST) does not also list DELETE of `.../{deviceId}`."""
+        found: dict[str, tuple[int, ...]] = {}
+        for m in self._methods:
+            matched = self.match(m, path) if m != "HEAD" else None
+            if matched is not None:
+                found[m] = _compile(matched[0]).specificity
+        best = min(found.values(), default=())
+        return [m for m, specificity in found.items() if specificity == best]

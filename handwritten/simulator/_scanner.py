@@ -87,7 +87,7 @@ def _filters(raw: Any) -> list[tuple[str, int, float]]:
     out = []
     for f in raw:
         code = f.get("code")
-        if code not in _FILTERS:
+        if not isinstance(code, str) or code not in _FILTERS:
             raise _bad(f"unknown scanner filter code {code!r}")
         measure, direction = _FILTERS[code]
         out.append((measure, direction, as_float(f.get("value"), f"value of filter {code}")))
@@ -97,12 +97,12 @@ def _filters(raw: Any) -> list[tuple[str, int, float]]:
 def scan(state: GatewayState, instrument: Any, scan_code: Any, location: Any, raw_filters: Any) -> list[_Row]:
     data = state.fixtures["scanner"]
     instruments = {i["type"] for i in data["instrument_list"]}
-    if instrument not in instruments:
+    if not isinstance(instrument, str) or instrument not in instruments:
         raise _bad(f"instrument {instrument!r} is not offered by the simulator's scanner")
     tree = next(node for node in data["location_tree"] if node["type"] == instrument)
-    if location not in set(_locations(tree.get("locations") or [])):
+    if not isinstance(location, str) or location not in set(_locations(tree.get("locations") or [])):
         raise _bad(f"location {location!r} is not a location of instrument {instrument}")
-    kind = data["scan_types"].get(scan_code)
+    kind = data["scan_types"].get(scan_code) if isinstance(scan_code, str) else None
     if kind is None:
         raise _bad(f"scan type {scan_code!r} is not offered by the simulator's scanner")
     filters = _filters(raw_filters)

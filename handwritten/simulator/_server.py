@@ -102,6 +102,7 @@ class _Answer:
     body: bytes
     content_type: str = _JSON
     truncate: bool = False  # send half of the body, then cut the connection
+    allow: str = ""  # the Allow header of a 405
 
 
 def _json_bytes(value: Any) -> bytes:
@@ -152,6 +153,8 @@ class _Handler(BaseHTTPRequestHandler):
             f"Content-Length: {len(answer.body)}\r\n"
             f"Server: {self.server_version}\r\n"
         )
+        if answer.allow:
+            head += f"Allow: {answer.allow}\r\n"
         if self.close_connection:
             head += "Connection: close\r\n"
         # One write for status line, headers and body: separate writes stall ~40 ms (Nagle + delayed ACK).
@@ -169,6 +172,13 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (TRACE, OPTIONS, QUERY, ...) gets the JSON 405 of a known path (404 of an unknown one),
+        # not http.server's HTML 501. HEAD keeps http.server's answer: it must not carry a body.
+        if name.startswith("do_") and name != "do_HEAD":
+            return self._serve
+        raise AttributeError(name)
 
 
 class _Server(ThreadingHTTPServer):
@@ -207,6 +217,7 @@ class _Server(ThreadingHTTPServer):
                     request.do_handshake()
                 except (OSError, ssl.SSLError):
                     logger.debug("TLS handshake with %s failed", client_address, exc_info=True)
+                    self.shutdown_request(request)
                     return
                 request.settimeout(None)
             self.process_request_thread(request, client_address)
@@ -528,7 +539,10 @@ class Simulator:
         if path is None or found is None:
             allowed = self._routes.methods_for(path) if path is not None else []
             answer = (
-                _error(405, f"method {method} is not allowed here; use {', '.join(allowed)}")
+                dataclasses.replace(
+                    _error(405, f"method {method} is not allowed here; use {', '.join(allowed)}"),
+                    allow=", ".join(allowed),
+                )
                 if allowed
                 else _error(404, f"no such endpoint: {method} {full_path}")
             )

@@ -195,3 +195,24 @@ def test_https_with_the_self_signed_certificate() -> None:
             with pytest.raises(ApiConnectionError):
                 strict.tickle()  # the system store does not trust the test certificate
         assert ssl.get_server_certificate(("127.0.0.1", sim.port))
+
+
+def test_a_failed_tls_handshake_closes_the_socket() -> None:
+    import gc
+    import socket
+    import warnings
+
+    with Simulator(https=True) as sim, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        with socket.create_connection(("127.0.0.1", sim.port), timeout=10) as raw:
+            raw.sendall(b"GET /v1/api/tickle HTTP/1.1\r\nHost: x\r\n\r\n")  # plain HTTP to the TLS port
+            try:
+                while raw.recv(4096):  # the server answers nothing (or a TLS alert) and closes the connection
+                    pass
+            except ConnectionResetError:
+                pass
+        deadline = time.monotonic() + 5
+        while sim._server is not None and sim._server._workers and time.monotonic() < deadline:
+            time.sleep(0.01)
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]

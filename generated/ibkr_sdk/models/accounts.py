@@ -376,6 +376,10 @@ class SetAccountResponse(BaseModel):
     """
     Confirms that the account change was set
     """
+    success: str | None = None
+    """
+    Set instead of `set` and `acctId` when the account was already the selected one ("Account already set").
+    """
 
 
 class Applicant(BaseModel):
@@ -843,7 +847,7 @@ class Entity(BaseModel):
     """
     The full entity's name, concatenating the first and last name fields
     """
-    entityType: Literal["INDIVIDUAL", "Joint", "ORG"] | None = None
+    entityType: Literal["INDIVIDUAL", "Joint", "ORG"] | str | None = None
     """
     The type of entity assigned to the user
     """

@@ -32,7 +32,7 @@ class Alert(BaseModel):
     """
     The account the alert was attributed to.
     """
-    alert_active: Literal[1, 0] | None = None
+    alert_active: Literal[1, 0] | int | None = None
     """
     Determines if the alert is active [1] or not [0]
     """
@@ -40,7 +40,7 @@ class Alert(BaseModel):
     """
     The requested name for the alert.
     """
-    alert_repeatable: Literal[1, 0] | None = None
+    alert_repeatable: Literal[1, 0] | int | None = None
     """
     Confirms if the alert is enabled to occur more than once.
     """
@@ -85,7 +85,7 @@ class AlertCondition(BaseModel):
     model_config = ConfigDict(
         extra="allow",
     )
-    condition_logic_bind: Literal["a", "o", "n"] | None = None
+    condition_logic_bind: Literal["a", "o", "n"] | str | None = None
     """
     Condition logic_bind value set.
     """
@@ -191,7 +191,7 @@ class AlertDetails(BaseModel):
     """
     Human readable name of the alert.
     """
-    alert_active: Literal[1, 0] | None = None
+    alert_active: Literal[1, 0] | int | None = None
     """
     Returns if the alert is active [1] or disabled [0].
     """
@@ -231,7 +231,7 @@ class AlertDetails(BaseModel):
     """
     Returns whether or not the alert will trigger TWS Pop-up messages
     """
-    alert_triggered: int | None = None
+    alert_triggered: bool | int | None = None
     """
     Returns whether or not the alert was triggered yet.
     """
@@ -271,7 +271,7 @@ class AlertDetails(BaseModel):
     """
     Returns if the order can be edited.
     """
-    order_status: Literal["Presubmitted", "Submitted"] | None = None
+    order_status: Literal["Presubmitted", "Submitted"] | str | None = None
     """
     represent order statusAlways returns "Presubmitted".
     """

@@ -62,7 +62,7 @@ class AlgoParam(BaseModel):
     """
     States whether the parameter is required for the given algo order to place.
     """
-    valueClassName: Literal["String", "Boolean", "Time", "Double", "Integer"] | None = None
+    valueClassName: Literal["String", "Boolean", "Time", "Double", "Integer"] | str | None = None
     """
     Returns the variable type of the parameter.
     """
@@ -143,7 +143,7 @@ class BondFilter(BaseModel):
     """
     Used for user interfaces. Internal use only.
     """
-    displayText: Literal["Maturity Date", "Issue Date", "Coupon", "Currency"] | None = None
+    displayText: Literal["Maturity Date", "Issue Date", "Coupon", "Currency"] | str | None = None
     """
     An identifier used to document returned options/values. This can be thought of as a key value.
     """
@@ -364,7 +364,9 @@ class ContractRules(BaseModel):
     Indicates whether or not a cost report has been requested (Client Portal only).
     """
     cqtTypes: (
-        list[Literal["limit", "market", "stop", "stop_limit", "mit", "lit", "trailing_stop", "trailing_stop_limit"]]
+        list[
+            Literal["limit", "market", "stop", "stop_limit", "mit", "lit", "trailing_stop", "trailing_stop_limit"] | str
+        ]
         | None
     ) = None
     """
@@ -391,7 +393,9 @@ class ContractRules(BaseModel):
     Indicates decimal places for fractional order size.
     """
     fraqTypes: (
-        list[Literal["limit", "market", "stop", "stop_limit", "mit", "lit", "trailing_stop", "trailing_stop_limit"]]
+        list[
+            Literal["limit", "market", "stop", "stop_limit", "mit", "lit", "trailing_stop", "trailing_stop_limit"] | str
+        ]
         | None
     ) = None
     """
@@ -399,7 +403,10 @@ class ContractRules(BaseModel):
     """
     hasSecondary: bool | None = None
     ibAlgoTypes: (
-        list[Literal["limit", "stop_limit", "lit", "trailing_stop_limit", "relative", "marketonclose", "limitonclose"]]
+        list[
+            Literal["limit", "stop_limit", "lit", "trailing_stop_limit", "relative", "marketonclose", "limitonclose"]
+            | str
+        ]
         | None
     ) = None
     """
@@ -457,13 +464,16 @@ class ContractRules(BaseModel):
                 "marketonclose",
                 "limitonclose",
             ]
+            | str
         ]
         | None
     ) = None
     """
     Indicates permitted order types for use with standard quantity trading.
     """
-    orderTypesOutside: list[Literal["limit", "stop_limit", "lit", "trailing_stop_limit", "relative"]] | None = None
+    orderTypesOutside: list[Literal["limit", "stop_limit", "lit", "trailing_stop_limit", "relative"] | str] | None = (
+        None
+    )
     """
     Indicates permitted order types for use outside of regular trading hours.
     """
@@ -673,7 +683,7 @@ class SecDefInfoResponse(BaseModel):
     Date of expiration for the given contract.
     """
     priceRendering: str | None = None
-    right: Literal["P", "C", "?"] | None = None
+    right: Literal["P", "C", "?"] | str | None = None
     """
     Set the right for the given contract. * `C` - for Call options. * `P` - for Put options.
     """

@@ -46,8 +46,8 @@ class Account(BaseModel):
     """
 
 
-class AllocationMethod(RootModel[Literal["A", "E", "N", "C", "P", "R", "S"]]):
-    root: Literal["A", "E", "N", "C", "P", "R", "S"]
+class AllocationMethod(RootModel[Literal["A", "E", "N", "C", "P", "R", "S"] | str]):
+    root: Literal["A", "E", "N", "C", "P", "R", "S"] | str
     """
     Interactive Brokers supports two forms of allocation methods. Allocation methods that have calculations
     completed by Interactive Brokers, and a set of allocation methods calculated by the user and then specified.
@@ -276,7 +276,7 @@ class GetInvestedAccountsSummary(BaseModel):
     """
     Unique request identifier for tracking API calls
     """
-    subscriptionStatus: Literal[0, 1] | None = None
+    subscriptionStatus: Literal[0, 1] | int | None = None
     """
     Market data subscription status (1 = active, 0 = inactive)
     """
@@ -599,7 +599,7 @@ class Presets(BaseModel):
     model_config = ConfigDict(
         extra="allow",
     )
-    default_method_for_all: Literal["AvailableEquity", "E", "N", "C", "P", "R", "S"] | None = None
+    default_method_for_all: Literal["AvailableEquity", "E", "N", "C", "P", "R", "S"] | str | None = None
     """
     Interactive Brokers supports two forms of allocation methods. Allocation methods that have calculations
     completed by Interactive Brokers, and a set of allocation methods calculated by the user and then specified.
@@ -647,7 +647,7 @@ class Datum1(BaseModel):
     model_config = ConfigDict(
         extra="allow",
     )
-    key: Literal["AvailableEquity", "NetLiquidation"] | None = None
+    key: Literal["AvailableEquity", "NetLiquidation"] | str | None = None
     """
     Defines the value of the object
     * `AvailableEquity` - Indicates the value relates to the Available Equity held within the account

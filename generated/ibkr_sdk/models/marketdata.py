@@ -222,7 +222,7 @@ class IserverHistoryBidAskResponse(BaseModel):
     """
     Array containing OHLC bars for the requested period.
     """
-    direction: Literal[-1] | None = None
+    direction: Literal[-1] | int | None = None
     """
     Indicates how the period is applied in relation to the startTime. Value will always be -1, indicating that
     the period extends from the startTime forward into the future.
@@ -328,7 +328,7 @@ class IserverHistoryLastResponse(BaseModel):
     """
     Array containing OHLC bars for the requested period.
     """
-    direction: Literal[-1] | None = None
+    direction: Literal[-1] | int | None = None
     """
     Indicates how the period is applied in relation to the startTime. Value will always be -1, indicating that
     the period extends from the startTime forward into the future.
@@ -434,7 +434,7 @@ class IserverHistoryMidpointResponse(BaseModel):
     """
     Array containing OHLC bars for the requested period.
     """
-    direction: Literal[-1] | None = None
+    direction: Literal[-1] | int | None = None
     """
     Indicates how the period is applied in relation to the startTime. Value will always be -1, indicating that
     the period extends from the startTime forward into the future.

@@ -136,7 +136,7 @@ class Order(BaseModel):
     """
     Quantity filled in units of the instrument.
     """
-    isEventTrading: Literal["0", "1"] | None = None
+    isEventTrading: Literal["0", "1"] | str | None = None
     """
     Indicates whether the order ticket is an Event Trading order.
     """
@@ -208,12 +208,13 @@ class Order(BaseModel):
             "Cancelled",
             "WarnState",
         ]
+        | str
         | None
     ) = None
     """
     Status of the order ticket.
     """
-    supportsTaxOpt: Literal["0", "1"] | None = None
+    supportsTaxOpt: Literal["0", "1"] | str | None = None
     """
     Indicates whether the order is supported by IB's Tax Optimization tool.
     """
@@ -266,15 +267,15 @@ class OrderCancelSuccess(BaseModel):
     """
     IB account to which the order was originally set to clear.
     """
-    conid: str | None = None
+    conid: int | str | None = None
     """
     IB contract ID of the order ticket's instrument.
     """
-    msg: Literal["Request was submitted"] | None = None
+    msg: Literal["Request was submitted"] | str | None = None
     """
     Indicates success with value 'Request was submitted'
     """
-    order_id: str | None = None
+    order_id: int | str | None = None
     """
     IB order ID of the order ticket requested for cancellation.
     """
@@ -482,7 +483,7 @@ class OrderReplyNotFound(BaseModel):
     model_config = ConfigDict(
         extra="allow",
     )
-    error: str | None = None
+    error: str
     """
     Message indicating that order reply id was not found.
     """
@@ -500,7 +501,7 @@ class OrderStatus(BaseModel):
     """
     The account receiving executions against this order ticket.
     """
-    alert_active: Literal[0, 1] | None = None
+    alert_active: Literal[0, 1] | int | None = None
     """
     Indicates that an alert is active for the order ticket.
     """
@@ -524,7 +525,7 @@ class OrderStatus(BaseModel):
     """
     Indicates whether the order ticket can be cancelled.
     """
-    child_order_type: Literal["0", "A", "B"] | None = None
+    child_order_type: Literal["0", "A", "B"] | str | None = None
     """
     Indicates if the order ticket is hedged, and if so, in what way. 0 = No hedge, A = Attached child hedge
     order, B = Beta/portfolio hedge
@@ -621,6 +622,7 @@ class OrderStatus(BaseModel):
             "Cancelled",
             "WarnState",
         ]
+        | str
         | None
     ) = None
     """
@@ -642,7 +644,7 @@ class OrderStatus(BaseModel):
     """
     Internal use only. IB-assigned identifier for the status request.
     """
-    sec_type: Literal["STK", "OPT", "FUT", "FOP", "CASH", "CRYPTO", "BOND", "WAR", "FUND"] | None = None
+    sec_type: Literal["STK", "OPT", "FUT", "FOP", "CASH", "CRYPTO", "BOND", "WAR", "FUND"] | str | None = None
     """
     IB asset class identifier.
     """
@@ -650,7 +652,7 @@ class OrderStatus(BaseModel):
     """
     IB-assigned meta-identifier used to associate rejected and resubmitted orders following Server Prompts.
     """
-    side: Literal["BUY", "SELL", "B", "S"] | None = None
+    side: Literal["BUY", "SELL", "B", "S"] | str | None = None
     """
     Side of the order ticket.
     """
@@ -671,7 +673,7 @@ class OrderStatus(BaseModel):
     """
     Symbol of the order ticket's instrument.
     """
-    tif: Literal["DAY", "IOC", "GTC", "OPG", "PAX"] | None = None
+    tif: Literal["DAY", "IOC", "GTC", "OPG", "PAX"] | str | None = None
     """
     Time in force of the order ticket.
     """
@@ -689,7 +691,7 @@ class OrderSubmitError(BaseModel):
     model_config = ConfigDict(
         extra="allow",
     )
-    error: str | None = None
+    error: str
     """
     Message indicating that order submission was not successful.
     """
@@ -822,11 +824,11 @@ class TradesResponseItem(BaseModel):
     """
     IB-assigned execution identifier.
     """
-    is_event_trading: Literal["0", "1"] | None = None
+    is_event_trading: Literal["0", "1"] | str | None = None
     """
     Indicates whether the order ticket is an Event Trading order.
     """
-    liquidation_trade: Literal["0", "1"] | None = None
+    liquidation_trade: Literal["0", "1"] | str | None = None
     """
     Indicates whether the trade is the result of a liquidiation by IB.
     """
@@ -854,11 +856,11 @@ class TradesResponseItem(BaseModel):
     """
     The price at which the execution occurred.
     """
-    sec_type: Literal["STK", "OPT", "FUT", "FOP", "CASH", "CRYPTO", "BOND", "WAR", "FUND"] | None = None
+    sec_type: Literal["STK", "OPT", "FUT", "FOP", "CASH", "CRYPTO", "BOND", "WAR", "FUND"] | str | None = None
     """
     IB asset class identifier.
     """
-    side: Literal["B", "S"] | None = None
+    side: Literal["B", "S"] | str | None = None
     """
     Side of the execution.
     """
@@ -870,7 +872,7 @@ class TradesResponseItem(BaseModel):
     """
     The IB username that originated the order ticket against which the execution occurred.
     """
-    supports_tax_opt: Literal["0", "1"] | None = None
+    supports_tax_opt: Literal["0", "1"] | str | None = None
     """
     Indicates whether the order is supported by IB's Tax Optimization tool.
     """

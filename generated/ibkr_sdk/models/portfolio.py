@@ -100,7 +100,7 @@ class AccountAttributes(BaseModel):
     """
     Indicates whether account can receive live orders (do not mix with paper trading).
     """
-    businessType: Literal["IB_SALES", "IB_PROSERVE"] | None = None
+    businessType: Literal["IB_SALES", "IB_PROSERVE"] | str | None = None
     """
     A descriptor of the nature of the account, reflecting the responsible group within IB.
     """
@@ -108,7 +108,7 @@ class AccountAttributes(BaseModel):
     """
     Designated account category. Only used in non-standard account structures.
     """
-    clearingStatus: Literal["O", "P", "N", "A", "R", "C"] | None = None
+    clearingStatus: Literal["O", "P", "N", "A", "R", "C"] | str | None = None
     """
     Status of the account with respect to clearing at IB. O is open, P pending, N new, A abandoned, C closed, R
     rejected.
@@ -117,7 +117,7 @@ class AccountAttributes(BaseModel):
     """
     Indicates a Covestor account.
     """
-    currency: Literal["USD"] | None = None
+    currency: Literal["USD"] | str | None = None
     """
     Base currency of the account.
     """
@@ -133,7 +133,7 @@ class AccountAttributes(BaseModel):
     """
     Indicates that the account is managed by a financial advisor.
     """
-    ibEntity: Literal["IBLLC-US", "IB-CAN", "IB-UK", "IB-IE"] | None = None
+    ibEntity: Literal["IBLLC-US", "IB-CAN", "IB-UK", "IB-IE"] | str | None = None
     """
     IB business entity under which the account resides.
     """
@@ -157,7 +157,7 @@ class AccountAttributes(BaseModel):
     """
     Internal identifier used by IB to reflect the trading permissions of the account.
     """
-    type: Literal["DEMO"] | None = None
+    type: Literal["DEMO"] | str | None = None
     """
     Indicates whether the account exists in production, paper, or demo environments.
     """
@@ -354,7 +354,7 @@ class IndividualComboPosition(BaseModel):
     """
     Size of position in units of instrument.
     """
-    putOrCall: Literal["P", "C", "None"] | None = None
+    putOrCall: Literal["P", "C", "None"] | str | None = None
     """
     The right of an options contract, if applicable.
     """
@@ -580,7 +580,7 @@ class IndividualPosition(BaseModel):
     """
     Size of position in units of instrument.
     """
-    putOrCall: Literal["P", "C"] | None = None
+    putOrCall: Literal["P", "C"] | str | None = None
     """
     The right of an options contract, if applicable.
     """
@@ -701,7 +701,7 @@ class Ledger1(BaseModel):
     """
     Market value of the given account's issuer options positions in this currency.
     """
-    key: Literal["LedgerList"] | None = None
+    key: Literal["LedgerList"] | str | None = None
     """
     Identifies the nature of data. Always takes values 'LedgerList'.
     """
@@ -1260,7 +1260,7 @@ class Datum3(BaseModel):
     """
     Specifies the date for the transaction.
     """
-    side: Literal["L", "G"] | None = None
+    side: Literal["L", "G"] | str | None = None
     """
     Determines if the day was a loss or gain * `L` - LOSS * `G` - GAIN
     """

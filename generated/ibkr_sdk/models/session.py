@@ -78,7 +78,7 @@ class FailedTickleResponse(BaseModel):
     model_config = ConfigDict(
         extra="allow",
     )
-    error: str | None = None
+    error: str
     """
     reason why tickle was accepted by not processed
     """

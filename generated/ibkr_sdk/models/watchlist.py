@@ -56,11 +56,11 @@ class SingleWatchlistEntry(BaseModel):
     """
     Instrument conid as a string.
     """
-    ST: Literal["STK", "OPT", "FUT", "BOND", "FUND", "WAR", "CASH", "CRYPTO"] | None = None
+    ST: Literal["STK", "OPT", "FUT", "BOND", "FUND", "WAR", "CASH", "CRYPTO"] | str | None = None
     """
     All-capital, shorthand security type identifier of the instrument.
     """
-    assetClass: Literal["STK", "OPT", "FUT", "BOND", "FUND", "WAR", "CASH", "CRYPTO"] | None = None
+    assetClass: Literal["STK", "OPT", "FUT", "BOND", "FUND", "WAR", "CASH", "CRYPTO"] | str | None = None
     """
     All-capital, shorthand security type identifier of the instrument.
     """
@@ -108,7 +108,7 @@ class WatchlistDeleteSuccess(BaseModel):
     """
     Internal use. Number of times endpoint has been visited during session.
     """
-    action: Literal["context"] | None = None
+    action: Literal["context"] | str | None = None
     """
     Internal use. Always has value 'context'.
     """
@@ -143,7 +143,7 @@ class UserList(BaseModel):
     """
     Indicates if the watchlist can be edited.
     """
-    type: Literal["watchlist"] | None = None
+    type: Literal["watchlist"] | str | None = None
     """
     Always has value 'watchlist'.
     """
@@ -188,7 +188,7 @@ class WatchlistsResponse(BaseModel):
     """
     Internal use. Number of times endpoint has been visited during session.
     """
-    action: Literal["content"] | None = None
+    action: Literal["content"] | str | None = None
     """
     Internal use. Always has value 'content'.
     """

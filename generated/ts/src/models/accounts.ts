@@ -204,6 +204,8 @@ export interface SetAccountResponse {
   acctId?: string;
   /** Confirms that the account change was set */
   set?: boolean;
+  /** Set instead of `set` and `acctId` when the account was already the selected one ("Account already set"). */
+  success?: string;
 }
 
 export interface SignatureAndOwners {
@@ -451,7 +453,7 @@ export interface User {
     /** The full entity's name, concatenating the first and last name fields */
     entityName?: string;
     /** The type of entity assigned to the user */
-    entityType?: "INDIVIDUAL" | "Joint" | "ORG";
+    entityType?: ("INDIVIDUAL" | "Joint" | "ORG") | string;
     /** The first name of the user */
     firstName?: string;
     /** The last name of the user */

@@ -10,11 +10,11 @@ export interface Alert {
   /** The account the alert was attributed to. */
   account?: string;
   /** Determines if the alert is active [1] or not [0] */
-  alert_active?: 1 | 0;
+  alert_active?: (1 | 0) | number;
   /** The requested name for the alert. */
   alert_name?: string;
   /** Confirms if the alert is enabled to occur more than once. */
-  alert_repeatable?: 1 | 0;
+  alert_repeatable?: (1 | 0) | number;
   /** Confirms if the order is triggered or not. */
   alert_triggered?: boolean;
   /** The order id (alert id) */
@@ -37,7 +37,7 @@ export interface AlertActivationResponse {
 
 export interface AlertCondition {
   /** Condition logic_bind value set. */
-  condition_logic_bind?: "a" | "o" | "n";
+  condition_logic_bind?: ("a" | "o" | "n") | string;
   /** Condition operator set for alert. */
   condition_operator?: string;
   /** Condition timeZone value set. */
@@ -89,7 +89,7 @@ export interface AlertDetails {
   /** Human readable name of the alert. */
   alertName?: string;
   /** Returns if the alert is active [1] or disabled [0]. */
-  alert_active?: 1 | 0;
+  alert_active?: (1 | 0) | number;
   /** Returns default type set for alerts. Configured in Client Portal. */
   alert_default_type?: number;
   /** Returns the designated email address for sendMessage functionality. */
@@ -109,7 +109,7 @@ export interface AlertDetails {
   /** Returns whether or not the alert will trigger TWS Pop-up messages */
   alert_show_popup?: number;
   /** Returns whether or not the alert was triggered yet. */
-  alert_triggered?: number;
+  alert_triggered?: boolean | number;
   /** Background color. Not applicable to API. */
   bg_color?: string;
   /** Returns whether or not the alert will trigger outside of regular trading hours. */
@@ -129,7 +129,7 @@ export interface AlertDetails {
   /** Returns if the order can be edited. */
   order_not_editable?: boolean;
   /** represent order statusAlways returns "Presubmitted". */
-  order_status?: "Presubmitted" | "Submitted";
+  order_status?: ("Presubmitted" | "Submitted") | string;
   /** Time in Force effective for the Alert */
   tif?: string;
   /** Returned for time-specific conditions. */

@@ -22,7 +22,7 @@ export interface AlgoParam {
   /** States whether the parameter is required for the given algo order to place. */
   required?: boolean;
   /** Returns the variable type of the parameter. */
-  valueClassName?: "String" | "Boolean" | "Time" | "Double" | "Integer";
+  valueClassName?: ("String" | "Boolean" | "Time" | "Double" | "Integer") | string;
 }
 
 /** available algos */
@@ -52,7 +52,7 @@ export interface BondFiltersResponse {
     /** Used for user interfaces. Internal use only. */
     columnId?: number;
     /** An identifier used to document returned options/values. This can be thought of as a key value. */
-    displayText?: "Maturity Date" | "Issue Date" | "Coupon" | "Currency";
+    displayText?: ("Maturity Date" | "Issue Date" | "Coupon" | "Currency") | string;
     /** Contains all objects with values corresponding to the parent displayText key. */
     options?: {
       /**
@@ -139,7 +139,7 @@ export interface ContractRules {
   /** Indicates whether or not a cost report has been requested (Client Portal only). */
   costReport?: boolean;
   /** Indicates accepted order types for use with cash quantity. */
-  cqtTypes?: ("limit" | "market" | "stop" | "stop_limit" | "mit" | "lit" | "trailing_stop" | "trailing_stop_limit")[];
+  cqtTypes?: (("limit" | "market" | "stop" | "stop_limit" | "mit" | "lit" | "trailing_stop" | "trailing_stop_limit") | string)[];
   /** Default total quantity value for orders. */
   defaultSize?: number;
   /** Standard display increment rule for the instrument. */
@@ -151,10 +151,10 @@ export interface ContractRules {
   /** Indicates decimal places for fractional order size. */
   fraqInt?: number;
   /** Indicates permitted order types for use with fractional trading. */
-  fraqTypes?: ("limit" | "market" | "stop" | "stop_limit" | "mit" | "lit" | "trailing_stop" | "trailing_stop_limit")[];
+  fraqTypes?: (("limit" | "market" | "stop" | "stop_limit" | "mit" | "lit" | "trailing_stop" | "trailing_stop_limit") | string)[];
   hasSecondary?: boolean;
   /** Indicates permitted algo types for use with the given contract. */
-  ibAlgoTypes?: ("limit" | "stop_limit" | "lit" | "trailing_stop_limit" | "relative" | "marketonclose" | "limitonclose")[];
+  ibAlgoTypes?: (("limit" | "stop_limit" | "lit" | "trailing_stop_limit" | "relative" | "marketonclose" | "limitonclose") | string)[];
   /** Minimum increment values for prices */
   increment?: number;
   /** Number of decimal places to indicate the increment value. */
@@ -187,9 +187,9 @@ export interface ContractRules {
   /** Order origin designation for US securities options and Options Clearing Corporation */
   orderOrigination?: string | null;
   /** Indicates permitted order types for use with standard quantity trading. */
-  orderTypes?: ("limit" | "midprice" | "market" | "stop" | "stop_limit" | "mit" | "lit" | "trailing_stop" | "trailing_stop_limit" | "relative" | "marketonclose" | "limitonclose")[];
+  orderTypes?: (("limit" | "midprice" | "market" | "stop" | "stop_limit" | "mit" | "lit" | "trailing_stop" | "trailing_stop_limit" | "relative" | "marketonclose" | "limitonclose") | string)[];
   /** Indicates permitted order types for use outside of regular trading hours. */
-  orderTypesOutside?: ("limit" | "stop_limit" | "lit" | "trailing_stop_limit" | "relative")[];
+  orderTypesOutside?: (("limit" | "stop_limit" | "lit" | "trailing_stop_limit" | "relative") | string)[];
   /** Indicates if the order preview is required (for client portal only) */
   preview?: boolean;
   /**
@@ -299,7 +299,7 @@ export interface SecDefInfoResponse {
   maturityDate?: string | null;
   priceRendering?: string | null;
   /** Set the right for the given contract. * `C` - for Call options. * `P` - for Put options. */
-  right?: "P" | "C" | "?";
+  right?: ("P" | "C" | "?") | string;
   /** Security type for the given contract. */
   secType?: string;
   /** Returns the given strike value for the given contract. */

@@ -44,7 +44,7 @@ export interface AllocationGroups {
  *   * `R` - Ratios
  *   * `S` - Shares
  */
-export type AllocationMethod = "A" | "E" | "N" | "C" | "P" | "R" | "S";
+export type AllocationMethod = ("A" | "E" | "N" | "C" | "P" | "R" | "S") | string;
 
 export interface CreateAllocationGroupResponse {
   success?: boolean;
@@ -149,7 +149,7 @@ export interface GetInvestedAccountsSummary {
   /** Unique request identifier for tracking API calls */
   reqID?: number;
   /** Market data subscription status (1 = active, 0 = inactive) */
-  subscriptionStatus?: 0 | 1;
+  subscriptionStatus?: (0 | 1) | number;
 }
 
 export interface ModelListResponse {
@@ -322,7 +322,7 @@ export interface Presets {
    *   * `R` - Ratios
    *   * `S` - Shares
    */
-  default_method_for_all?: "AvailableEquity" | "E" | "N" | "C" | "P" | "R" | "S";
+  default_method_for_all?: ("AvailableEquity" | "E" | "N" | "C" | "P" | "R" | "S") | string;
   /** Determines if allocation groups should prioritize closing positions over equal distribution. */
   group_auto_close_positions?: boolean;
   /** Determines if the system should keep allocation groups proportional for scaling. */
@@ -351,7 +351,7 @@ export interface SubAccounts {
        *  * `AvailableEquity` - Indicates the value relates to the Available Equity held within the account
        *  * `NetLiquidation` - Indicates the value relates to the Net Liquidation held within the account
        */
-      key?: "AvailableEquity" | "NetLiquidation";
+      key?: ("AvailableEquity" | "NetLiquidation") | string;
       /** Contains the price value affiliated with the key. */
       value?: string;
     }[];

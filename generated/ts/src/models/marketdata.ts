@@ -17,7 +17,7 @@ export interface IserverHistoryBidAskResponse {
    * Indicates how the period is applied in relation to the startTime. Value will always be -1, indicating that the
    * period extends from the startTime forward into the future.
    */
-  direction?: -1;
+  direction?: -1 | number;
   /**
    * Internal use. Delivers highest price value in total interval. Used for chart scaling. A string constructed as
    * 'highestPrice*priceFactor/totalVolume*volumeFactor/minutesFromStartTime'.
@@ -79,7 +79,7 @@ export interface IserverHistoryLastResponse {
    * Indicates how the period is applied in relation to the startTime. Value will always be -1, indicating that the
    * period extends from the startTime forward into the future.
    */
-  direction?: -1;
+  direction?: -1 | number;
   /**
    * Internal use. Delivers highest price value in total interval. Used for chart scaling. A string constructed as
    * 'highestPrice*priceFactor/totalVolume*volumeFactor/minutesFromStartTime'.
@@ -141,7 +141,7 @@ export interface IserverHistoryMidpointResponse {
    * Indicates how the period is applied in relation to the startTime. Value will always be -1, indicating that the
    * period extends from the startTime forward into the future.
    */
-  direction?: -1;
+  direction?: -1 | number;
   /**
    * Internal use. Delivers highest price value in total interval. Used for chart scaling. A string constructed as
    * 'highestPrice*priceFactor/totalVolume*volumeFactor/minutesFromStartTime'.

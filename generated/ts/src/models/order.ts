@@ -66,7 +66,7 @@ export interface LiveOrdersResponse {
     /** Quantity filled in units of the instrument. */
     filledQuantity?: number;
     /** Indicates whether the order ticket is an Event Trading order. */
-    isEventTrading?: "0" | "1";
+    isEventTrading?: ("0" | "1") | string;
     /** Time of last execution against the order in format YYMMDDhhmmss. */
     lastExecutionTime?: string;
     /** Unix timestamp of the last execution against the order. */
@@ -99,9 +99,9 @@ export interface LiveOrdersResponse {
     /** Human-readable shorthand rendering of the filled and total quantities of the order. */
     sizeAndFills?: string;
     /** Status of the order ticket. */
-    status?: "Inactive" | "PendingSubmit" | "PreSubmitted" | "Submitted" | "Filled" | "PendingCancel" | "Cancelled" | "WarnState";
+    status?: ("Inactive" | "PendingSubmit" | "PreSubmitted" | "Submitted" | "Filled" | "PendingCancel" | "Cancelled" | "WarnState") | string;
     /** Indicates whether the order is supported by IB's Tax Optimization tool. */
-    supportsTaxOpt?: "0" | "1";
+    supportsTaxOpt?: ("0" | "1") | string;
     /** Tax Optimizer id, identifies set of tax lots selected, for gains and losses management. */
     taxOptimizerId?: string;
     /** Symbol or base product code of the instrument. */
@@ -127,11 +127,11 @@ export interface OrderCancelSuccess {
   /** IB account to which the order was originally set to clear. */
   account?: string;
   /** IB contract ID of the order ticket's instrument. */
-  conid?: string;
+  conid?: number | string;
   /** Indicates success with value 'Request was submitted' */
-  msg?: "Request was submitted";
+  msg?: "Request was submitted" | string;
   /** IB order ID of the order ticket requested for cancellation. */
-  order_id?: string;
+  order_id?: number | string;
 }
 
 /**
@@ -216,7 +216,7 @@ export type OrderReplyMessage = {
 /** Indicates that the order reply ID does not exist. */
 export interface OrderReplyNotFound {
   /** Message indicating that order reply id was not found. */
-  error?: string;
+  error: string;
 }
 
 /** Object containing information about the status of an order ticket. */
@@ -224,7 +224,7 @@ export interface OrderStatus {
   /** The account receiving executions against this order ticket. */
   account?: string;
   /** Indicates that an alert is active for the order ticket. */
-  alert_active?: 0 | 1;
+  alert_active?: (0 | 1) | number;
   /** Indicates whether an identical order on the opposite side can be placed. */
   allowed_duplicate_opposite?: boolean;
   /** Internal use. Indicates chart periods available for the instrument. */
@@ -239,7 +239,7 @@ export interface OrderStatus {
    * Indicates if the order ticket is hedged, and if so, in what way. 0 = No hedge, A = Attached child hedge order, B
    * = Beta/portfolio hedge
    */
-  child_order_type?: "0" | "A" | "B";
+  child_order_type?: ("0" | "A" | "B") | string;
   /** Name of the company or asset associated with the instrument. */
   company_name?: string;
   /** Contract ID of the order's instrument. */
@@ -284,7 +284,7 @@ export interface OrderStatus {
   /** Indicates whether the order ticket can be modified. */
   order_not_editable?: boolean;
   /** Status of the order ticket. */
-  order_status?: "Inactive" | "PendingSubmit" | "PreSubmitted" | "Submitted" | "Filled" | "PendingCancel" | "Cancelled" | "WarnState";
+  order_status?: ("Inactive" | "PendingSubmit" | "PreSubmitted" | "Submitted" | "Filled" | "PendingCancel" | "Cancelled" | "WarnState") | string;
   /** Human-readable rendering of the order's status meant for presentation in UI. */
   order_status_description?: string;
   /** Time of the order's submission in format YYMMDDhhmmss. */
@@ -294,11 +294,11 @@ export interface OrderStatus {
   /** Internal use only. IB-assigned identifier for the status request. */
   request_id?: string;
   /** IB asset class identifier. */
-  sec_type?: "STK" | "OPT" | "FUT" | "FOP" | "CASH" | "CRYPTO" | "BOND" | "WAR" | "FUND";
+  sec_type?: ("STK" | "OPT" | "FUT" | "FOP" | "CASH" | "CRYPTO" | "BOND" | "WAR" | "FUND") | string;
   /** IB-assigned meta-identifier used to associate rejected and resubmitted orders following Server Prompts. */
   server_id?: string;
   /** Side of the order ticket. */
-  side?: "BUY" | "SELL" | "B" | "S";
+  side?: ("BUY" | "SELL" | "B" | "S") | string;
   /**
    * Remaining unfilled size of the order ticket. Will reflect 0.0 if order is filled in full, cancelled, or
    * otherwise resolved and no longer working.
@@ -311,7 +311,7 @@ export interface OrderStatus {
   /** Symbol of the order ticket's instrument. */
   symbol?: string;
   /** Time in force of the order ticket. */
-  tif?: "DAY" | "IOC" | "GTC" | "OPG" | "PAX";
+  tif?: ("DAY" | "IOC" | "GTC" | "OPG" | "PAX") | string;
   /** The total size of the order ticket. */
   total_size?: string;
 }
@@ -319,7 +319,7 @@ export interface OrderStatus {
 /** Indicates that the order reply message or submission was not accepted. */
 export interface OrderSubmitError {
   /** Message indicating that order submission was not successful. */
-  error?: string;
+  error: string;
 }
 
 /** A successful submission of one or more order tickets. */
@@ -375,9 +375,9 @@ export type TradesResponse = {
   /** IB-assigned execution identifier. */
   execution_id?: string;
   /** Indicates whether the order ticket is an Event Trading order. */
-  is_event_trading?: "0" | "1";
+  is_event_trading?: ("0" | "1") | string;
   /** Indicates whether the trade is the result of a liquidiation by IB. */
-  liquidation_trade?: "0" | "1";
+  liquidation_trade?: ("0" | "1") | string;
   /** The primary exchange on which the instrument is listed. */
   listing_exchange?: string;
   /** net_amount */
@@ -391,15 +391,15 @@ export type TradesResponse = {
   /** The price at which the execution occurred. */
   price?: string;
   /** IB asset class identifier. */
-  sec_type?: "STK" | "OPT" | "FUT" | "FOP" | "CASH" | "CRYPTO" | "BOND" | "WAR" | "FUND";
+  sec_type?: ("STK" | "OPT" | "FUT" | "FOP" | "CASH" | "CRYPTO" | "BOND" | "WAR" | "FUND") | string;
   /** Side of the execution. */
-  side?: "B" | "S";
+  side?: ("B" | "S") | string;
   /** The size of the execution in units of the instrument. */
   size?: number;
   /** The IB username that originated the order ticket against which the execution occurred. */
   submitter?: string;
   /** Indicates whether the order is supported by IB's Tax Optimization tool. */
-  supports_tax_opt?: "0" | "1";
+  supports_tax_opt?: ("0" | "1") | string;
   /** Symbol of the instrument involved in the execution. */
   symbol?: string;
   /** UTC date and time of the execution in format YYYYMMDD-hh:mm:ss. */

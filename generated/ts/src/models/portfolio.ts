@@ -25,18 +25,18 @@ export interface AccountAttributes {
   /** Indicates whether account can receive live orders (do not mix with paper trading). */
   brokerageAccess?: boolean;
   /** A descriptor of the nature of the account, reflecting the responsible group within IB. */
-  businessType?: "IB_SALES" | "IB_PROSERVE";
+  businessType?: ("IB_SALES" | "IB_PROSERVE") | string;
   /** Designated account category. Only used in non-standard account structures. */
   category?: string;
   /**
    * Status of the account with respect to clearing at IB. O is open, P pending, N new, A abandoned, C closed, R
    * rejected.
    */
-  clearingStatus?: "O" | "P" | "N" | "A" | "R" | "C";
+  clearingStatus?: ("O" | "P" | "N" | "A" | "R" | "C") | string;
   /** Indicates a Covestor account. */
   covestor?: boolean;
   /** Base currency of the account. */
-  currency?: "USD";
+  currency?: "USD" | string;
   /** Internal human-readable description of the account. */
   desc?: string;
   /** Displayed name of the account in UI. Will reflect either the accountId or accountAlias, if set. */
@@ -44,7 +44,7 @@ export interface AccountAttributes {
   /** Indicates that the account is managed by a financial advisor. */
   faClient?: boolean;
   /** IB business entity under which the account resides. */
-  ibEntity?: "IBLLC-US" | "IB-CAN" | "IB-UK" | "IB-IE";
+  ibEntity?: ("IBLLC-US" | "IB-CAN" | "IB-UK" | "IB-IE") | string;
   /** The account's IB accountId. */
   id?: string;
   /** Indicates that trading by the client is disabled in the account. */
@@ -67,7 +67,7 @@ export interface AccountAttributes {
   /** Internal identifier used by IB to reflect the trading permissions of the account. */
   tradingType?: string;
   /** Indicates whether the account exists in production, paper, or demo environments. */
-  type?: "DEMO";
+  type?: "DEMO" | string;
 }
 
 /** Array of objects each containing a single combo position. */
@@ -135,7 +135,7 @@ export interface IndividualComboPosition {
   /** Size of position in units of instrument. */
   position?: number;
   /** The right of an options contract, if applicable. */
-  putOrCall?: "P" | "C" | "None";
+  putOrCall?: ("P" | "C" | "None") | string;
   /** Realized PnL for the instrument in the instrument's currency. */
   realizedPnl?: number;
   /** Strike price, if applicable. Returned as string. */
@@ -236,7 +236,7 @@ export interface IndividualPosition {
   /** Size of position in units of instrument. */
   position?: number;
   /** The right of an options contract, if applicable. */
-  putOrCall?: "P" | "C";
+  putOrCall?: ("P" | "C") | string;
   /** Realized PnL for the instrument in the instrument's currency. */
   realizedPnl?: number;
   /** Industry sector categorization of the instrument. */
@@ -295,7 +295,7 @@ export type Ledger = Record<string, {
   /** Market value of the given account's issuer options positions in this currency. */
   issueroptionsmarketvalue?: number;
   /** Identifies the nature of data. Always takes values 'LedgerList'. */
-  key?: "LedgerList";
+  key?: "LedgerList" | string;
   /** The value of the given account's money market fund holdings in this currency. */
   moneyfunds?: number;
   /** The given account's net liquidation value of positions in this currency. */
@@ -662,7 +662,7 @@ export interface TransactionsResponse {
       /** Specifies the date for the transaction. */
       date?: string;
       /** Determines if the day was a loss or gain * `L` - LOSS * `G` - GAIN */
-      side?: "L" | "G";
+      side?: ("L" | "G") | string;
       /** Exchange rate applied. */
       fxRate?: number;
     }[];

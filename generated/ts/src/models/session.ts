@@ -36,7 +36,7 @@ export interface BrokerageSessionStatus {
 
 export interface FailedTickleResponse {
   /** reason why tickle was accepted by not processed */
-  error?: string;
+  error: string;
 }
 
 export interface LogoutResponse {

@@ -37,9 +37,9 @@ export interface SingleWatchlistEntry {
   /** Instrument conid as a string. */
   C?: string;
   /** All-capital, shorthand security type identifier of the instrument. */
-  ST?: "STK" | "OPT" | "FUT" | "BOND" | "FUND" | "WAR" | "CASH" | "CRYPTO";
+  ST?: ("STK" | "OPT" | "FUT" | "BOND" | "FUND" | "WAR" | "CASH" | "CRYPTO") | string;
   /** All-capital, shorthand security type identifier of the instrument. */
-  assetClass?: "STK" | "OPT" | "FUT" | "BOND" | "FUND" | "WAR" | "CASH" | "CRYPTO";
+  assetClass?: ("STK" | "OPT" | "FUT" | "BOND" | "FUND" | "WAR" | "CASH" | "CRYPTO") | string;
   /** Rendering of the instrument name in Chinese. */
   chineseName?: string;
   /** IB contract ID of the instrument. */
@@ -57,7 +57,7 @@ export interface WatchlistDeleteSuccess {
   /** Internal use. Number of times endpoint has been visited during session. */
   MID?: string;
   /** Internal use. Always has value 'context'. */
-  action?: "context";
+  action?: "context" | string;
   data?: {
     /** Watchlist ID of the deleted watchlist. */
     deleted?: string;
@@ -71,7 +71,7 @@ export interface WatchlistsResponse {
   /** Internal use. Number of times endpoint has been visited during session. */
   MID?: string;
   /** Internal use. Always has value 'content'. */
-  action?: "content";
+  action?: "content" | string;
   /** Contains the watchlist query results. */
   data?: {
     /** Indicates if username's watchlists can be bulk-deleted. */
@@ -93,7 +93,7 @@ export interface WatchlistsResponse {
       /** Indicates if the watchlist can be edited. */
       read_only?: boolean;
       /** Always has value 'watchlist'. */
-      type?: "watchlist";
+      type?: "watchlist" | string;
     }[];
   };
 }
