@@ -11,9 +11,10 @@ An HTTP request with `Upgrade: websocket` to that path is handed here by the RES
   the same state as the REST side: quotes from the price model of the snapshots (only changed fields), `sor` when
   REST orders are placed, filled, modified or cancelled, `str` on fills, `spl` P&L, `ssd` summary, `sld` ledger,
   `smh` bars with server ids (at most five at once), `sbd` ladder rows; `sts` whenever the session changes;
-- faults, injected with `Simulator.inject("ws", kind, ...)`: `reset` drops each open socket (no close frame),
-  `stall` stops its frames for `value` seconds, `malformed` sends one frame that is not JSON, `status` refuses the
-  next connect with that HTTP status, `latency` delays the next handshake; and `Simulator.streaming.md_expiry`
+- faults, injected with `Simulator.inject("ws", kind, ..., times=N)`: `reset` drops an open socket (no close
+  frame), `stall` stops its frames for `value` seconds, `malformed` sends it one frame that is not JSON (each
+  taken by the first socket that looks, N times); `status` refuses the next connect with that HTTP status,
+  `latency` delays the next handshake; and `Simulator.streaming.md_expiry`
   ends market-data streams after that many seconds, as IBKR's do after 15 minutes.
 
 One thread per socket (the connection's own server thread); timers use the monotonic clock, prices the
@@ -611,11 +612,18 @@ def is_upgrade(handler: BaseHTTPRequestHandler) -> bool:
 
 def serve(handler: BaseHTTPRequestHandler, sim: Simulator) -> None:
     """Take over the connection of `handler`: handshake, then play the gateway until either side closes."""
-    from websockets.http11 import Request
-    from websockets.server import ServerProtocol
-
     handler.close_connection = True
     sock: socket.socket = handler.connection
+    try:
+        from websockets.http11 import Request
+        from websockets.server import ServerProtocol
+    except ImportError:  # the optional [stream] extra is missing: say so instead of dropping the connection
+        body = (
+            b'{"error":"the simulator\'s WebSocket needs the websockets package: pip install ibkr-cpapi-sdk[stream]"}'
+        )
+        head = f"HTTP/1.1 501 Not Implemented\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        sock.sendall(head.encode("latin-1") + b"Connection: close\r\n\r\n" + body)
+        return
     fault = sim._ws_faults.take_connect()
     if fault is not None and fault.kind == "latency":
         sim._wait(float(fault.value or 0.0))
