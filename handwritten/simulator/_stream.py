@@ -28,6 +28,7 @@ import logging
 import select
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,7 @@ from .._streams import (
     TIC,
     TIC_TOPIC,
     UNKNOWN_TOPIC_CODE,
+    UNSOLICITED,
     WAITING_FOR_SESSION,
     ClientFrame,
     parse_client_frame,
@@ -80,7 +82,10 @@ _READ_SIZE = 65536
 
 @dataclass
 class StreamSettings:
-    """Timing of the simulated socket (seconds of real time). Change them on `Simulator.streaming` at any time."""
+    """Timing (seconds of real time) and unsolicited frames of the simulated socket: `Simulator.streaming`.
+
+    Change the timing at any time; `bulletin`, `notify` and `send_unsolicited` push `blt`/`ntf`/... frames.
+    """
 
     heartbeat: float = float(HEARTBEAT_INTERVAL)
     """Interval of `system` heartbeats."""
@@ -94,6 +99,45 @@ class StreamSettings:
     """Interval of `ssd` and `sld` frames."""
     poll: float = 0.02
     """How often each socket looks for order changes, fills, faults and session changes."""
+    _outbox: list[Any] = field(default_factory=list, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _sockets: int = field(default=0, repr=False)
+
+    @property
+    def open_sockets(self) -> int:
+        """How many sockets are open now."""
+        with self._lock:
+            return self._sockets
+
+    def bulletin(self, message: str, id: str = "1") -> None:
+        """Send a `blt` bulletin to every authenticated socket open now."""
+        self.send_unsolicited("bulletin", {"id": id, "message": message})
+
+    def notify(self, text: str, *, title: str = "", url: str = "", id: str = "1") -> None:
+        """Send an `ntf` notification to every authenticated socket open now."""
+        self.send_unsolicited("notification", [{"id": id, "text": text, "title": title, "url": url}])
+
+    def send_unsolicited(self, name: str, args: Any) -> None:
+        """Send `{"topic": <topic of name>, "args": args}` (a topic of `ibkr_sdk._streams.UNSOLICITED`) to every
+        authenticated socket open now."""
+        topics = {u.name: u.topic for u in UNSOLICITED.values()}
+        if name not in topics:
+            raise ValueError(f"unknown unsolicited topic {name!r}; one of {', '.join(sorted(topics))}")
+        with self._lock:
+            self._outbox.append({"topic": topics[name], "args": args})
+
+    def _opened(self) -> int:
+        with self._lock:
+            self._sockets += 1
+            return len(self._outbox)
+
+    def _closed(self) -> None:
+        with self._lock:
+            self._sockets -= 1
+
+    def _since(self, seen: int) -> list[Any]:
+        with self._lock:
+            return list(self._outbox[seen:])
 
 
 @dataclass
@@ -161,6 +205,7 @@ class _Connection:
         self.partial: list[bytes] = []
         self.open = True
         self._authenticated_at_connect = authenticated
+        self.outbox_seen = sim.streaming._opened()
 
     # -- output ---------------------------------------------------------------------------------------------------
 
@@ -192,6 +237,9 @@ class _Connection:
             self.apply_faults()
             if self.open and self.me.authenticated:
                 self.push()
+                for frame in self.sim.streaming._since(self.outbox_seen):
+                    self.outbox_seen += 1
+                    self.send(frame)
             if self.open:
                 self.flush()
 
@@ -666,6 +714,7 @@ def serve(handler: BaseHTTPRequestHandler, sim: Simulator) -> None:
     except (OSError, ssl.SSLError):
         logger.debug("websocket connection ended", exc_info=True)
     finally:
+        sim.streaming._closed()
         if connection.open:
             try:
                 protocol.send_close()

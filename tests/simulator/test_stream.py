@@ -368,3 +368,13 @@ def test_oauth_socket_needs_the_access_token() -> None:
             open_timeout=5,
         ) as ws:
             assert Probe(ws).wait(of("auth_status"))["args"]["authenticated"] is True
+
+
+def test_bulletins_and_notifications_reach_open_sockets(fast: Simulator, probe: Probe) -> None:
+    assert fast.streaming.open_sockets == 1
+    fast.streaming.bulletin("Exchange halted", id="7")
+    assert probe.wait(of("bulletin"))["args"] == {"id": "7", "message": "Exchange halted"}
+    fast.streaming.notify("Order filled", title="Fill")
+    assert probe.wait(of("notification"))["args"][0]["text"] == "Order filled"
+    with pytest.raises(ValueError):
+        fast.streaming.send_unsolicited("nope", {})
