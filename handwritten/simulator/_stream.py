@@ -350,6 +350,9 @@ class _Connection:
         except ValueError as exc:
             self.error(str(exc))
             return
+        if not (self.state.session.logged_in and self.state.session.brokerage):
+            self.error(f"{request.stream.topic}: no brokerage session (see the sts frames)")
+            return
         try:
             self.handle(request)
         except GatewayError as exc:

@@ -278,6 +278,8 @@ def test_keepalive_unknown_topics_and_bad_frames(probe: Probe) -> None:
 def test_sts_follows_the_session(fast: Simulator, probe: Probe) -> None:
     fast.logout()
     assert probe.wait(of("auth_status"))["args"]["authenticated"] is False
+    probe.send(STREAMS["pnl"].subscribe_message())
+    assert "no brokerage session" in probe.wait(lambda f: isinstance(f, dict) and "error" in f)["error"]
     fast.login()
     assert probe.wait(of("auth_status"))["args"]["authenticated"] is True
 
