@@ -31,9 +31,10 @@ if TYPE_CHECKING:
     from ._oauth import OAuthAuthority, OAuthSettings
     from ._questions import OrderCheck, QuestionRule, default_question_rules
     from ._server import RequestRecord, Simulator
-    from ._stream import StreamSettings
+    from ._stream import Burst, StreamSettings
 
 __all__ = [
+    "Burst",
     "FAULT_KINDS",
     "OAuthAuthority",
     "OAuthSettings",
@@ -48,6 +49,7 @@ __all__ = [
 
 # Loaded on first use: pytest imports this package for the plugin in every run, which should cost next to nothing.
 _EXPORTS = {
+    "Burst": "._stream",
     "FAULT_KINDS": "._faults",
     "OAuthAuthority": "._oauth",
     "OAuthSettings": "._oauth",

@@ -126,6 +126,18 @@ class StreamSettings:
         with self._lock:
             self._outbox.append({"topic": topics[name], "args": args})
 
+    def burst(self, conid: int | str, count: int, *, rate: float | None = None) -> Burst:
+        """Push `count` market-data frames for `conid` to every socket subscribed to it, as fast as possible or at
+        `rate` frames per second (for benchmarks). Each frame carries changed 31/84/86 prices and its sequence
+        number 0..count-1 as field 7059 (last size); `Burst.sent_ns[i]` is when frame i was written
+        (`time.perf_counter_ns`, first socket only) and `Burst.done` is set when every socket is through."""
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        handle = Burst(str(conid), count, rate)
+        with self._lock:
+            self._outbox.append(handle)
+        return handle
+
     def _opened(self) -> int:
         with self._lock:
             self._sockets += 1
@@ -138,6 +150,17 @@ class StreamSettings:
     def _since(self, seen: int) -> list[Any]:
         with self._lock:
             return list(self._outbox[seen:])
+
+
+@dataclass
+class Burst:
+    """A burst of market-data frames requested with `StreamSettings.burst`."""
+
+    conid: str
+    count: int
+    rate: float | None
+    sent_ns: list[int] = field(default_factory=list, repr=False)
+    done: threading.Event = field(default_factory=threading.Event, repr=False)
 
 
 @dataclass
@@ -239,7 +262,11 @@ class _Connection:
                 self.push()
                 for frame in self.sim.streaming._since(self.outbox_seen):
                     self.outbox_seen += 1
-                    self.send(frame)
+                    if isinstance(frame, Burst):
+                        self.flush()
+                        self.burst(frame)
+                    else:
+                        self.send(frame)
             if self.open:
                 self.flush()
 
@@ -611,6 +638,41 @@ class _Connection:
                 row["timestamp"] = int(now)
                 rows.append(row)
         self.send({"topic": stream.route_topic(account_id=account), "result": rows})
+
+    def burst(self, b: Burst) -> None:
+        """Write the frames of a burst straight to the socket (no state lock held: REST goes on meanwhile)."""
+        md = self.me.md.get(b.conid)
+        if md is None:
+            b.done.set()
+            return
+        markers = self.state.fixtures["marketdata"]["snapshot_markers"]
+        base = float(md.last.get("31", "100") or 100)
+        record = not b.sent_ns
+        start = time.perf_counter()
+        topic = MD.route_topic(conid=b.conid)
+        conid = int(b.conid.split("@")[0])
+        for i in range(b.count):
+            if b.rate:
+                delay = start + i / b.rate - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+            last = base + (i % 50) * 0.01
+            frame = {
+                "server_id": markers.get("server_id", "q0"),
+                "conidEx": b.conid,
+                "conid": conid,
+                "_updated": int(time.time() * 1000),
+                "31": f"{last:.2f}",
+                "84": f"{last - 0.01:.2f}",
+                "86": f"{last + 0.01:.2f}",
+                "7059": str(i),
+                "topic": topic,
+            }
+            self.protocol.send_text(_json(frame).encode("utf-8"))
+            self.flush()
+            if record:
+                b.sent_ns.append(time.perf_counter_ns())
+        b.done.set()
 
     def history(self, r: ClientFrame) -> None:
         from ._marketdata import _history

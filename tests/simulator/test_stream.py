@@ -380,3 +380,18 @@ def test_bulletins_and_notifications_reach_open_sockets(fast: Simulator, probe: 
     assert probe.wait(of("notification"))["args"][0]["text"] == "Order filled"
     with pytest.raises(ValueError):
         fast.streaming.send_unsolicited("nope", {})
+
+
+def test_a_burst_of_market_data_frames_reaches_the_subscriber(fast: Simulator, probe: Probe) -> None:
+    md = STREAMS["market_data"]
+    probe.send(md.subscribe_message(conid=AAPL, fields=["31"]))
+    probe.wait(of("market_data", str(AAPL)))
+    burst = fast.streaming.burst(AAPL, 200)
+    seqs = [int(probe.wait(of("market_data", str(AAPL)))["7059"]) for _ in range(200)]
+    assert seqs == list(range(200))
+    assert burst.done.wait(3) and len(burst.sent_ns) == 200
+    paced = fast.streaming.burst(AAPL, 20, rate=100.0)  # 20 frames at 100/s: about 0.2 s
+    for _ in range(20):
+        probe.wait(of("market_data", str(AAPL)))
+    assert paced.done.wait(3)
+    assert (paced.sent_ns[-1] - paced.sent_ns[0]) / 1e9 >= 0.15
