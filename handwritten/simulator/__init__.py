@@ -16,8 +16,10 @@ trading schedules, bond filters), snapshots (also the billed regulatory one) and
 with IBKR's question/reply flow and the server-prompt acknowledgement, portfolio (with allocation, paged
 sub-accounts, owners and the Portfolio Analyst reports), watchlists, alerts, FYI notifications, event (forecast)
 contracts, OAuth 1.0a (with `oauth=`; without it the token requests answer 401), and, with
-`Simulator(advisor=True)`, Financial Advisor allocation groups and model portfolios. Faults on demand:
-`Simulator.inject`. pytest fixtures: `ibkr_sdk.simulator.pytest_plugin` (auto-loaded). Command line:
+`Simulator(advisor=True)`, Financial Advisor allocation groups and model portfolios.
+The WebSocket is served on the same port at `/v1/api/ws` (every topic of `spec/streams.yaml`; timing in
+`Simulator.streaming`; needs the `[stream]` extra). Faults on demand: `Simulator.inject` (route `"ws"` for the
+socket). pytest fixtures: `ibkr_sdk.simulator.pytest_plugin` (auto-loaded). Command line:
 `python -m ibkr_sdk.simulator --port 5000`.
 """
 
@@ -32,8 +34,10 @@ if TYPE_CHECKING:
     from ._oauth import OAuthAuthority, OAuthSettings
     from ._questions import OrderCheck, QuestionRule, default_question_rules
     from ._server import RequestRecord, Simulator
+    from ._stream import Burst, StreamSettings
 
 __all__ = [
+    "Burst",
     "FAULT_KINDS",
     "OAuthAuthority",
     "OAuthSettings",
@@ -42,11 +46,13 @@ __all__ = [
     "RequestRecord",
     "SimOrder",
     "Simulator",
+    "StreamSettings",
     "default_question_rules",
 ]
 
 # Loaded on first use: pytest imports this package for the plugin in every run, which should cost next to nothing.
 _EXPORTS = {
+    "Burst": "._stream",
     "FAULT_KINDS": "._faults",
     "OAuthAuthority": "._oauth",
     "OAuthSettings": "._oauth",
@@ -55,6 +61,7 @@ _EXPORTS = {
     "RequestRecord": "._server",
     "SimOrder": "._book",
     "Simulator": "._server",
+    "StreamSettings": "._stream",
     "default_question_rules": "._questions",
 }
 
