@@ -48,6 +48,8 @@ logger = logging.getLogger("ibkr_sdk.ws")
 DEFAULT_WS_ROUTE = "/v1/api/ws"
 DEFAULT_OAUTH_WS_URL = "wss://api.ibkr.com/v1/api/ws"
 OAUTH_USER_AGENT = "ClientPortalGW/1"
+_decode = json.JSONDecoder().decode
+_monotonic = time.monotonic
 _STOP_BUDGET = 0.9  # seconds shutdown() may wait for the threads (the promise is one second)
 
 
@@ -263,6 +265,8 @@ class IbkrWsClient:
         self._router: Any = router if router is not None else IbkrRouter()
         self._fast_route: Callable[[Any], Any] | None = getattr(self._router, "route_message", None)
         self._resolver = subscription_resolver or IbkrSubscriptionResolver(account_id)
+        self._default_resolver = subscription_resolver is None
+        self._md_keys: dict[str, str] = {}
         self._controller = SubscriptionController(
             self._emit, self._kick, ack_timeout=ack_timeout, retries=subscription_retries, renew_after=md_renew_after
         )
@@ -284,10 +288,10 @@ class IbkrWsClient:
         self._tic_seq = 0
         self._last_rx = 0.0
         self._last_heartbeat: float | None = None
+        self._frames = 0
+        self._events = 0
         self._counters = {
-            "frames": 0,
             "malformed": 0,
-            "events": 0,
             "connects": 0,
             "reconnects": 0,
             "stalls": 0,
@@ -444,7 +448,7 @@ class IbkrWsClient:
     def stats(self) -> dict[str, Any]:
         """Counters: frames, malformed frames, events, (re)connects, stalls, frames sent, dropped events by type
         (client queue and sink), and each subscription's status, sends and renewals."""
-        out: dict[str, Any] = dict(self._counters)
+        out: dict[str, Any] = {"frames": self._frames, "events": self._events, **self._counters}
         dropped = self._drops.counts()
         sink_dropped = getattr(self._sink, "dropped", None)
         if callable(sink_dropped):
@@ -525,13 +529,11 @@ class IbkrWsClient:
             self._wake.set()
         ws = self._ws
         if ws is not None:
-            asyncio.ensure_future(ws.close())  # a close frame; `close_timeout` bounds the wait for the answer
+            ws.close()  # a close frame; the TCP connection is cut if the answer does not come soon
 
     @staticmethod
     def _abort(ws: Any) -> None:
-        transport = getattr(ws, "transport", None)
-        if transport is not None:
-            transport.abort()
+        ws.abort()
 
     async def _main(self) -> None:
         self._wake = asyncio.Event()
@@ -593,7 +595,7 @@ class IbkrWsClient:
         return ssl.create_default_context(cafile=str(cacert))
 
     async def _connect_once(self) -> bool:
-        from websockets.asyncio.client import connect  # imported on first use: `import ibkr_sdk` stays light
+        from ._transport import open_connection  # loads `websockets` on first use: `import ibkr_sdk` stays light
 
         url, headers = self._handshake()  # a quick REST call; nothing else runs on this loop before the socket opens
         if self._stopping:
@@ -601,54 +603,46 @@ class IbkrWsClient:
         self._counters["connects"] += 1
         if self._counters["connects"] > 1:
             self._counters["reconnects"] += 1
-        ws = await connect(
+        connection = await open_connection(
             url,
-            additional_headers=headers,
-            user_agent_header=headers.get("User-Agent", OAUTH_USER_AGENT if self._use_oauth else None),
-            ssl=self._ssl_context(),
-            open_timeout=self._connect_timeout,
-            ping_interval=self._ping_interval,
-            ping_timeout=self._ping_interval,
-            close_timeout=0.3,
-            compression=None,
-            max_size=2**22,
-            max_queue=64,
+            headers,
+            self._on_open,
+            self._on_frame,
+            ssl_context=self._ssl_context(),
+            timeout=self._connect_timeout,
         )
-        self._ws = ws
+        self._ws = connection
         if self._stopping:
-            self._abort(ws)
+            connection.abort()
             return False
-        self._last_rx = time.monotonic()
-        self._last_heartbeat = None
-        self._set_state(WsState.OPEN)
-        assert self._wake is not None
-        watchdog = asyncio.ensure_future(self._watch(ws))
-        on_frame = self._on_frame
+        watchdog = asyncio.ensure_future(self._watch(connection))
         try:
-            async for frame in ws:
-                on_frame(frame)
-        except Exception as exc:
-            if not self._stopping:
-                logger.info("IbkrWsClient: connection ended: %s", _describe(exc))
+            await connection.closed
         finally:
             watchdog.cancel()
+            await asyncio.gather(watchdog, return_exceptions=True)
             self._ws = None
             reached = self._ready.is_set()
             self._emit(
                 events.WsClose(
                     previous_state=self._state,
                     current_state=WsState.CLOSED,
-                    close_status_code=getattr(ws, "close_code", None),
-                    close_msg=getattr(ws, "close_reason", None),
+                    close_status_code=connection.close_code,
+                    close_msg=connection.close_reason,
                 )
             )
         return reached
 
+    def _on_open(self) -> None:
+        self._last_rx = time.monotonic()
+        self._last_heartbeat = None
+        self._set_state(WsState.OPEN)
+
     async def _watch(self, ws: Any) -> None:
-        """Heartbeat watch, keep-alive, and sending what the subscriptions need."""
+        """Heartbeat and pong watch, keep-alive, and sending what the subscriptions need."""
         wake = self._wake
         assert wake is not None
-        last_tic = time.monotonic()
+        last_tic = last_ping = time.monotonic()
         while True:
             try:
                 await asyncio.wait_for(wake.wait(), self._cycle)
@@ -661,8 +655,17 @@ class IbkrWsClient:
                 logger.warning(
                     "IbkrWsClient: no frame for %.1fs (heartbeat timeout); reconnecting", now - self._last_rx
                 )
-                self._abort(ws)
+                ws.abort()
                 return
+            if self._ping_interval is not None:
+                if now - ws.last_pong > 2 * self._ping_interval + self._cycle:
+                    self._counters["stalls"] += 1
+                    logger.warning("IbkrWsClient: no pong for %.1fs; reconnecting", now - ws.last_pong)
+                    ws.abort()
+                    return
+                if now - last_ping >= self._ping_interval:
+                    ws.ping()
+                    last_ping = now
             if not self._ready.is_set():
                 continue
             out = self._controller.due(now)
@@ -672,17 +675,17 @@ class IbkrWsClient:
                 out.append(_topics.TIC)
                 last_tic = now
             for payload in out:
-                await ws.send(payload)
-                self._counters["sent"] += 1
+                if ws.send(payload):
+                    self._counters["sent"] += 1
 
     def _on_frame(self, frame: str | bytes) -> None:
-        self._last_rx = time.monotonic()
-        self._counters["frames"] += 1
+        self._last_rx = _monotonic()
+        self._frames += 1
         route = self._fast_route
         try:
             if route is not None:
                 try:
-                    routed = route(json.loads(frame))
+                    routed = route(_decode(frame if isinstance(frame, str) else frame.decode()))
                 except json.JSONDecodeError:
                     routed = self._route_lines(frame)
             else:
@@ -716,9 +719,15 @@ class IbkrWsClient:
         return out
 
     def _handle(self, event: events.WsEvent) -> None:
-        self._counters["events"] += 1
+        self._events += 1
         cls = type(event)
-        if cls is events.System:
+        if cls is events.MarketData and self._default_resolver:
+            conid = event.conid  # type: ignore[attr-defined]
+            md_key = self._md_keys.get(conid)
+            if md_key is None:
+                md_key = self._md_keys[conid] = make_binding_key(events.MarketData, conid=conid)
+            self._controller.confirm(md_key, True)
+        elif cls is events.System:
             data = event.data  # type: ignore[attr-defined]
             if "hb" in data:
                 self._last_heartbeat = time.time()

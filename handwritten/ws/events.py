@@ -8,6 +8,7 @@ built per frame, and at thousands of frames per second the construction cost mat
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -17,6 +18,8 @@ from ._state import WsState
 if TYPE_CHECKING:
     from .quotes import Quote
     from .subscriptions import BindingStatus, Subscription
+
+_now = time.time
 
 __all__ = [
     "AccountLedger",
@@ -227,19 +230,70 @@ class AccountLedger(IbkrTopicEvent):
     data: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class MarketData(IbkrTopicEvent):
     """A market-data update of one contract.
 
-    `data` holds the fields this frame changed, by field name (the gateway sends only changed fields); `fields`
-    holds the same by field id as sent; `quote` is the merged current quote of the contract after this frame.
+    `fields` holds the fields this frame changed, by field id as sent (the gateway sends only changed fields);
+    `data` the same by field name (built on first read); `quote` is the merged current quote of the contract after
+    this frame. Written by hand rather than as a dataclass: one is built per frame, so construction is kept cheap.
     """
 
+    __slots__ = ("_data", "_ts", "conid", "fields", "quote")
     topic: ClassVar[str]
     conid: str
-    data: dict[str, Any] = field(default_factory=dict)
-    fields: dict[str, Any] = field(default_factory=dict, compare=False)
-    quote: Quote | None = field(default=None, compare=False)
+    fields: dict[str, Any]
+    quote: Quote | None
+    _data: dict[str, Any] | None
+    _ts: float | datetime
+
+    def __init__(
+        self,
+        *,
+        conid: str,
+        data: dict[str, Any] | None = None,
+        fields: dict[str, Any] | None = None,
+        quote: Quote | None = None,
+        received_at: datetime | None = None,
+    ) -> None:
+        setattr_ = object.__setattr__
+        setattr_(self, "_ts", received_at or _now())  # a datetime is made only if someone reads received_at
+        setattr_(self, "conid", conid)
+        setattr_(self, "fields", fields if fields is not None else {})
+        setattr_(self, "quote", quote)
+        setattr_(self, "_data", data)
+
+    @property
+    def received_at(self) -> datetime:
+        """The local time the frame was read."""
+        ts = self._ts
+        if isinstance(ts, datetime):
+            return ts
+        when = datetime.fromtimestamp(ts)
+        object.__setattr__(self, "_ts", when)
+        return when
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The changed fields by name (ids without a known name are kept as ids)."""
+        named = self._data
+        if named is None:
+            names = self.quote.field_names if self.quote is not None else {}
+            named = {names.get(k, k): v for k, v in self.fields.items()}
+            object.__setattr__(self, "_data", named)
+        return named
+
+    def model_dump(self) -> dict[str, Any]:
+        return {"received_at": self.received_at, "conid": self.conid, "data": self.data, "fields": self.fields}
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not MarketData:
+            return NotImplemented
+        return self.conid == other.conid and self.data == other.data
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"MarketData(conid={self.conid!r}, data={self.data!r}, received_at={self.received_at!r})"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -8,7 +8,6 @@ is the latest value of field 31 across all frames so far. `QuoteBook.merge` fold
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -76,6 +75,11 @@ class Quote(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self._ids)
 
+    @property
+    def field_names(self) -> Mapping[str, str]:
+        """Field id -> name."""
+        return self._names.by_id
+
     def number(self, key: str) -> float | None:
         """The numeric value of a field (by id or name), or None when absent or not a number."""
         return parse_number(self.get(key))
@@ -114,40 +118,38 @@ class _Names:
 
 
 class QuoteBook:
-    """Current quotes by conid, folded from market-data frames. Thread-safe: one writer (the client's reader) and
-    any number of readers, who always see a complete `Quote`."""
+    """Current quotes by conid, folded from market-data frames. One writer (the client's reader thread) and any
+    number of readers on other threads, who always see a complete `Quote`."""
 
     def __init__(self, names: Mapping[str, str], meta_keys: frozenset[str], updated_key: str) -> None:
         self._names = _Names(names)
         self._meta = meta_keys
         self._updated_key = updated_key
         self._quotes: dict[str, Quote] = {}
-        self._lock = threading.Lock()
 
     @property
     def names(self) -> Mapping[str, str]:
         """Field id -> name."""
         return self._names.by_id
 
-    def merge(self, conid: str, frame: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], Quote]:
-        """Fold one frame into the quote of `conid`: returns (changed by id, changed by name, the new quote)."""
-        meta = self._meta
-        changed = {k: v for k, v in frame.items() if k not in meta}
-        by_id = self._names.by_id
-        named = {by_id.get(k, k): v for k, v in changed.items()}
+    def merge(self, conid: str, frame: dict[str, Any]) -> tuple[dict[str, Any], Quote]:
+        """Fold one decoded frame into the quote of `conid`. The frame's bookkeeping keys are removed from it in
+        place (the caller owns it); returns (the changed fields by id, the new quote)."""
         updated = frame.get(self._updated_key)
-        with self._lock:
-            previous = self._quotes.get(conid)
-            if previous is None:
-                values = changed.copy()
-            else:
-                values = previous._ids.copy()
-                values.update(changed)
-                if updated is None:
-                    updated = previous.updated
-            quote = Quote(conid, values, updated if isinstance(updated, int) else None, self._names)
-            self._quotes[conid] = quote
-        return changed, named, quote
+        pop = frame.pop
+        for key in self._meta:
+            pop(key, None)
+        previous = self._quotes.get(conid)
+        if previous is None:
+            values = frame.copy()
+        else:
+            values = previous._ids.copy()
+            values.update(frame)
+            if updated is None:
+                updated = previous.updated
+        quote = Quote(conid, values, updated if isinstance(updated, int) else None, self._names)
+        self._quotes[conid] = quote  # one writer; readers see the old or the new quote, both complete
+        return frame, quote
 
     def get(self, conid: str | int) -> Quote | None:
         """The current quote of `conid`, or None before its first frame."""
@@ -155,13 +157,11 @@ class QuoteBook:
 
     def all(self) -> dict[str, Quote]:
         """Every current quote by conid."""
-        with self._lock:
-            return dict(self._quotes)
+        return self._quotes.copy()
 
     def clear(self, conid: str | None = None) -> None:
         """Forget one contract's quote (or all)."""
-        with self._lock:
-            if conid is None:
-                self._quotes.clear()
-            else:
-                self._quotes.pop(conid, None)
+        if conid is None:
+            self._quotes.clear()
+        else:
+            self._quotes.pop(conid, None)

@@ -128,8 +128,8 @@ class IbkrRouter:
         conid = rest if conid is None else str(conid)
         if not conid:
             return None
-        changed, named, quote = self.quotes.merge(conid, message)
-        return events.MarketData(conid=conid, data=named, fields=changed, quote=quote)
+        changed, quote = self.quotes.merge(conid, message)
+        return events.MarketData(conid=conid, fields=changed, quote=quote)
 
     def _history(self, message: dict[str, Any], rest: str) -> Routed:
         conid = rest.partition("+")[0] or str(message.get("conid", ""))

@@ -14,6 +14,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
@@ -81,6 +82,68 @@ class DropCounter:
             return dict(self._counts)
 
 
+class BoundedQueue:
+    """A bounded FIFO with the `queue.Queue` reading interface (`get`, `get_nowait`, `empty`, `qsize`), whose
+    producer never blocks: `offer()` on a full queue drops the oldest item (or the new one) and says so. Cheaper
+    than `queue.Queue` on the producer side, which is the socket reader."""
+
+    def __init__(self, maxsize: int, drop_oldest: bool = True) -> None:
+        self.maxsize = maxsize
+        self._drop_oldest = drop_oldest
+        self._items: deque[Any] = deque(maxlen=maxsize if drop_oldest else None)
+        self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)
+        self._waiting = 0
+
+    def offer(self, item: Any) -> bool:
+        """Append `item`; False when the queue was full and an item (the oldest, or this one) was dropped."""
+        with self._lock:
+            items = self._items
+            full = len(items) >= self.maxsize
+            if not full or self._drop_oldest:
+                items.append(item)  # a deque with maxlen drops the oldest by itself
+            if self._waiting:
+                self._ready.notify()
+        return not full
+
+    def put_nowait(self, item: Any) -> None:
+        if not self.offer(item) and not self._drop_oldest:
+            raise queue.Full
+
+    put = put_nowait
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        with self._lock:
+            items = self._items
+            if items:
+                return items.popleft()
+            if not block:
+                raise queue.Empty
+            deadline = None if timeout is None else time.monotonic() + timeout
+            self._waiting += 1
+            try:
+                while not items:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        raise queue.Empty
+                    self._ready.wait(remaining)
+                return items.popleft()
+            finally:
+                self._waiting -= 1
+
+    def get_nowait(self) -> Any:
+        return self.get(block=False)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def full(self) -> bool:
+        return len(self._items) >= self.maxsize
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+
 @runtime_checkable
 class EventSink(Protocol):
     """Anything with `emit(event)`. Set `nonblocking = True` on a sink whose `emit` never waits."""
@@ -141,7 +204,7 @@ class CallbackSink:
 class QueueAccessor(Generic[Q]):
     """One queue of a `QueueSink`, with the key (event type) it holds."""
 
-    def __init__(self, queue: queue.Queue[Any], key: Q) -> None:
+    def __init__(self, queue: BoundedQueue | queue.Queue[Any], key: Q) -> None:
         self.__queue__ = queue
         self._key = key
 
@@ -180,7 +243,7 @@ class QueueSink:
     def __init__(self, maxsize: int | None = None, drop_oldest: bool | None = None) -> None:
         self._maxsize = bounded_size("QueueSink", _default_queue_size() if maxsize is None else maxsize)
         self._drop_oldest = env_bool("WS_DROP_OLDEST", True) if drop_oldest is None else drop_oldest
-        self._queues: dict[type[WsEvent], queue.Queue[Any]] = {}
+        self._queues: dict[type[WsEvent], BoundedQueue] = {}
         self._lock = threading.Lock()
         self._drops = DropCounter("QueueSink")
 
@@ -189,11 +252,11 @@ class QueueSink:
         """The bound of each queue."""
         return self._maxsize
 
-    def _queue(self, event_type: type[WsEvent]) -> queue.Queue[Any]:
+    def _queue(self, event_type: type[WsEvent]) -> BoundedQueue:
         found = self._queues.get(event_type)
         if found is None:
             with self._lock:
-                found = self._queues.setdefault(event_type, queue.Queue(maxsize=self._maxsize))
+                found = self._queues.setdefault(event_type, BoundedQueue(self._maxsize, self._drop_oldest))
         return found
 
     def new_queue_accessor(self, event_type: type[E]) -> QueueAccessor[type[E]]:
@@ -221,23 +284,10 @@ class QueueSink:
         return self._drops.counts()
 
     def emit(self, event: WsEvent) -> None:
-        q = self._queue(type(event))
-        try:
-            q.put_nowait(event)
-            return
-        except queue.Full:
-            pass
-        self._drops.drop(type(event).__name__)
-        if not self._drop_oldest:
-            return
-        try:
-            q.get_nowait()
-        except queue.Empty:
-            pass
-        try:
-            q.put_nowait(event)
-        except queue.Full:  # a concurrent producer refilled it: this event is the one dropped
-            pass
+        cls = type(event)
+        q = self._queues.get(cls) or self._queue(cls)
+        if not q.offer(event):
+            self._drops.drop(cls.__name__)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(maxsize={self._maxsize})"
