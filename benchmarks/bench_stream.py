@@ -202,7 +202,7 @@ def client_run(which: str, ws_url: str, rest_url: str, mode: str, count: int, ra
 
 
 def _stamp(data: dict[str, Any]) -> str:
-    for key, value in data.items():  # the field name differs between the clients; the stamp is the only big number
+    for value in data.values():  # the field name differs between the clients; the stamp is the only big number
         if isinstance(value, str) and len(value) > 12 and value.isdigit():
             return value
     raise KeyError(STAMP_FIELD)
@@ -293,7 +293,7 @@ def _report(results: dict[str, dict[str, Any]]) -> None:
     ]
     for n in MEMORY_FRAMES:
         rows.append((f"peak RSS, {n:,} frames never read (MB)", f"hold{n}", "peak_rss_mb", ".1f"))
-        rows.append((f"  RSS before that burst (MB)", f"hold{n}", "baseline_rss_mb", ".1f"))
+        rows.append(("  RSS before that burst (MB)", f"hold{n}", "baseline_rss_mb", ".1f"))
     for label, scenario, key, spec in rows:
         cells = "".join(f"{_fmt(results[w].get(scenario, {}).get(key), spec):>16}" for w in results)
         print(f"{label:44}{cells}")
