@@ -3,6 +3,7 @@ stall detection, market-data renewal, malformed frames, bounded queues, threads 
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -141,7 +142,7 @@ def test_session_cookie_from_tickle_and_readiness_before_subscribing(
     assert handle.wait(3)
     assert gateway.frames("spl") == ["spl+{}"]
     session = rest.tickle().data["session"]
-    assert gateway.cookies[0] == 'api={"session": "%s"}' % session
+    assert gateway.cookies[0] == "api=" + json.dumps({"session": session})
 
 
 def test_reconnect_after_a_drop_sends_each_subscription_exactly_once(
