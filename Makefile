@@ -79,6 +79,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_import.py
 	$(PY) benchmarks/bench_pacing.py
 	$(PY) benchmarks/bench_oauth.py
+	$(PY) benchmarks/bench_stream.py
 
 clean:
 	rm -rf build .gen-check .mypy_cache .pytest_cache .ruff_cache *.egg-info

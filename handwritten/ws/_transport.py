@@ -1,9 +1,9 @@
 """One WebSocket connection on an asyncio loop, built on the `websockets` library's sans-I/O protocol.
 
 The library parses and writes frames and does the opening handshake; this module moves bytes. Text messages are
-handed to `on_text` straight from `data_received`, with no coroutine or queue per frame: the reader does the
-least possible per frame, which is where streaming spends its time. Sending is synchronous (a buffered write).
-Ping frames go out from `ping()`; a pong (or any frame) is recorded in `last_pong`.
+handed to `on_text` (as UTF-8 bytes) straight from `data_received`, with no coroutine or queue per frame: the
+reader does the least possible per frame, which is where streaming spends its time. Sending is synchronous (a
+buffered write). Ping frames go out from `ping()`; a pong is recorded in `last_pong`.
 
 Imported only when a client starts: this is the module that loads `websockets`.
 """
@@ -40,7 +40,7 @@ class Connection(asyncio.Protocol):
         url: str,
         headers: Mapping[str, str],
         on_open: Callable[[], None],
-        on_text: Callable[[str], None],
+        on_text: Callable[[bytes], None],
         max_size: int | None,
     ) -> None:
         self._protocol = ClientProtocol(parse_uri(url), max_size=max_size)
@@ -89,7 +89,7 @@ class Connection(asyncio.Protocol):
             if type(event) is Frame:
                 opcode = event.opcode
                 if opcode is TEXT and event.fin:
-                    on_text(bytes(event.data).decode())
+                    on_text(bytes(event.data))
                 elif opcode is PONG:
                     self.last_pong = time.monotonic()
                 elif opcode is TEXT or opcode is BINARY or opcode is CONT:
@@ -138,7 +138,7 @@ class Connection(asyncio.Protocol):
             if end > size:
                 break
             if b0 == 0x81:  # FIN + text
-                on_text(buf[pos + head : end].decode())
+                on_text(buf[pos + head : end])
             else:
                 self._feed(buf[pos:end])
                 if not self._fast:
@@ -181,7 +181,7 @@ class Connection(asyncio.Protocol):
         if frame.fin:
             data, self._parts = b"".join(self._parts), []
             if frame.opcode is not BINARY:
-                self._on_text(data.decode())
+                self._on_text(data)
 
     def _flush(self) -> None:
         transport = self._transport
@@ -230,7 +230,7 @@ async def open_connection(
     url: str,
     headers: Mapping[str, str],
     on_open: Callable[[], None],
-    on_text: Callable[[str], None],
+    on_text: Callable[[bytes], None],
     *,
     ssl_context: ssl.SSLContext | None,
     timeout: float,
