@@ -17,6 +17,7 @@ from ibkr_sdk.lib.ws import (
     AccountSummarySubscription,
     BindingStatus,
     CallbackSink,
+    IbkrRouter,
     IbkrWsClient,
     MarketDataSubscription,
     MarketHistorySubscription,
@@ -24,9 +25,11 @@ from ibkr_sdk.lib.ws import (
     PnlSubscription,
     PriceLadderSubscription,
     QueueSink,
+    QuoteBook,
     TradesSubscription,
     WsState,
     events,
+    parse_number,
 )
 from ibkr_sdk.simulator import Simulator
 from tests.ws_gateway import LoopbackGateway
@@ -308,3 +311,18 @@ def test_bad_subscription_arguments_fail_before_anything_is_sent() -> None:
         AccountSummarySubscription(account_id="DU1+x")
     with pytest.raises(ValueError, match=r"TradesSubscription\(\): days"):
         TradesSubscription(days=0)
+
+
+def test_quotes_read_by_field_id_and_by_name() -> None:
+    book = QuoteBook({"31": "last_price", "84": "bid_price"}, frozenset({"topic", "conid", "_updated"}), "_updated")
+    router = IbkrRouter(book)
+    first = router.route('{"topic": "smd+1", "conid": 1, "31": "C10.50", "84": "10.40", "_updated": 7}')
+    second = router.route('{"topic": "smd+1", "conid": 1, "84": "10.45"}')
+    assert isinstance(first, events.MarketData) and isinstance(second, events.MarketData)
+    assert second.data == {"bid_price": "10.45"} and second.fields == {"84": "10.45"}
+    quote = second.quote
+    assert quote is not None and quote is book.get(1)
+    assert quote["last_price"] == quote["31"] == "C10.50" and quote.number("last_price") == 10.5
+    assert quote.named() == {"last_price": "C10.50", "bid_price": "10.45"} and quote.updated == 7
+    assert first.quote is not None and first.quote["84"] == "10.40"  # earlier quotes stay as they were
+    assert parse_number("1,300") == 1300 and parse_number("12.2M") == 12.2e6 and parse_number("n/a") is None

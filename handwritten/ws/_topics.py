@@ -5,6 +5,7 @@ PROVISIONAL: until the generated table lands, the facts below stand in for it; t
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,7 +108,12 @@ UNSUBSCRIBED_LEDGER = "unsubscribed from ledger"
 UNSUBSCRIBED_HISTORY_PREFIX = "Unsubscribed "
 MD_META_KEYS = frozenset({"topic", "conid", "conidEx", "_updated", "server_id"})
 MD_UPDATED_KEY = "_updated"
-MD_FIELD_NAMES: dict[str, str] = {}
+MD_FIELD_NAMES: dict[str, str] = {}  # field id -> name, from the snapshot field table when it is present
+try:
+    _names = importlib.import_module("ibkr_sdk.lib.snapshot_fields").SNAPSHOT_FIELDS
+    MD_FIELD_NAMES = {str(field_id): name for name, field_id in _names.items()}
+except (ImportError, AttributeError):  # pragma: no cover - the table comes with the REST side's snapshot helpers
+    pass
 
 
 def topic(name: str) -> Topic:
