@@ -326,3 +326,39 @@ def test_quotes_read_by_field_id_and_by_name() -> None:
     assert quote.named() == {"last_price": "C10.50", "bid_price": "10.45"} and quote.updated == 7
     assert first.quote is not None and first.quote["84"] == "10.40"  # earlier quotes stay as they were
     assert parse_number("1,300") == 1300 and parse_number("12.2M") == 12.2e6 and parse_number("n/a") is None
+
+
+def test_oauth_connects_with_the_access_token_and_session_cookie(
+    make: Callable[..., IbkrWsClient], gateway: LoopbackGateway, rest: IbkrClient
+) -> None:
+    client = make(use_oauth=True, access_token="tok-secret-123")
+    assert client.start()
+    path, headers = gateway.requests[0]
+    assert path == "/v1/api/ws?oauth_token=tok-secret-123"
+    assert headers["user-agent"] == "ClientPortalGW/1"
+    assert headers["cookie"] == "api=" + rest.tickle().data["session"]
+    assert "tok-secret" not in repr(client)
+
+
+def test_url_and_certificate_come_from_the_rest_client(rest: IbkrClient) -> None:
+    client = IbkrWsClient(ibkr_client=rest)
+    assert repr(client) == f"IbkrWsClient(url='ws://{rest.base_url.split('://')[1]}ws')"
+    assert client._cacert == rest.cacert
+    with pytest.raises(ValueError, match="access_token is required"):
+        IbkrWsClient(ibkr_client=rest, use_oauth=True)
+
+
+def test_cli_stream_md_prints_merged_quotes_as_json_lines(
+    gateway: LoopbackGateway, rest: IbkrClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ibkr_sdk.lib.cli import main
+
+    url = rest.base_url
+    status = main(
+        ["--url", url, "stream", "md", "265598", "--fields", "31,84,86", "--count", "4"] + ["--ws-url", gateway.url]
+    )
+    assert status == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 4 and all(line["conid"] == "265598" for line in lines)
+    assert set(lines[-1]["fields"]) == {"31", "84", "86"}  # merged: the last line holds every field seen
+    assert gateway.frames("smd") == ['smd+265598+{"fields":["31","84","86"]}']

@@ -23,6 +23,7 @@ class LoopbackGateway:
         self.smd_lifetime = smd_lifetime
         self.received: list[tuple[int, str]] = []  # (connection number, frame)
         self.cookies: list[str | None] = []
+        self.requests: list[tuple[str, dict[str, str]]] = []  # (path with query, headers) of each handshake
         self.connections = 0
         self.stalled = False
         self.authenticated = True
@@ -82,6 +83,7 @@ class LoopbackGateway:
         self.connections += 1
         number = self.connections
         self.cookies.append(ws.request.headers.get("Cookie") if ws.request else None)
+        self.requests.append((ws.request.path, dict(ws.request.headers)) if ws.request else ("", {}))
         self._live.add(ws)
         tasks: list[asyncio.Task[Any]] = []
         try:
