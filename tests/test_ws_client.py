@@ -26,6 +26,7 @@ from ibkr_sdk.lib.ws import (
     PriceLadderSubscription,
     QueueSink,
     QuoteBook,
+    SubscriptionConflictError,
     TradesSubscription,
     WsState,
     events,
@@ -362,3 +363,55 @@ def test_cli_stream_md_prints_merged_quotes_as_json_lines(
     assert len(lines) == 4 and all(line["conid"] == "265598" for line in lines)
     assert set(lines[-1]["fields"]) == {"31", "84", "86"}  # merged: the last line holds every field seen
     assert gateway.frames("smd") == ['smd+265598+{"fields":["31","84","86"]}']
+
+
+def test_many_threads_subscribe_at_once_and_each_stream_is_sent_once(
+    make: Callable[..., IbkrWsClient], gateway: LoopbackGateway
+) -> None:
+    client = make(sink=QueueSink())
+    assert client.start()
+    conids = [str(100 + i) for i in range(16)]
+    handles: list[Any] = []
+    lock = threading.Lock()
+
+    def worker(conid: str) -> None:
+        for _ in range(5):  # repeated subscribe calls are idempotent
+            handle = client.subscribe(MarketDataSubscription(conid=conid, fields=["31"]))
+        with lock:
+            handles.append(handle)
+
+    threads = [threading.Thread(target=worker, args=(c,)) for c in conids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    assert client.wait_all(handles, timeout_each=3) == []
+    sent = gateway.frames("smd")
+    assert sorted(sent) == sorted(f'smd+{c}+{{"fields":["31"]}}' for c in conids)
+
+
+def test_changed_parameters_conflict_until_unsubscribed(
+    make: Callable[..., IbkrWsClient], gateway: LoopbackGateway
+) -> None:
+    client = make()
+    assert client.start()
+    handle = client.subscribe(MarketDataSubscription(conid="265598", fields=["31"]))
+    assert handle.wait(3)
+    with pytest.raises(SubscriptionConflictError):
+        client.subscribe(MarketDataSubscription(conid="265598", fields=["84"]))
+    assert client.unsubscribe(handle.subscription).wait(3)
+    again = client.subscribe(MarketDataSubscription(conid="265598", fields=["84"]))
+    assert again.wait(3)
+    assert wait_until(lambda: gateway.frames("smd")[-1:] == ['smd+265598+{"fields":["84"]}'])
+
+
+def test_reset_websocket_app_reconnects_and_resubscribes(
+    make: Callable[..., IbkrWsClient], gateway: LoopbackGateway
+) -> None:
+    client = make()
+    assert client.start()
+    handle = client.subscribe(PnlSubscription())
+    assert handle.wait(3)
+    client.reset_websocket_app()
+    assert wait_until(lambda: gateway.connections == 2 and handle.active)
+    assert gateway.frames("spl", connection=2) == ["spl+{}"]
