@@ -415,3 +415,20 @@ def test_reset_websocket_app_reconnects_and_resubscribes(
     client.reset_websocket_app()
     assert wait_until(lambda: gateway.connections == 2 and handle.active)
     assert gateway.frames("spl", connection=2) == ["spl+{}"]
+
+
+def test_shutdown_during_a_handshake_that_never_ends_is_prompt(rest: IbkrClient) -> None:
+    import socket
+
+    with socket.socket() as silent:  # accepts TCP connections (backlog) and never answers the WebSocket handshake
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        url = f"ws://127.0.0.1:{silent.getsockname()[1]}/v1/api/ws"
+        client = IbkrWsClient(url=url, ibkr_client=rest, connect_timeout=0.2)
+        before = set(threading.enumerate())
+        assert client.start() is False
+        started = set(threading.enumerate()) - before
+        begin = time.monotonic()
+        assert client.shutdown()
+        assert time.monotonic() - begin < 1.0
+        assert not any(t.is_alive() for t in started)

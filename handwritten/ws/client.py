@@ -608,14 +608,25 @@ class IbkrWsClient:
         self._counters["connects"] += 1
         if self._counters["connects"] > 1:
             self._counters["reconnects"] += 1
-        connection = await open_connection(
-            url,
-            headers,
-            self._on_open,
-            self._on_frame,
-            ssl_context=self._ssl_context(),
-            timeout=self._connect_timeout,
+        opening = asyncio.ensure_future(
+            open_connection(
+                url,
+                headers,
+                self._on_open,
+                self._on_frame,
+                ssl_context=self._ssl_context(),
+                timeout=self._connect_timeout,
+            )
         )
+        assert self._stop is not None
+        stopping = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait({opening, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not opening.done():  # shutdown() during the handshake: give up at once
+            opening.cancel()
+            await asyncio.gather(opening, return_exceptions=True)
+            return False
+        connection = opening.result()
         self._ws = connection
         if self._stopping:
             connection.abort()
