@@ -122,7 +122,8 @@ def test_subscribe_and_unsubscribe_each_topic(
     assert handle.status is BindingStatus.ACTIVE
     assert wait_until(lambda: gateway.frames(subscribe[:3]) == [subscribe])  # sent once, in the gateway's format
     client.unsubscribe(subscription)
-    assert handle.wait(3) and handle.status is BindingStatus.UNSUBSCRIBED
+    assert handle.wait(3)
+    assert client.get_binding_status(handle.binding_key) is BindingStatus.UNSUBSCRIBED
     assert wait_until(lambda: gateway.frames(unsubscribe[:3]) == [unsubscribe])
     updates = []
     while (update := sink.get(events.SubscriptionUpdated)) is not None:
@@ -268,7 +269,12 @@ def test_a_slow_callback_never_holds_up_the_reader(make: Callable[..., IbkrWsCli
     gateway.md_interval = 0.001
     sink = CallbackSink()
     seen: list[Any] = []
-    sink.on(events.MarketData, lambda event: (seen.append(event), time.sleep(0.05)))
+
+    def slow(event: events.MarketData) -> None:
+        seen.append(event)
+        time.sleep(0.05)
+
+    sink.on(events.MarketData, slow)
     client = make(sink=sink, queue_size=20)
     assert client.start()
     assert client.subscribe(MarketDataSubscription(conid="265598", fields=["31"])).wait(3)
