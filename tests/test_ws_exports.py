@@ -52,7 +52,7 @@ def test_peer_names_are_exported_and_peer_style_imports_work() -> None:
 
     assert issubclass(PnlSubscription, Subscription) and issubclass(MarketDataSubscription, Subscription)
     assert ibkr_sdk.events.MarketData is MarketData
-    from ibkr_sdk.lib.ws.events import TOPIC_EVENTS
+    from ibkr_sdk.lib.ws.events import TOPIC_EVENTS, WsEvent as events_base
 
     assert TOPIC_EVENTS[MarketData.topic] is MarketData and TOPIC_EVENTS[Orders.topic] is Orders
-    assert SubscriptionUpdated is not WsReady
+    assert issubclass(SubscriptionUpdated, events_base) and issubclass(WsReady, events_base)
