@@ -46,14 +46,15 @@ docs: $(STAMP)
 openapi: $(STAMP)
 	$(PY) -m codegen --spec spec --openapi $(OPENAPI)
 
-# The docs generator owns $(DOCS)/api/, $(DOCS)/api-reference.md and $(OPENAPI); other files in $(DOCS) are not compared.
+# The docs generator owns $(DOCS)/api/, $(DOCS)/api-reference.md, $(OPENAPI) and $(DOCS)/asyncapi.json; other files in $(DOCS) are not compared.
 check-generated: $(STAMP)
 	@rm -rf .gen-check
 	@$(PY) -m codegen --spec spec --out .gen-check --docs .gen-check/docs --openapi .gen-check/openapi.json >/dev/null
 	@if diff -r -x __pycache__ .gen-check/ibkr_sdk generated/ibkr_sdk \
 		&& diff -r .gen-check/docs/api $(DOCS)/api \
 		&& diff .gen-check/docs/api-reference.md $(DOCS)/api-reference.md \
-		&& diff .gen-check/openapi.json $(OPENAPI); then \
+		&& diff .gen-check/openapi.json $(OPENAPI) \
+		&& diff .gen-check/asyncapi.json $(DOCS)/asyncapi.json; then \
 		echo "generated code and docs are up to date"; rm -rf .gen-check; \
 	else \
 		rm -rf .gen-check; echo "generated/ or $(DOCS)/ is stale: run 'make generate' and commit the result" >&2; exit 1; \

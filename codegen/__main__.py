@@ -1,7 +1,8 @@
 """`python -m codegen --spec spec --out generated` (or `--check-spec` to validate only).
 
-`--docs DIR` also writes the API reference (DIR/api-reference.md, DIR/api/<area>.md) and `--openapi FILE` the
-OpenAPI 3.1 export. The package is rendered when `--out` is given or when neither `--docs` nor `--openapi` is, so
+`--docs DIR` also writes the API reference (DIR/api-reference.md, DIR/api/<area>.md, DIR/api/streams.md) and
+`--openapi FILE` the OpenAPI 3.1 export, with the AsyncAPI export of spec/streams.yaml beside it (asyncapi.json).
+The package is rendered when `--out` is given or when neither `--docs` nor `--openapi` is, so
 `python -m codegen --spec spec --docs docs` writes the reference alone.
 """
 
@@ -12,6 +13,9 @@ import sys
 from pathlib import Path
 
 from .load import CatalogueError, load_catalogue
+from .streams import load_streams_if_present
+
+ASYNCAPI_FILE = "asyncapi.json"  # written beside the OpenAPI export
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,11 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         cat = load_catalogue(args.spec)
+        streams = load_streams_if_present(args.spec)
     except CatalogueError as exc:
         print(f"invalid catalogue: {exc}", file=sys.stderr)
         return 1
     if args.check_spec:
-        print(f"catalogue ok: {len(cat.areas)} areas, {len(cat.endpoints)} endpoints")
+        count = len(streams.streams) if streams is not None else 0
+        print(f"catalogue ok: {len(cat.areas)} areas, {len(cat.endpoints)} endpoints, {count} streams")
         return 0
     out = args.out
     if out is None and args.docs is None and args.openapi is None:
@@ -50,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
 
         write(cat, args.spec, args.openapi)
         print(f"wrote the OpenAPI 3.1 export of {len(cat.endpoints)} operations to {args.openapi}")
+        from .asyncapi_export import write as write_asyncapi
+
+        if streams is not None:
+            target = write_asyncapi(streams, args.openapi.parent / ASYNCAPI_FILE)
+            print(f"wrote the AsyncAPI export of {len(streams.streams)} streams to {target}")
     return 0
 
 

@@ -27,6 +27,7 @@ import yaml
 from .model import Bucket, Catalogue, Endpoint, Example, Param
 from .models import plan_models
 from .render import ROOT, _unwrap, environment, replace_tree
+from .streams import load_streams_if_present
 
 HANDWRITTEN = ROOT / "handwritten"
 CLIENT_CLASS = "IbkrClient"
@@ -378,6 +379,11 @@ def render_docs_tree(cat: Catalogue, spec_dir: Path, dest: Path) -> list[str]:
     for area in cat.areas:
         rel = f"{AREA_DIR}/{area.name}.md"
         _write(dest / rel, template.render(context, area=area))
+        written.append(rel)
+    streams = load_streams_if_present(spec_dir)
+    if streams is not None:
+        rel = f"{AREA_DIR}/streams.md"  # the WebSocket streams (spec/streams.yaml)
+        _write(dest / rel, env.get_template("docs/api/streams.md.j2").render(streams=streams))
         written.append(rel)
     return written
 

@@ -16,7 +16,7 @@ import yaml
 
 from .model import PLACEHOLDER, Area, Bucket, Catalogue, Endpoint, Example, Param
 
-NON_AREA_FILES = {"pacing.yaml", "exports.yaml"}
+NON_AREA_FILES = {"pacing.yaml", "exports.yaml", "streams.yaml"}
 # The catalogue format is the project's own: every catalogue (the real one, test fixtures) is checked against it.
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "spec" / "catalogue.schema.json"
 OFFICIAL_DOC = "openapi/ibkr-web-api-2.29.0.openapi3.json"

@@ -22,10 +22,12 @@ import yaml
 
 from .model import Catalogue, Param
 from .models import datamodel_version, plan_models, write_models
+from .streams import load_streams_if_present
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 PACKAGE = "ibkr_sdk"
+STREAMS_TEMPLATE = "_streams.py.j2"
 
 
 def _pyrepr(value: Any) -> str:
@@ -117,6 +119,7 @@ def environment() -> jinja2.Environment:
         autoescape=False,
     )
     env.filters["pyrepr"] = _pyrepr
+    env.filters["pyjson"] = repr  # a JSON-like dict as a Python literal
     env.filters["docstring"] = _docstring
     env.filters["wrap"] = _wrap
     env.filters["arg_doc"] = _arg_doc
@@ -160,12 +163,15 @@ def render_tree(cat: Catalogue, spec_dir: Path, dest: Path) -> list[str]:
         "version": _project_version(),
         "models": models,
         "response_models": {m.endpoint: m.qualname for m in models.models},
+        "streams": load_streams_if_present(spec_dir),
     }
     written: list[str] = []
     for template_path in sorted(TEMPLATES.rglob("*.j2")):
         rel = template_path.relative_to(TEMPLATES)
         if rel.parts[0] != PACKAGE:
             continue  # macro files are imported by templates; docs/ is rendered by codegen/docs.py
+        if rel.name == STREAMS_TEMPLATE and context["streams"] is None:
+            continue  # a catalogue without spec/streams.yaml has no stream table
         template = env.get_template(rel.as_posix())
         target_rel = rel.as_posix()[: -len(".j2")]
         if "%area" in target_rel:
