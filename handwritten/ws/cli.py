@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import _topics
+
 if TYPE_CHECKING:
     from ..client import IbkrClient
 
@@ -26,7 +28,8 @@ def parser(prog: str) -> argparse.ArgumentParser:
         ),
         allow_abbrev=False,
     )
-    p.add_argument("topic", choices=("md",), help="md: level-1 market data")
+    md = _topics.code(_topics.stream("market_data"))
+    p.add_argument("topic", choices=(md,), help=f"{md}: level-1 market data")
     p.add_argument("conids", nargs="+", help="contract ids, e.g. 265598 (AAPL)")
     p.add_argument("--fields", default=DEFAULT_FIELDS, help=f"comma list of field ids (default {DEFAULT_FIELDS})")
     p.add_argument("--seconds", type=float, default=10.0, help="stop after this many seconds (default 10)")

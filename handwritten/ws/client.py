@@ -745,9 +745,9 @@ class IbkrWsClient:
             self._controller.confirm(md_key, True)
         elif cls is events.System:
             data = event.data  # type: ignore[attr-defined]
-            if "hb" in data:
+            if _topics.HEARTBEAT_FIELD in data:
                 self._last_heartbeat = time.time()
-            if data.get("topic") == _topics.TIC:
+            if data.get("topic") == _topics.TIC_TOPIC:
                 with self._tic_lock:
                     self._tic_message = data
                     self._tic_seq += 1

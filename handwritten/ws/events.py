@@ -373,7 +373,7 @@ def _bind_topics() -> None:
         ("pnl", Pnl),
         ("trades", Trades),
     ):
-        cls.topic = _topics.topic(stream).code
+        cls.topic = _topics.code(_topics.stream(stream))
 
 
 _bind_topics()

@@ -29,15 +29,9 @@ class Router(Protocol):
     def route(self, raw_message: str) -> Routed: ...
 
 
-_MD = _topics.topic("market_data")
-_MH = _topics.topic("market_history")
-_SD = _topics.topic("account_summary")
-_LD = _topics.topic("account_ledger")
-_OR = _topics.topic("orders")
-_BD = _topics.topic("price_ladder")
-_PL = _topics.topic("pnl")
-_TR = _topics.topic("trades")
-_U = _topics.UNSOLICITED
+_STREAM = _topics.stream
+_U = _topics.UNSOLICITED_TOPICS
+_MESSAGE_ACKED = [s for s in _topics.STREAMS.values() if s.unsubscribe_ack.kind == "message"]
 
 
 class IbkrRouter:
@@ -46,18 +40,24 @@ class IbkrRouter:
     def __init__(self, quotes: QuoteBook | None = None) -> None:
         self.quotes = quotes or QuoteBook(_topics.MD_FIELD_NAMES, _topics.MD_META_KEYS, _topics.MD_UPDATED_KEY)
         self._history_conids: dict[str, str] = {}  # server id -> conid
-        by_subscribe = _topics.by_subscribe()
+        head = _topics.frame_head
         self._handlers = {
-            _MD.subscribe: self._market_data,
-            _MH.subscribe: self._history,
-            _SD.subscribe: self._summary,
-            _LD.subscribe: self._ledger,
-            _OR.subscribe: self._orders,
-            _BD.subscribe: self._ladder,
-            _PL.subscribe: self._pnl,
-            _TR.subscribe: self._trades,
+            head(_STREAM("market_data")): self._market_data,
+            head(_STREAM("market_history")): self._history,
+            head(_STREAM("account_summary")): self._summary,
+            head(_STREAM("account_ledger")): self._ledger,
+            head(_STREAM("orders")): self._orders,
+            head(_STREAM("price_ladder")): self._ladder,
+            head(_STREAM("pnl")): self._pnl,
+            head(_STREAM("trades")): self._trades,
         }
-        assert set(self._handlers) == set(by_subscribe), "a stream of the catalogue has no handler"
+        assert len(self._handlers) == len(_topics.STREAMS), "a stream of the catalogue has no handler"
+        self._unsubscribed: dict[str, type[events.IbkrTopicEvent]] = {
+            "market_history": events.MarketHistory,
+            "account_summary": events.AccountSummary,
+            "account_ledger": events.AccountLedger,
+        }
+        self._server_id_field = _STREAM("market_history").server_id_field or ""
 
     def route(self, raw_message: str) -> Routed:
         return self.route_message(json.loads(raw_message))
@@ -103,22 +103,23 @@ class IbkrRouter:
     # -- frames without a topic -------------------------------------------------------------------------------------
 
     def _without_topic(self, message: dict[str, Any]) -> Routed:
-        text = message.get("message")
-        if isinstance(text, str):
-            if text == _topics.WAITING_FOR_SESSION:
-                return events.WaitingForSession()
-            if text.startswith(_topics.UNSUBSCRIBED_HISTORY_PREFIX):
-                server_id = text[len(_topics.UNSUBSCRIBED_HISTORY_PREFIX) :].strip()
-                conid = self._history_conids.pop(server_id, None)
-                if conid is not None:
-                    return events.Unsubscription(target_event_type=events.MarketHistory, conid=conid)
-                logger.warning("unsubscribe confirmation for an unknown history server id %r", server_id)
-                return events.GenericIbkrEvent(message=message)
-        result = message.get("result")
-        if result == _topics.UNSUBSCRIBED_SUMMARY:
-            return events.Unsubscription(target_event_type=events.AccountSummary)
-        if result == _topics.UNSUBSCRIBED_LEDGER:
-            return events.Unsubscription(target_event_type=events.AccountLedger)
+        if message.get("message") == _topics.WAITING_FOR_SESSION:
+            return events.WaitingForSession()
+        for spec in _MESSAGE_ACKED:
+            found = spec.unsubscribe_ack.matches(message)
+            if found is None:
+                continue
+            target = self._unsubscribed.get(spec.name)
+            if target is None:
+                break
+            server_id = found.get("server_id")
+            if server_id is None:
+                return events.Unsubscription(target_event_type=target)
+            conid = self._history_conids.pop(server_id, None)
+            if conid is not None:
+                return events.Unsubscription(target_event_type=target, conid=conid)
+            logger.warning("unsubscribe confirmation for an unknown server id %r", server_id)
+            break
         return events.GenericIbkrEvent(message=message)
 
     # -- subscribed topics ------------------------------------------------------------------------------------------
@@ -133,7 +134,7 @@ class IbkrRouter:
 
     def _history(self, message: dict[str, Any], rest: str) -> Routed:
         conid = rest.partition("+")[0] or str(message.get("conid", ""))
-        server_id = message.get("serverId")
+        server_id = message.get(self._server_id_field)
         out: list[WsEvent] = []
         if server_id is not None and str(server_id) not in self._history_conids:
             self._history_conids[str(server_id)] = conid

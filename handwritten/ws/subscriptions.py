@@ -8,9 +8,6 @@ and acknowledgement rules come from the stream catalogue (`spec/streams.yaml`).
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -38,11 +35,6 @@ __all__ = [
     "make_binding_key",
 ]
 
-_CONID = re.compile(r"^[0-9]+(@[A-Za-z0-9_.]+)?$")
-_ACCOUNT = re.compile(r"^[A-Za-z0-9_.\-]+$")
-_FIELD = re.compile(r"^[0-9]+$")
-_compact = json.JSONEncoder(separators=(",", ":")).encode
-
 
 class SubscriptionConflictError(ValueError):
     """A different subscription already holds this binding key and must be unsubscribed first."""
@@ -60,36 +52,13 @@ class BindingStatus(Enum):
     EXPIRED = "EXPIRED"
 
 
-def _bad(cls: str, param: str, problem: str) -> ValueError:
-    return ValueError(f"{cls}(): {param} {problem}")
-
-
-def _conid(cls: str, value: Any) -> str:
-    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-    if not isinstance(text, str) or not _CONID.match(text):
-        raise _bad(cls, "conid", f"must be a contract id (digits, optionally '@EXCHANGE'), got {value!r}")
-    return text
-
-
-def _account(cls: str, value: Any) -> str:
-    if not isinstance(value, str) or not _ACCOUNT.match(value):
-        raise _bad(cls, "account_id", f"must be an account id such as 'DU1234567', got {value!r}")
-    return value
-
-
-def _strings(cls: str, param: str, value: Any, pattern: re.Pattern[str] | None = None) -> list[str] | None:
-    if value is None:
-        return None
-    items = [value] if isinstance(value, (str, int)) and not isinstance(value, bool) else value
-    if not isinstance(items, Sequence) or isinstance(items, (bytes, bytearray)):
-        raise _bad(cls, param, f"must be a list of strings, got {value!r}")
-    out = []
-    for item in items:
-        text = str(item) if isinstance(item, int) and not isinstance(item, bool) else item
-        if not isinstance(text, str) or not text or (pattern is not None and not pattern.match(text)):
-            raise _bad(cls, param, f"has an invalid item {item!r}")
-        out.append(text)
-    return out
+def _normal(values: Any) -> Any:
+    """Contract ids and field ids may be given as ints; they are kept as the strings the gateway uses."""
+    if isinstance(values, int) and not isinstance(values, bool):
+        return str(values)
+    if isinstance(values, (list, tuple)):
+        return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in values]
+    return values
 
 
 def make_binding_key(
@@ -100,14 +69,15 @@ def make_binding_key(
 ) -> str:
     """The key a subscription and its frames share: the topic code, plus the conid or account the stream is keyed
     by (e.g. `md+265598`, `sd+DU1234567`, `or`)."""
-    spec = _topics.by_code().get(getattr(event_type, "topic", ""))
+    code = getattr(event_type, "topic", "")
+    spec = _topics.by_code().get(code)
     if spec is None:
         raise ValueError(f"make_binding_key(): unsupported event type {event_type!r}")
     if spec.key == "conid":
-        return f"{spec.code}+{conid}"
+        return f"{code}+{conid}"
     if spec.key == "account_id":
-        return f"{spec.code}+{account_id}"
-    return spec.code
+        return f"{code}+{account_id}"
+    return str(code)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -150,34 +120,45 @@ class Subscription:
 
 @dataclass(frozen=True, kw_only=True)
 class IbkrSubscription(Subscription):
-    """A subscription to one of the gateway's topics, described by the stream catalogue entry `stream`."""
+    """A subscription to one of the gateway's streams, described by the catalogue entry `stream`: its frames are
+    built, and its arguments checked (at creation, so nothing bad is ever sent), by the stream table."""
 
     stream: ClassVar[str] = ""
     event_type: ClassVar[type[IbkrTopicEvent]]
+    _normalised: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self) -> None:
+        for name in self._normalised:
+            object.__setattr__(self, name, _normal(getattr(self, name)))
+        self.subscribe_payload()  # checks every argument against the catalogue; raises RequestValidationError
 
     @classmethod
-    def _spec(cls) -> _topics.Topic:
-        return _topics.topic(cls.stream)
+    def _spec(cls) -> _topics.StreamSpec:
+        return _topics.stream(cls.stream)
+
+    def _values(self) -> dict[str, Any]:
+        """The catalogue's targets and arguments of this subscription, by their Python names."""
+        return {}
 
     @property
     def topic(self) -> str:
-        return self._spec().code
+        return _topics.code(self._spec())
 
     @property
     def confirms_subscribe(self) -> bool:
-        return self._spec().acked
+        return _topics.acked(self._spec())
 
     @property
     def confirms_unsubscribe(self) -> bool:
-        return self._spec().unsubscribe_acked
+        return _topics.unsubscribe_acked(self._spec())
 
-    def _sub(self, **values: Any) -> str:
-        spec = self._spec()
-        return _topics.render(spec.subscribe_format, spec, **values)
+    def subscribe_payload(self) -> str:
+        return self._spec().subscribe_message(method=type(self).__name__, **self._values())
 
-    def _unsub(self, **values: Any) -> str:
+    def unsubscribe_payload(self) -> str:
         spec = self._spec()
-        return _topics.render(spec.unsubscribe_format, spec, **values)
+        values = {t.name: v for t in spec.targets if (v := self._values().get(t.name)) is not None}
+        return spec.unsubscribe_message(method=type(self).__name__, **values)
 
     def binding_key(self) -> str:
         return make_binding_key(
@@ -185,9 +166,8 @@ class IbkrSubscription(Subscription):
         )
 
 
-def _lifetime_renewal(stream: str) -> float | None:
-    lifetime = _topics.topic(stream).lifetime
-    return None if lifetime is None else lifetime * 0.6  # IBKR: re-request after 10 of 15 minutes; we renew at 9
+def _renewal(stream: str) -> float | None:
+    return _topics.stream(stream).renew_after
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -200,18 +180,8 @@ class AccountSummarySubscription(IbkrSubscription):
     keys: list[str] | None = None
     fields: list[str] | None = None
 
-    def __post_init__(self) -> None:
-        name = type(self).__name__
-        object.__setattr__(self, "account_id", _account(name, self.account_id))
-        object.__setattr__(self, "keys", _strings(name, "keys", self.keys))
-        object.__setattr__(self, "fields", _strings(name, "fields", self.fields))
-
-    def subscribe_payload(self) -> str:
-        args = {k: v for k, v in (("keys", self.keys), ("fields", self.fields)) if v is not None}
-        return self._sub(account_id=self.account_id, args=_compact(args))
-
-    def unsubscribe_payload(self) -> str:
-        return self._unsub(account_id=self.account_id)
+    def _values(self) -> dict[str, Any]:
+        return {"account_id": self.account_id, "keys": self.keys, "fields": self.fields}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -226,42 +196,29 @@ class AccountLedgerSubscription(AccountSummarySubscription):
 class MarketDataSubscription(IbkrSubscription):
     """Level-1 market data of one contract: `fields` are field ids such as "31" (last), "84" (bid), "86" (ask).
 
-    The gateway ends a market-data stream after 15 minutes; the client re-sends it after `expiry_seconds`.
+    The gateway ends a market-data stream after 15 minutes; the client re-sends it `expiry_seconds` after it was
+    sent (the catalogue's renewal time by default).
     """
 
     stream: ClassVar[str] = "market_data"
     event_type: ClassVar[type[IbkrTopicEvent]] = events.MarketData
+    _normalised: ClassVar[tuple[str, ...]] = ("conid", "fields")
     conid: str
     fields: list[str]
-    expiry_seconds: float | None = field(default_factory=lambda: _lifetime_renewal("market_data"))
+    expiry_seconds: float | None = field(default_factory=lambda: _renewal("market_data"))
 
-    def __post_init__(self) -> None:
-        name = type(self).__name__
-        object.__setattr__(self, "conid", _conid(name, self.conid))
-        fields = _strings(name, "fields", self.fields, _FIELD)
-        if not fields:
-            raise _bad(name, "fields", "must name at least one field id, e.g. ['31', '84', '86']")
-        object.__setattr__(self, "fields", fields)
-        if self.expiry_seconds is not None and not self.expiry_seconds > 0:
-            raise _bad(name, "expiry_seconds", f"must be positive or None, got {self.expiry_seconds!r}")
-
-    def subscribe_payload(self) -> str:
-        return self._sub(conid=self.conid, args=_compact({"fields": self.fields}))
-
-    def unsubscribe_payload(self) -> str:
-        return self._unsub(conid=self.conid)
-
-
-_BAR = re.compile(r"^[0-9]+(min|h|d|w|m|y)$")
+    def _values(self) -> dict[str, Any]:
+        return {"conid": self.conid, "fields": self.fields}
 
 
 @dataclass(frozen=True, kw_only=True)
 class MarketHistorySubscription(IbkrSubscription):
-    """Historical bars of one contract. The gateway answers once with a server id; unsubscribing needs that id,
-    which the client records from the first frame."""
+    """Historical bars of one contract. The gateway answers with a server id; unsubscribing needs that id, which the
+    client records from the first frame."""
 
     stream: ClassVar[str] = "market_history"
     event_type: ClassVar[type[IbkrTopicEvent]] = events.MarketHistory
+    _normalised: ClassVar[tuple[str, ...]] = ("conid",)
     conid: str
     exchange: str | None = None
     period: str | None = None
@@ -271,26 +228,16 @@ class MarketHistorySubscription(IbkrSubscription):
     format: str | None = None
     server_id: list[str] = field(default_factory=list, compare=False)
 
-    def __post_init__(self) -> None:
-        name = type(self).__name__
-        object.__setattr__(self, "conid", _conid(name, self.conid))
-        for param in ("period", "bar"):
-            value = getattr(self, param)
-            if value is not None and (not isinstance(value, str) or not _BAR.match(value)):
-                raise _bad(name, param, f"must look like '1d', '5min' or '1h', got {value!r}")
-        if self.outside_rth is not None and not isinstance(self.outside_rth, bool):
-            raise _bad(name, "outside_rth", f"must be True or False, got {self.outside_rth!r}")
-
-    def subscribe_payload(self) -> str:
-        args = {
+    def _values(self) -> dict[str, Any]:
+        return {
+            "conid": self.conid,
             "exchange": self.exchange,
             "period": self.period,
             "bar": self.bar,
-            "outsideRth": self.outside_rth,
+            "outside_rth": self.outside_rth,
             "source": self.source,
             "format": self.format,
         }
-        return self._sub(conid=self.conid, args=_compact({k: v for k, v in args.items() if v is not None}))
 
     def unsubscribe_payload(self) -> str:
         server_id = self.get_server_id()
@@ -298,7 +245,7 @@ class MarketHistorySubscription(IbkrSubscription):
             raise RuntimeError(
                 f"{type(self).__name__}: cannot unsubscribe conid {self.conid} before the gateway gave it a server id"
             )
-        return self._unsub(server_id=server_id)
+        return self._spec().unsubscribe_message(method=type(self).__name__, server_id=server_id)
 
     def set_server_id(self, server_id: str) -> None:
         """Record the server id the gateway gave this subscription."""
@@ -327,17 +274,8 @@ class OrdersSubscription(IbkrSubscription):
     event_type: ClassVar[type[IbkrTopicEvent]] = events.Orders
     filter: str | None = None
 
-    def __post_init__(self) -> None:
-        if self.filter is not None and (not isinstance(self.filter, str) or not self.filter.isalpha()):
-            raise _bad(
-                type(self).__name__, "filter", f"must be an order status such as 'Submitted', got {self.filter!r}"
-            )
-
-    def subscribe_payload(self) -> str:
-        return self._sub(args=_compact({"filters": [self.filter]} if self.filter is not None else {}))
-
-    def unsubscribe_payload(self) -> str:
-        return self._unsub()
+    def _values(self) -> dict[str, Any]:
+        return {"filters": None if self.filter is None else [self.filter]}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -346,23 +284,13 @@ class PriceLadderSubscription(IbkrSubscription):
 
     stream: ClassVar[str] = "price_ladder"
     event_type: ClassVar[type[IbkrTopicEvent]] = events.PriceLadder
+    _normalised: ClassVar[tuple[str, ...]] = ("conid",)
     conid: str
     account_id: str
     exchange: str | None = None
 
-    def __post_init__(self) -> None:
-        name = type(self).__name__
-        object.__setattr__(self, "conid", _conid(name, self.conid))
-        object.__setattr__(self, "account_id", _account(name, self.account_id))
-        if self.exchange is not None and (not isinstance(self.exchange, str) or not _ACCOUNT.match(self.exchange)):
-            raise _bad(name, "exchange", f"must be an exchange code such as 'NASDAQ', got {self.exchange!r}")
-
-    def subscribe_payload(self) -> str:
-        exchange = "" if self.exchange is None else f"+{self.exchange}"
-        return self._sub(account_id=self.account_id, conid=self.conid, exchange=exchange)
-
-    def unsubscribe_payload(self) -> str:
-        return self._unsub(account_id=self.account_id)
+    def _values(self) -> dict[str, Any]:
+        return {"account_id": self.account_id, "conid": self.conid, "exchange": self.exchange}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -372,39 +300,18 @@ class PnlSubscription(IbkrSubscription):
     stream: ClassVar[str] = "pnl"
     event_type: ClassVar[type[IbkrTopicEvent]] = events.Pnl
 
-    def subscribe_payload(self) -> str:
-        return self._sub()
-
-    def unsubscribe_payload(self) -> str:
-        return self._unsub()
-
 
 @dataclass(frozen=True, kw_only=True)
 class TradesSubscription(IbkrSubscription):
-    """Executions: `days` of history (default the gateway's, 1), or only new ones with `realtime_updates_only`."""
+    """Executions: `days` of earlier ones first (1 to 7), or only new ones with `realtime_updates_only`."""
 
     stream: ClassVar[str] = "trades"
     event_type: ClassVar[type[IbkrTopicEvent]] = events.Trades
     realtime_updates_only: bool | None = None
     days: int | None = None
 
-    def __post_init__(self) -> None:
-        name = type(self).__name__
-        if self.realtime_updates_only is not None and not isinstance(self.realtime_updates_only, bool):
-            raise _bad(name, "realtime_updates_only", f"must be True or False, got {self.realtime_updates_only!r}")
-        if self.days is not None and (isinstance(self.days, bool) or not isinstance(self.days, int) or self.days < 1):
-            raise _bad(name, "days", f"must be a positive integer, got {self.days!r}")
-
-    def subscribe_payload(self) -> str:
-        args: dict[str, Any] = {}
-        if self.realtime_updates_only is not None:
-            args["realtimeUpdatesOnly"] = self.realtime_updates_only
-        if self.days is not None:
-            args["days"] = self.days
-        return self._sub(args=_compact(args))
-
-    def unsubscribe_payload(self) -> str:
-        return self._unsub()
+    def _values(self) -> dict[str, Any]:
+        return {"realtime_updates_only": self.realtime_updates_only, "days": self.days}
 
 
 class SubscriptionResolver(Protocol):
