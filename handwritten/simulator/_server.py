@@ -29,6 +29,7 @@ from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
 from .._endpoint_table import ENDPOINTS, GLOBAL_LIMITS, PACING_BUCKETS
+from .._streams import WS_PATH
 from ..lib.endpoint import PacingBucket
 from . import (  # noqa: F401  (register handlers)
     _accounts_extra,
@@ -47,6 +48,7 @@ from . import (  # noqa: F401  (register handlers)
     _rules,
     _scanner,
     _session,
+    _stream,
     _watchlists,
 )
 from ._book import SimOrder
@@ -57,6 +59,7 @@ from ._pacing import Pacer
 from ._questions import QuestionRule, default_question_rules
 from ._routes import RouteTable
 from ._state import GatewayState
+from ._stream import WS_ROUTE, StreamSettings, WsFaultBook
 
 logger = logging.getLogger("ibkr_sdk.simulator")
 
@@ -136,6 +139,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         sim = cast(_Server, self.server).simulator
+        if urlsplit(self.path).path == BASE_PATH + WS_PATH and _stream.is_upgrade(self):
+            _stream.serve(self, sim)  # the WebSocket takes the connection over until it closes
+            return
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length > 0 else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
@@ -288,6 +294,9 @@ class Simulator:
         )
         self._routes = RouteTable(ENDPOINTS)
         self._faults = FaultBook()
+        self._ws_faults = WsFaultBook()  # faults of the WebSocket (route "ws"), kept apart from the REST routes'
+        self.streaming = StreamSettings()
+        """Timing of the WebSocket at /v1/api/ws (heartbeats, quote interval, market-data expiry)."""
         self.oauth: OAuthAuthority | None = OAuthAuthority(oauth) if oauth is not None else None
         """With `oauth` settings: the OAuth 1.0a authority that issues tokens and checks every signature."""
         # pacing_time_scale shortens every pacing period (tests run IBKR's seconds and minutes scaled down).
@@ -446,6 +455,10 @@ class Simulator:
         after that many seconds, default when the simulator stops), `malformed` (invalid JSON, 200).
         With `after=True`, `reset` and `stall` let the request take effect first and then lose the answer
         (e.g. an order that exists although the client saw no acknowledgement).
+
+        `route="ws"` targets the WebSocket at /v1/api/ws: `reset` drops every open socket, `stall` stops its
+        frames (value: seconds), `malformed` sends a frame that is not JSON, `status` refuses the next connect
+        with that HTTP status, `latency` delays the next handshake.
         """
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; one of {', '.join(FAULT_KINDS)}")
@@ -455,12 +468,16 @@ class Simulator:
             raise ValueError("a status fault needs value=<HTTP status>, e.g. 503")
         if times is not None and times < 1:
             raise ValueError("times must be at least 1 (or None for every request)")
-        if after and kind not in ("reset", "stall"):
-            raise ValueError("after=True applies to reset and stall faults only")
+        if after and (kind not in ("reset", "stall") or route == WS_ROUTE):
+            raise ValueError("after=True applies to reset and stall faults of REST routes only")
+        if route == WS_ROUTE:
+            self._ws_faults.add(WS_ROUTE, Fault(kind, value, times, body))
+            return
         self._faults.add(self._resolve_route(route), Fault(kind, value, times, body, after))
 
     def clear_faults(self) -> None:
         self._faults.clear()
+        self._ws_faults.clear()
 
     def _resolve_route(self, route: str) -> str:
         if route == ANY_ROUTE or route in ENDPOINTS:
