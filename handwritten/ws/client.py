@@ -544,13 +544,16 @@ class IbkrWsClient:
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         delay = self._reconnect_delay
+        failures = 0
         while not self._stopping:
             reached_ready = False
             try:
                 reached_ready = await self._connect_once()
             except Exception as exc:
                 if not self._stopping:
-                    logger.warning("IbkrWsClient: connection failed: %s", _describe(exc))
+                    failures += 1
+                    level = logging.WARNING if failures == 1 or failures % 20 == 0 else logging.DEBUG
+                    logger.log(level, "IbkrWsClient: connection failed (%d in a row): %s", failures, _describe(exc))
                     self._emit(events.WsError(previous_state=self._state, current_state=self._state, error=exc))
             self._ready.clear()
             self._controller.connection_lost()
@@ -564,6 +567,7 @@ class IbkrWsClient:
             self._set_state(WsState.DEGRADED)
             if reached_ready:
                 delay = self._reconnect_delay
+                failures = 0
             pause = delay * (0.5 + random.random() / 2)
             delay = min(delay * 2, self._max_reconnect_delay)
             try:
