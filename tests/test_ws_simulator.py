@@ -215,3 +215,15 @@ def test_no_session_means_nothing_is_sent_until_there_is_one(sim: Simulator, mak
     sim.login()
     assert handle.wait(5)  # the client kept trying (with backoff) and sent the subscription once ready
     assert received(sim, "spl") == ["spl+{}"]
+
+
+def test_cli_streams_quotes_from_the_gateway_of_its_url(sim: Simulator, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from ibkr_sdk.lib.cli import main
+
+    assert main(["--url", sim.url, "stream", "md", AAPL, "--fields", "31,84,86", "--count", "1", "--seconds", "5"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    quote = json.loads(line)
+    assert quote["conid"] == AAPL and {"31", "84", "86"} <= set(quote["fields"])
+    assert received(sim, "smd") == ['smd+265598+{"fields":["31","84","86"]}']
