@@ -1021,7 +1021,29 @@ UNSOLICITED: dict[str, UnsolicitedTopic] = {
         name="notification",
         topic="ntf",
         summary="Brief notifications and server prompts about trading activity.",
-        payload_schema={"type": "object", "properties": {"topic": {"const": "ntf"}, "args": {"type": "object"}}},
+        payload_schema={
+            "type": "object",
+            "properties": {
+                "topic": {"const": "ntf"},
+                "args": {
+                    "oneOf": [
+                        {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "id": {"type": "string"},
+                                    "text": {"type": "string"},
+                                    "title": {"type": "string"},
+                                    "url": {"type": "string"},
+                                },
+                            },
+                        },
+                        {"type": "object"},
+                    ]
+                },
+            },
+        },
     ),
     "error": UnsolicitedTopic(
         name="error",

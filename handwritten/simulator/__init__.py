@@ -14,8 +14,10 @@ never a made-up 200. Modelled: session and accounts (with the segment summaries 
 schedules), snapshots and history, market scanners, orders with IBKR's question/reply flow, portfolio
 (with paged sub-accounts, owners and the Portfolio Analyst reports), watchlists, alerts, FYI notifications, event
 (forecast) contracts, and, with `Simulator(advisor=True)`, Financial Advisor allocation groups and model portfolios.
-Faults on demand: `Simulator.inject`. pytest fixtures: `ibkr_sdk.simulator.pytest_plugin` (auto-loaded). Command
-line: `python -m ibkr_sdk.simulator --port 5000`.
+The WebSocket is served on the same port at `/v1/api/ws` (every topic of `spec/streams.yaml`; timing in
+`Simulator.streaming`; needs the `[stream]` extra). Faults on demand: `Simulator.inject` (route `"ws"` for the
+socket). pytest fixtures: `ibkr_sdk.simulator.pytest_plugin` (auto-loaded). Command line:
+`python -m ibkr_sdk.simulator --port 5000`.
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ if TYPE_CHECKING:
     from ._oauth import OAuthAuthority, OAuthSettings
     from ._questions import OrderCheck, QuestionRule, default_question_rules
     from ._server import RequestRecord, Simulator
+    from ._stream import Burst, StreamSettings
 
 __all__ = [
+    "Burst",
     "FAULT_KINDS",
     "OAuthAuthority",
     "OAuthSettings",
@@ -39,11 +43,13 @@ __all__ = [
     "RequestRecord",
     "SimOrder",
     "Simulator",
+    "StreamSettings",
     "default_question_rules",
 ]
 
 # Loaded on first use: pytest imports this package for the plugin in every run, which should cost next to nothing.
 _EXPORTS = {
+    "Burst": "._stream",
     "FAULT_KINDS": "._faults",
     "OAuthAuthority": "._oauth",
     "OAuthSettings": "._oauth",
@@ -52,6 +58,7 @@ _EXPORTS = {
     "RequestRecord": "._server",
     "SimOrder": "._book",
     "Simulator": "._server",
+    "StreamSettings": "._stream",
     "default_question_rules": "._questions",
 }
 

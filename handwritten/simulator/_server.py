@@ -460,9 +460,9 @@ class Simulator:
         With `after=True`, `reset` and `stall` let the request take effect first and then lose the answer
         (e.g. an order that exists although the client saw no acknowledgement).
 
-        `route="ws"` targets the WebSocket at /v1/api/ws: `reset` drops every open socket, `stall` stops its
-        frames (value: seconds), `malformed` sends a frame that is not JSON, `status` refuses the next connect
-        with that HTTP status, `latency` delays the next handshake.
+        `route="ws"` targets the WebSocket at /v1/api/ws: `reset` drops an open socket, `stall` stops its
+        frames (value: seconds), `malformed` sends it a frame that is not JSON (each taken by one socket per
+        `times`); `status` refuses the next connect with that HTTP status, `latency` delays the next handshake.
         """
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; one of {', '.join(FAULT_KINDS)}")

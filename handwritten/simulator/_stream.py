@@ -11,9 +11,10 @@ An HTTP request with `Upgrade: websocket` to that path is handed here by the RES
   the same state as the REST side: quotes from the price model of the snapshots (only changed fields), `sor` when
   REST orders are placed, filled, modified or cancelled, `str` on fills, `spl` P&L, `ssd` summary, `sld` ledger,
   `smh` bars with server ids (at most five at once), `sbd` ladder rows; `sts` whenever the session changes;
-- faults, injected with `Simulator.inject("ws", kind, ...)`: `reset` drops each open socket (no close frame),
-  `stall` stops its frames for `value` seconds, `malformed` sends one frame that is not JSON, `status` refuses the
-  next connect with that HTTP status, `latency` delays the next handshake; and `Simulator.streaming.md_expiry`
+- faults, injected with `Simulator.inject("ws", kind, ..., times=N)`: `reset` drops an open socket (no close
+  frame), `stall` stops its frames for `value` seconds, `malformed` sends it one frame that is not JSON (each
+  taken by the first socket that looks, N times); `status` refuses the next connect with that HTTP status,
+  `latency` delays the next handshake; and `Simulator.streaming.md_expiry`
   ends market-data streams after that many seconds, as IBKR's do after 15 minutes.
 
 One thread per socket (the connection's own server thread); timers use the monotonic clock, prices the
@@ -27,6 +28,7 @@ import logging
 import select
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -44,6 +46,7 @@ from .._streams import (
     TIC,
     TIC_TOPIC,
     UNKNOWN_TOPIC_CODE,
+    UNSOLICITED,
     WAITING_FOR_SESSION,
     ClientFrame,
     parse_client_frame,
@@ -79,7 +82,10 @@ _READ_SIZE = 65536
 
 @dataclass
 class StreamSettings:
-    """Timing of the simulated socket (seconds of real time). Change them on `Simulator.streaming` at any time."""
+    """Timing (seconds of real time) and unsolicited frames of the simulated socket: `Simulator.streaming`.
+
+    Change the timing at any time; `bulletin`, `notify` and `send_unsolicited` push `blt`/`ntf`/... frames.
+    """
 
     heartbeat: float = float(HEARTBEAT_INTERVAL)
     """Interval of `system` heartbeats."""
@@ -93,6 +99,68 @@ class StreamSettings:
     """Interval of `ssd` and `sld` frames."""
     poll: float = 0.02
     """How often each socket looks for order changes, fills, faults and session changes."""
+    _outbox: list[Any] = field(default_factory=list, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _sockets: int = field(default=0, repr=False)
+
+    @property
+    def open_sockets(self) -> int:
+        """How many sockets are open now."""
+        with self._lock:
+            return self._sockets
+
+    def bulletin(self, message: str, id: str = "1") -> None:
+        """Send a `blt` bulletin to every authenticated socket open now."""
+        self.send_unsolicited("bulletin", {"id": id, "message": message})
+
+    def notify(self, text: str, *, title: str = "", url: str = "", id: str = "1") -> None:
+        """Send an `ntf` notification to every authenticated socket open now."""
+        self.send_unsolicited("notification", [{"id": id, "text": text, "title": title, "url": url}])
+
+    def send_unsolicited(self, name: str, args: Any) -> None:
+        """Send `{"topic": <topic of name>, "args": args}` (a topic of `ibkr_sdk._streams.UNSOLICITED`) to every
+        authenticated socket open now."""
+        topics = {u.name: u.topic for u in UNSOLICITED.values()}
+        if name not in topics:
+            raise ValueError(f"unknown unsolicited topic {name!r}; one of {', '.join(sorted(topics))}")
+        with self._lock:
+            self._outbox.append({"topic": topics[name], "args": args})
+
+    def burst(self, conid: int | str, count: int, *, rate: float | None = None) -> Burst:
+        """Push `count` market-data frames for `conid` to every socket subscribed to it, as fast as possible or at
+        `rate` frames per second (for benchmarks). Each frame carries changed 31/84/86 prices and its sequence
+        number 0..count-1 as field 7059 (last size); `Burst.sent_ns[i]` is when frame i was written
+        (`time.perf_counter_ns`, first socket only) and `Burst.done` is set when every socket is through."""
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        handle = Burst(str(conid), count, rate)
+        with self._lock:
+            self._outbox.append(handle)
+        return handle
+
+    def _opened(self) -> int:
+        with self._lock:
+            self._sockets += 1
+            return len(self._outbox)
+
+    def _closed(self) -> None:
+        with self._lock:
+            self._sockets -= 1
+
+    def _since(self, seen: int) -> list[Any]:
+        with self._lock:
+            return list(self._outbox[seen:])
+
+
+@dataclass
+class Burst:
+    """A burst of market-data frames requested with `StreamSettings.burst`."""
+
+    conid: str
+    count: int
+    rate: float | None
+    sent_ns: list[int] = field(default_factory=list, repr=False)
+    done: threading.Event = field(default_factory=threading.Event, repr=False)
 
 
 @dataclass
@@ -160,6 +228,7 @@ class _Connection:
         self.partial: list[bytes] = []
         self.open = True
         self._authenticated_at_connect = authenticated
+        self.outbox_seen = sim.streaming._opened()
         sim.ws_connections += 1
         self.number = sim.ws_connections
 
@@ -193,6 +262,13 @@ class _Connection:
             self.apply_faults()
             if self.open and self.me.authenticated:
                 self.push()
+                for frame in self.sim.streaming._since(self.outbox_seen):
+                    self.outbox_seen += 1
+                    if isinstance(frame, Burst):
+                        self.flush()
+                        self.burst(frame)
+                    else:
+                        self.send(frame)
             if self.open:
                 self.flush()
 
@@ -303,6 +379,9 @@ class _Connection:
             request = parse_client_frame(text)
         except ValueError as exc:
             self.error(str(exc))
+            return
+        if not (self.state.session.logged_in and self.state.session.brokerage):
+            self.error(f"{request.stream.topic}: no brokerage session (see the sts frames)")
             return
         try:
             self.handle(request)
@@ -563,6 +642,41 @@ class _Connection:
                 rows.append(row)
         self.send({"topic": stream.route_topic(account_id=account), "result": rows})
 
+    def burst(self, b: Burst) -> None:
+        """Write the frames of a burst straight to the socket (no state lock held: REST goes on meanwhile)."""
+        md = self.me.md.get(b.conid)
+        if md is None:
+            b.done.set()
+            return
+        markers = self.state.fixtures["marketdata"]["snapshot_markers"]
+        base = float(md.last.get("31", "100") or 100)
+        record = not b.sent_ns
+        start = time.perf_counter()
+        topic = MD.route_topic(conid=b.conid)
+        conid = int(b.conid.split("@")[0])
+        for i in range(b.count):
+            if b.rate:
+                delay = start + i / b.rate - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+            last = base + (i % 50) * 0.01
+            frame = {
+                "server_id": markers.get("server_id", "q0"),
+                "conidEx": b.conid,
+                "conid": conid,
+                "_updated": int(time.time() * 1000),
+                "31": f"{last:.2f}",
+                "84": f"{last - 0.01:.2f}",
+                "86": f"{last + 0.01:.2f}",
+                "7059": str(i),
+                "topic": topic,
+            }
+            self.protocol.send_text(_json(frame).encode("utf-8"))
+            self.flush()
+            if record:
+                b.sent_ns.append(time.perf_counter_ns())
+        b.done.set()
+
     def history(self, r: ClientFrame) -> None:
         from ._marketdata import _history
 
@@ -614,11 +728,18 @@ def is_upgrade(handler: BaseHTTPRequestHandler) -> bool:
 
 def serve(handler: BaseHTTPRequestHandler, sim: Simulator) -> None:
     """Take over the connection of `handler`: handshake, then play the gateway until either side closes."""
-    from websockets.http11 import Request
-    from websockets.server import ServerProtocol
-
     handler.close_connection = True
     sock: socket.socket = handler.connection
+    try:
+        from websockets.http11 import Request
+        from websockets.server import ServerProtocol
+    except ImportError:  # the optional [stream] extra is missing: say so instead of dropping the connection
+        body = (
+            b'{"error":"the simulator\'s WebSocket needs the websockets package: pip install ibkr-cpapi-sdk[stream]"}'
+        )
+        head = f"HTTP/1.1 501 Not Implemented\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        sock.sendall(head.encode("latin-1") + b"Connection: close\r\n\r\n" + body)
+        return
     fault = sim._ws_faults.take_connect()
     if fault is not None and fault.kind == "latency":
         sim._wait(float(fault.value or 0.0))
@@ -661,6 +782,7 @@ def serve(handler: BaseHTTPRequestHandler, sim: Simulator) -> None:
     except (OSError, ssl.SSLError):
         logger.debug("websocket connection ended", exc_info=True)
     finally:
+        sim.streaming._closed()
         if connection.open:
             try:
                 protocol.send_close()

@@ -278,6 +278,8 @@ def test_keepalive_unknown_topics_and_bad_frames(probe: Probe) -> None:
 def test_sts_follows_the_session(fast: Simulator, probe: Probe) -> None:
     fast.logout()
     assert probe.wait(of("auth_status"))["args"]["authenticated"] is False
+    probe.send(STREAMS["pnl"].subscribe_message())
+    assert "no brokerage session" in probe.wait(lambda f: isinstance(f, dict) and "error" in f)["error"]
     fast.login()
     assert probe.wait(of("auth_status"))["args"]["authenticated"] is True
 
@@ -368,3 +370,28 @@ def test_oauth_socket_needs_the_access_token() -> None:
             open_timeout=5,
         ) as ws:
             assert Probe(ws).wait(of("auth_status"))["args"]["authenticated"] is True
+
+
+def test_bulletins_and_notifications_reach_open_sockets(fast: Simulator, probe: Probe) -> None:
+    assert fast.streaming.open_sockets == 1
+    fast.streaming.bulletin("Exchange halted", id="7")
+    assert probe.wait(of("bulletin"))["args"] == {"id": "7", "message": "Exchange halted"}
+    fast.streaming.notify("Order filled", title="Fill")
+    assert probe.wait(of("notification"))["args"][0]["text"] == "Order filled"
+    with pytest.raises(ValueError):
+        fast.streaming.send_unsolicited("nope", {})
+
+
+def test_a_burst_of_market_data_frames_reaches_the_subscriber(fast: Simulator, probe: Probe) -> None:
+    md = STREAMS["market_data"]
+    probe.send(md.subscribe_message(conid=AAPL, fields=["31"]))
+    probe.wait(of("market_data", str(AAPL)))
+    burst = fast.streaming.burst(AAPL, 200)
+    seqs = [int(probe.wait(of("market_data", str(AAPL)))["7059"]) for _ in range(200)]
+    assert seqs == list(range(200))
+    assert burst.done.wait(3) and len(burst.sent_ns) == 200
+    paced = fast.streaming.burst(AAPL, 20, rate=100.0)  # 20 frames at 100/s: about 0.2 s
+    for _ in range(20):
+        probe.wait(of("market_data", str(AAPL)))
+    assert paced.done.wait(3)
+    assert (paced.sent_ns[-1] - paced.sent_ns[0]) / 1e9 >= 0.15
