@@ -96,13 +96,16 @@ class BoundedQueue:
         self._waiting = 0
 
     def offer(self, item: Any) -> bool:
-        """Append `item`; False when the queue was full and an item (the oldest, or this one) was dropped."""
-        with self._lock:
-            items = self._items
-            full = len(items) >= self.maxsize
-            if not full or self._drop_oldest:
-                items.append(item)  # a deque with maxlen drops the oldest by itself
-            if self._waiting:
+        """Append `item`; False when the queue was full and an item (the oldest, or this one) was dropped.
+
+        No lock on this path: deque appends and pops are atomic, and a waiting reader is woken under the lock (it
+        counts itself as waiting before it looks at the queue a last time, so no wake-up is lost)."""
+        items = self._items
+        full = len(items) >= self.maxsize
+        if not full or self._drop_oldest:
+            items.append(item)  # a deque with maxlen drops the oldest by itself
+        if self._waiting:
+            with self._lock:
                 self._ready.notify()
         return not full
 
@@ -113,21 +116,25 @@ class BoundedQueue:
     put = put_nowait
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
-        with self._lock:
-            items = self._items
-            if items:
-                return items.popleft()
+        items = self._items
+        try:
+            return items.popleft()
+        except IndexError:
             if not block:
-                raise queue.Empty
-            deadline = None if timeout is None else time.monotonic() + timeout
+                raise queue.Empty from None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
             self._waiting += 1
             try:
-                while not items:
+                while True:
+                    try:
+                        return items.popleft()
+                    except IndexError:
+                        pass
                     remaining = None if deadline is None else deadline - time.monotonic()
                     if remaining is not None and remaining <= 0:
                         raise queue.Empty
                     self._ready.wait(remaining)
-                return items.popleft()
             finally:
                 self._waiting -= 1
 
