@@ -442,3 +442,26 @@ def test_shutdown_during_a_handshake_that_never_ends_is_prompt(rest: IbkrClient)
         assert client.shutdown()
         assert time.monotonic() - begin < 1.0
         assert not any(t.is_alive() for t in started)
+
+
+def test_queue_sink_hands_every_event_across_threads_in_order() -> None:
+    from ibkr_sdk.lib.ws.sinks import BoundedQueue
+
+    q = BoundedQueue(100_000)
+    got: list[int] = []
+
+    def consume() -> None:
+        while len(got) < 20_000:
+            got.append(q.get(block=True, timeout=2))
+
+    reader = threading.Thread(target=consume)
+    reader.start()
+    for i in range(20_000):
+        assert q.offer(i)
+        if i % 1000 == 0:
+            time.sleep(0.001)  # let the reader drain and wait, so wake-ups are exercised
+    reader.join(10)
+    assert got == list(range(20_000))
+    small = BoundedQueue(3, drop_oldest=False)
+    assert [small.offer(i) for i in range(5)] == [True, True, True, False, False]
+    assert [small.get_nowait() for _ in range(3)] == [0, 1, 2]
