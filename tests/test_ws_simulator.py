@@ -227,3 +227,20 @@ def test_cli_streams_quotes_from_the_gateway_of_its_url(sim: Simulator, capsys: 
     quote = json.loads(line)
     assert quote["conid"] == AAPL and {"31", "84", "86"} <= set(quote["fields"])
     assert received(sim, "smd") == ['smd+265598+{"fields":["31","84","86"]}']
+
+
+def test_subscriptions_wait_for_the_brokerage_session() -> None:
+    with Simulator(authenticated=False) as sim:  # logged in (the socket opens), no brokerage session yet
+        rest = IbkrClient(url=sim.url, account_id=ACCOUNT, pacing=False, max_retries=0)
+        client = IbkrWsClient(ibkr_client=rest, connect_timeout=0.5, cycle_interval=0.02)
+        try:
+            assert client.start() is False  # sts says not authenticated: not ready
+            handle = client.subscribe(PnlSubscription())
+            time.sleep(0.3)
+            assert sim.ws_connections == 1 and received(sim, "spl") == [] and not client.is_authenticated()
+            sim.login(brokerage=True)  # the socket then gets sts authenticated=true
+            assert handle.wait(5)
+            assert received(sim, "spl", connection=1) == ["spl+{}"] and sim.ws_connections == 1
+        finally:
+            client.shutdown()
+            rest.close()
