@@ -9,7 +9,7 @@ OPENAPI := $(DOCS)/openapi.json
 # The strict editable install links each file once: re-install whenever the set of package files changes.
 PKG_FILES := $(sort $(wildcard generated/ibkr_sdk/*.py generated/ibkr_sdk/*/*.py handwritten/*.py handwritten/*/*.py handwritten/*/data/*))
 
-.PHONY: FORCE help venv install generate docs openapi check-generated lint typecheck pytest test demo bench clean
+.PHONY: FORCE help venv install generate docs openapi check-generated lint typecheck pytest test demo bench clean ts-test drift
 
 help:
 	@echo "make demo             create the environment, install, run the example workflow offline"
@@ -19,6 +19,8 @@ help:
 	@echo "make openapi          regenerate the OpenAPI 3.1 export only ($(OPENAPI))"
 	@echo "make check-generated  fail when generated/ or the docs differ from what spec/ and the templates produce"
 	@echo "make bench            run the benchmarks"
+	@echo "make ts-test          type-check the TypeScript client and replay the catalogue examples through it (node)"
+	@echo "make drift OPENAPI=new.json  compare a newer IBKR OpenAPI document with the catalogue"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +37,7 @@ $(STAMP): $(PY) pyproject.toml $(LAYOUT)
 venv install: $(STAMP)
 
 generate: $(STAMP)
-	$(PY) -m codegen --spec spec --out generated --docs $(DOCS) --openapi $(OPENAPI)
+	$(PY) -m codegen --spec spec --out generated --docs $(DOCS) --openapi $(OPENAPI) --ts generated/ts
 	# New or removed modules only become visible to the strict editable install after re-installing.
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation --config-settings editable_mode=strict -e .
 	@touch $(STAMP)
@@ -49,8 +51,10 @@ openapi: $(STAMP)
 # The docs generator owns $(DOCS)/api/, $(DOCS)/api-reference.md, $(OPENAPI) and $(DOCS)/asyncapi.json; other files in $(DOCS) are not compared.
 check-generated: $(STAMP)
 	@rm -rf .gen-check
-	@$(PY) -m codegen --spec spec --out .gen-check --docs .gen-check/docs --openapi .gen-check/openapi.json >/dev/null
+	@$(PY) -m codegen --spec spec --out .gen-check --docs .gen-check/docs --openapi .gen-check/openapi.json \
+		--ts .gen-check/ts >/dev/null
 	@if diff -r -x __pycache__ .gen-check/ibkr_sdk generated/ibkr_sdk \
+		&& diff -r .gen-check/ts generated/ts \
 		&& diff -r .gen-check/docs/api $(DOCS)/api \
 		&& diff .gen-check/docs/api-reference.md $(DOCS)/api-reference.md \
 		&& diff .gen-check/openapi.json $(OPENAPI) \
@@ -70,7 +74,37 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider
 
-test: lint typecheck check-generated pytest
+test: lint typecheck check-generated pytest ts-test
+
+# TypeScript client: tsc (pinned in tools/ts/package-lock.json, installed into .ts-tools/) and node's test runner,
+# against the Python simulator. Skipped with a message where node or npm is missing.
+NODE     ?= node
+NPM      ?= npm
+TS_TOOLS := .ts-tools
+TSC      := $(TS_TOOLS)/node_modules/.bin/tsc
+$(TSC): tools/ts/package.json tools/ts/package-lock.json
+	mkdir -p $(TS_TOOLS) && cp tools/ts/package.json tools/ts/package-lock.json $(TS_TOOLS)/
+	cd $(TS_TOOLS) && $(NPM) ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $(TSC)
+
+ts-test: $(STAMP)
+	@if ! command -v $(NODE) >/dev/null || ! command -v $(NPM) >/dev/null; then \
+		echo "skipping the TypeScript client tests: node and npm are not installed"; \
+	else \
+		$(MAKE) --no-print-directory $(TSC) \
+		&& $(TSC) --noEmit -p tests/ts/tsconfig.json \
+		&& rm -rf .ts-build && $(TSC) -p tests/ts/tsconfig.json && echo '{"type":"module"}' > .ts-build/package.json \
+		&& IBKR_PYTHON=$(PY) $(NODE) --test --test-reporter=dot .ts-build/tests/ts/ \
+		&& echo "TypeScript client: type-check and wire tests passed"; \
+	fi
+
+# OPENAPI given on the command line is the new IBKR document (its default names the export written by make openapi).
+drift: $(STAMP)
+ifneq ($(origin OPENAPI),command line)
+	@echo "usage: make drift OPENAPI=path/to/new-ibkr-openapi.json [DRIFT_ARGS=--json]" >&2; exit 2
+else
+	$(PY) -m codegen drift --spec spec --openapi $(OPENAPI) $(DRIFT_ARGS)
+endif
 
 demo: $(STAMP)
 	$(PY) examples/workflow.py
@@ -81,7 +115,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_pacing.py
 	$(PY) benchmarks/bench_oauth.py
 	$(PY) benchmarks/bench_stream.py
+	$(PY) benchmarks/bench_soak.py
 
 clean:
-	rm -rf build .gen-check .mypy_cache .pytest_cache .ruff_cache *.egg-info
+	rm -rf build .gen-check .mypy_cache .pytest_cache .ruff_cache *.egg-info .ts-build .ts-tools
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

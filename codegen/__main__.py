@@ -26,7 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="where ibkr_sdk/ is rendered (default generated)")
     parser.add_argument("--docs", type=Path, default=None, help="also render the API reference into this directory")
     parser.add_argument("--openapi", type=Path, default=None, help="also write the OpenAPI 3.1 export to this file")
+    parser.add_argument("--ts", type=Path, default=None, help="also render the TypeScript client into this directory")
     parser.add_argument("--check-spec", action="store_true", help="validate the catalogue and stop")
+    if (sys.argv[1:] if argv is None else argv)[:1] == ["drift"]:
+        from .drift import main as drift_main
+
+        return drift_main((sys.argv[1:] if argv is None else argv)[1:])
     args = parser.parse_args(argv)
     try:
         cat = load_catalogue(args.spec)
@@ -39,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"catalogue ok: {len(cat.areas)} areas, {len(cat.endpoints)} endpoints, {count} streams")
         return 0
     out = args.out
-    if out is None and args.docs is None and args.openapi is None:
+    if out is None and args.docs is None and args.openapi is None and args.ts is None:
         out = Path("generated")
     if out is not None:
         from .render import render
@@ -61,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         if streams is not None:
             target = write_asyncapi(streams, args.openapi.parent / ASYNCAPI_FILE)
             print(f"wrote the AsyncAPI export of {len(streams.streams)} streams to {target}")
+    if args.ts is not None:
+        from .ts import render_ts
+
+        files = render_ts(cat, args.ts, args.spec)
+        print(f"generated the TypeScript client ({len(files)} files) into {args.ts}")
     return 0
 
 

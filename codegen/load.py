@@ -108,6 +108,8 @@ def _area(data: dict[str, Any], rel: str) -> Area:
                 many=p.get("many"),
                 enum=tuple(p["enum"]) if "enum" in p else None,
                 pattern=p.get("pattern"),
+                minimum=p.get("minimum"),
+                maximum=p.get("maximum"),
                 fill=p.get("fill"),
             )
             for p in raw["params"]
@@ -183,6 +185,8 @@ def _lint(cat: Catalogue, spec_dir: Path) -> None:
                 raise CatalogueError(f"{pw}.many: an array parameter cannot also be 'many'")
             if p.wire == "*" and p.location != "body":
                 raise CatalogueError(f"{pw}.wire: '*' (whole body) is only for in: body")
+            if (p.minimum is not None or p.maximum is not None) and p.type not in ("int", "str"):
+                raise CatalogueError(f"{pw}.minimum: bounds apply to int (or whole-number str) parameters only")
             if p.pattern is not None:
                 try:
                     re.compile(p.pattern)

@@ -36,6 +36,8 @@ class Param:
     many: str | None = None  # comma | semicolon | array
     enum: tuple[Any, ...] | None = None
     pattern: str | None = None
+    minimum: int | None = None
+    maximum: int | None = None
     fill: str | None = None
 
     @property
@@ -78,6 +80,12 @@ class Param:
             extras.append("One of: " + ", ".join(str(v) for v in self.enum))
         if self.pattern:
             extras.append(f"Must match `{self.pattern}`")
+        if self.minimum is not None and self.maximum is not None:
+            extras.append(f"From {self.minimum} to {self.maximum}")
+        elif self.minimum is not None:
+            extras.append(f"At least {self.minimum}")
+        elif self.maximum is not None:
+            extras.append(f"At most {self.maximum}")
         if self.fill == "account_id":
             extras.append("Defaults to the client's account id")
         text = self.doc.strip()

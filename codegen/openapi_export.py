@@ -91,6 +91,11 @@ def _value_schema(p: Param, kind: str) -> dict[str, Any]:
         schema["enum"] = list(p.enum)
     if p.pattern is not None and kind == "str":
         schema["pattern"] = f"^(?:{p.pattern})$"  # the catalogue's patterns match the whole value
+    if kind == "int":
+        if p.minimum is not None:
+            schema["minimum"] = p.minimum
+        if p.maximum is not None:
+            schema["maximum"] = p.maximum
     return schema
 
 

@@ -98,6 +98,11 @@ _ACCOUNT_DOC = "Account to use; the default account (--account, IBKR_SDK_ACCOUNT
 # The public methods that are hand-written around a generated raw request take their own arguments. Every catalogue
 # entry marked `overlay: true` that has a public method must appear here (a test checks this against the signatures).
 OVERLAY_PARAMS: dict[str, tuple[CliParam, ...]] = {
+    # The public methods add only the peer's `log` flag: client-side logging, nothing is sent.
+    "authentication_status": (
+        CliParam("log", "bool", False, "Also log the status flags at INFO on the ibkr_sdk logger (default true)."),
+    ),
+    "tickle": (CliParam("log", "bool", False, "Also log the status flags at INFO on the ibkr_sdk logger."),),
     "place_order": (
         CliParam(
             "order_request",
@@ -119,6 +124,10 @@ OVERLAY_PARAMS: dict[str, tuple[CliParam, ...]] = {
             "The complete order ticket as a JSON object with the changed values; @FILE reads it from a file.",
         ),
         CliParam("answers", "answers", False, _ANSWERS_DOC, repeat=True, flag="answer", absent=dict),
+        CliParam("account_id", "str", False, _ACCOUNT_DOC),
+    ),
+    "cancel_order": (
+        CliParam("order_id", "str", True, "IBKR order id to cancel, or -1 for all open orders."),
         CliParam("account_id", "str", False, _ACCOUNT_DOC),
     ),
     "whatif_order": (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from types import TracebackType
@@ -9,18 +10,23 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .._endpoint_table import ENDPOINTS, GLOBAL_LIMITS, PACING_BUCKETS
+from .compat import CompatOverlay
 from .env import env_bool, env_cacert, env_str
 from .marketdata import MarketdataOverlay
 from .oauth import OAuth1aConfig, OAuth1aSigner
 from .oauth_client import OAuthOverlay
 from .orders import OrdersOverlay
-from .pacing import NoPacer, Pacer, shared_pacer
+from .pacing import NoPacer, Pacer, PacerView, shared_pacer
 from .portfolio import PortfolioOverlay
+from .session import SHUTDOWN_HANDLERS
+from .settings import check_max_retries, check_timeout, check_url, resolve_verify
 from .stock_query import StockQueryOverlay
 from .transport import Transport, mask_account_ids
 
+logger = logging.getLogger("ibkr_sdk")
 
-class IbkrClient(OrdersOverlay, MarketdataOverlay, StockQueryOverlay, PortfolioOverlay, OAuthOverlay):
+
+class IbkrClient(CompatOverlay, OrdersOverlay, MarketdataOverlay, StockQueryOverlay, PortfolioOverlay, OAuthOverlay):
     """Client for the IBKR Client Portal Web API (through the gateway, or IBKR's hosted API with OAuth).
 
     Every endpoint of the catalogue is a method returning a `Result`. Arguments are checked before anything is
@@ -34,10 +40,23 @@ class IbkrClient(OrdersOverlay, MarketdataOverlay, StockQueryOverlay, PortfolioO
         host: Gateway host, used when no `url` is known.
         port: Gateway port, used when no `url` is known.
         base_route: Path prefix of the API, used when no `url` is known.
-        cacert: Path of a CA bundle to verify the server with, `True` for the system store, or `False` to skip
-            verification (the gateway's self-signed certificate). From `IBKR_SDK_CACERT` when not given; default False.
-        timeout: Seconds to wait for each answer.
-        max_retries: How often a failed request that is safe to repeat is retried.
+        cacert: Path of a CA bundle to verify the server with, `True` for the system store (or the bundle named by
+            `REQUESTS_CA_BUNDLE` / `CURL_CA_BUNDLE`), or `False` to skip verification. From `IBKR_SDK_CACERT` when
+            not given; by default off for a loopback host (the gateway's self-signed certificate) and on for any
+            other host.
+        timeout: Seconds to wait for each answer (above 0), or a `(connect, read)` pair.
+        max_retries: How often a failed request that is safe to repeat is retried (0 or more).
+        use_session: Keep connections open between requests (one pooled HTTP session). False sends every request on
+            a new connection. From `IBKR_SDK_USE_SESSION` when not given; default True.
+        auto_recreate_session: After a connection failure, drop the pooled connections and cookies
+            (`make_session()`), so the next request starts afresh.
+        auto_register_shutdown: Register the SIGINT/SIGTERM handler (`register_shutdown_handler()`) now; only from
+            the main thread. From `IBKR_SDK_AUTO_REGISTER_SHUTDOWN` when not given; default False (the library
+            installs no signal handler unless asked).
+        log_responses: Log every answer's body at INFO on the `ibkr_sdk` logger (account ids masked with
+            `mask_account_ids`). From `IBKR_SDK_LOG_RESPONSES` when not given; default False.
+        verbose_retries: Log each retry at INFO instead of DEBUG. From `IBKR_SDK_VERBOSE_RETRIES` when not given;
+            default True.
         use_oauth: Connect to IBKR's hosted API with OAuth 1.0a. From `IBKR_SDK_USE_OAUTH` when not given.
         oauth_config: `OAuth1aConfig` (used with `use_oauth`; read from `IBKR_SDK_OAUTH1A_*` / `IBIND_OAUTH1A_*`
             when None). Unless its `init_oauth` is False, the client obtains a live session token and opens the
@@ -48,6 +67,9 @@ class IbkrClient(OrdersOverlay, MarketdataOverlay, StockQueryOverlay, PortfolioO
             default; False turns it off. All clients of a process that talk to the same server share one set of
             limits, since IBKR counts per IP.
         pacing_time_scale: Multiplies every pacing period (tests use small values; keep 1 against IBKR).
+        max_pacing_wait: Seconds a request may wait for pacing; when the limits would hold it longer,
+            `RateLimitedError` is raised before anything is sent. None (the default) waits as long as needed.
+            Waits over one second are logged at INFO either way (what the request waited for, how long).
         mask_account_ids: Hide account id digits in debug logs.
         auto_suppress: Before placing an order, suppress (for the rest of the brokerage session) the questions
             its `answers` approve by `QuestionType` or message id, so later orders need fewer round trips.
@@ -57,18 +79,24 @@ class IbkrClient(OrdersOverlay, MarketdataOverlay, StockQueryOverlay, PortfolioO
         self,
         account_id: str | None = None,
         url: str | None = None,
-        host: str = "localhost",
+        host: str = "127.0.0.1",
         port: str = "5000",
         base_route: str = "/v1/api/",
         cacert: str | os.PathLike[str] | bool | None = None,
         timeout: float = 10,
         max_retries: int = 3,
+        use_session: bool | None = None,
+        auto_recreate_session: bool = True,
+        auto_register_shutdown: bool | None = None,
+        log_responses: bool | None = None,
+        verbose_retries: bool | None = None,
         use_oauth: bool | None = None,
         oauth_config: Any = None,
         *,
         auto_preflight: bool = True,
         pacing: bool = True,
         pacing_time_scale: float = 1.0,
+        max_pacing_wait: float | None = None,
         mask_account_ids: bool = False,
         auto_suppress: bool = False,
     ) -> None:
@@ -95,7 +123,10 @@ class IbkrClient(OrdersOverlay, MarketdataOverlay, StockQueryOverlay, PortfolioO
             url = f"https://{host}:{port}{base_route}"
         if cacert is None:
             cacert = env_cacert()
-        verify: bool | str = cacert if isinstance(cacert, bool) else os.fspath(cacert)
+        check_url(url)
+        check_timeout(timeout)
+        check_max_retries(max_retries)
+        verify = resolve_verify(url, cacert)
         self.base_url = url.rstrip("/") + "/"
         self.cacert = cacert
         self.timeout = timeout
@@ -109,6 +140,11 @@ class IbkrClient(OrdersOverlay, MarketdataOverlay, StockQueryOverlay, PortfolioO
             if pacing
             else NoPacer()
         )
+        if max_pacing_wait is not None:
+            if isinstance(max_pacing_wait, bool) or not max_pacing_wait >= 0:
+                raise ValueError(f"IbkrClient(): max_pacing_wait must be seconds (0 or more), got {max_pacing_wait!r}")
+            pacer = PacerView(pacer, float(max_pacing_wait))
+        self.max_pacing_wait = max_pacing_wait
         self.mask_account_ids = mask_account_ids
         self._transport = Transport(
             url,
@@ -119,19 +155,32 @@ class IbkrClient(OrdersOverlay, MarketdataOverlay, StockQueryOverlay, PortfolioO
             mask_accounts=mask_account_ids,
             signer=signer,
         )
+        self._transport.verbose_retries = (
+            env_bool("VERBOSE_RETRIES", True) if verbose_retries is None else verbose_retries
+        )
+        self.use_session = env_bool("USE_SESSION", True) if use_session is None else use_session
+        if not self.use_session:
+            self._transport.session.headers["Connection"] = "close"
+        self.auto_recreate_session = auto_recreate_session
+        self.log_responses = env_bool("LOG_RESPONSES", False) if log_responses is None else log_responses
         self._endpoints = ENDPOINTS
         self._auto_preflight = auto_preflight
         self._preflight_done: set[str] = set()
         self._preflight_lock = threading.Lock()
-        self._order_locks: dict[str, threading.Lock] = {}
-        self._order_locks_guard = threading.Lock()
         self.auto_suppress = auto_suppress
         self._suppressed_ids: set[str] = set()
         self._oauth_signer = signer
         self._token_lock = threading.Lock()
+        if env_bool("AUTO_REGISTER_SHUTDOWN", False) if auto_register_shutdown is None else auto_register_shutdown:
+            if threading.current_thread() is threading.main_thread():
+                self.register_shutdown_handler()
+            else:
+                logger.warning("IbkrClient(auto_register_shutdown=True): not on the main thread; no handler registered")
         if signer is not None and isinstance(oauth_config, OAuth1aConfig) and oauth_config.init_oauth:
             self.oauth_init(
-                oauth_config.maintain_oauth, oauth_config.shutdown_oauth, oauth_config.init_brokerage_session
+                oauth_config.maintain_oauth,
+                oauth_config.init_brokerage_session,
+                shutdown_oauth=oauth_config.shutdown_oauth,
             )
 
     def __repr__(self) -> str:
@@ -141,9 +190,15 @@ class IbkrClient(OrdersOverlay, MarketdataOverlay, StockQueryOverlay, PortfolioO
         return f"{type(self).__name__}(url={self.base_url!r}, account_id={account!r})"
 
     def close(self) -> None:
-        """Stop the tickler and release the connection pool. The client is not usable afterwards."""
-        self.stop_tickler()
+        """Stop the tickler, cut any request in flight, release the connections and unregister the shutdown
+        handler. Every later call raises `ClientClosedError`. Idempotent."""
+        tickler = self._tickler
+        if tickler is not None:
+            tickler.close()
         self._transport.close()
+        if tickler is not None:
+            tickler.join(1.0)
+        SHUTDOWN_HANDLERS.discard(self)
 
     def __enter__(self) -> IbkrClient:
         return self

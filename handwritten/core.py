@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .endpoint import EndpointSpec
-from .errors import ExternalBrokerError, NotAuthenticatedError
+from .errors import ClientClosedError, ExternalBrokerError, NotAuthenticatedError
 from .result import Result
 from .transport import Transport
 from .wire import PreparedCall, prepare
@@ -40,9 +40,17 @@ class ClientCore:
     _oauth_signer: OAuth1aSigner | None = None
 
     def _call(self, spec: EndpointSpec, args: Mapping[str, Any], *, method_name: str | None = None) -> Result:
+        if self._transport.closed:
+            raise ClientClosedError(f"{method_name or spec.name}(): the client is closed")
         call = prepare(spec, args, self.account_id, method_name)
         if spec.preflight and self._auto_preflight:
-            self._run_preflight(spec)
+            try:
+                self._run_preflight(spec)
+            except ExternalBrokerError as exc:
+                # Name the call the user made: the preflight request is an implementation detail.
+                exc.preflight = exc.preflight or ", ".join(spec.preflight)
+                exc.args = (f"{method_name or spec.name}(): its preflight request failed: {exc}",)
+                raise
         try:
             result = self._send(spec, call)
         except ExternalBrokerError as exc:
@@ -58,20 +66,20 @@ class ClientCore:
         self._preflight_done.add(spec.name)
         return result
 
-    def _send(self, spec: EndpointSpec, call: PreparedCall) -> Result:
+    def _send(self, spec: EndpointSpec, call: PreparedCall, headers: dict[str, str] | None = None) -> Result:
         signer = self._oauth_signer
         if signer is None:
-            return self._transport.send(call, retry_safe=spec.retry_safe, pacing=spec.pacing)
+            return self._transport.send(call, retry_safe=spec.retry_safe, pacing=spec.pacing, headers=headers)
         self._ensure_token()
         used_expiry = signer.expires_at
         try:
-            return self._transport.send(call, retry_safe=spec.retry_safe, pacing=spec.pacing)
+            return self._transport.send(call, retry_safe=spec.retry_safe, pacing=spec.pacing, headers=headers)
         except NotAuthenticatedError as exc:
             if exc.status_code != 401:
                 raise
             # A 401 means the request was refused, not processed: renew the token once and send it again.
             self._renew_after_401(used_expiry)
-            return self._transport.send(call, retry_safe=spec.retry_safe, pacing=spec.pacing)
+            return self._transport.send(call, retry_safe=spec.retry_safe, pacing=spec.pacing, headers=headers)
 
     def _ensure_token(self) -> None:
         raise NotImplementedError  # provided by the OAuth overlay

@@ -21,6 +21,8 @@ class ParamSpec:
     many: str | None = None  # "comma" | "semicolon" | "array"
     enum: tuple[Any, ...] | None = None
     pattern: str | None = None
+    minimum: int | None = None  # bounds of a whole number (int, or str holding one)
+    maximum: int | None = None
     fill: str | None = None  # "account_id"
 
 

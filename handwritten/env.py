@@ -34,11 +34,11 @@ def env_bool(name: str, default: bool) -> bool:
     raise ValueError(f"environment variable {names} must be true or false, got {value!r}")
 
 
-def env_cacert() -> str | bool:
-    """A CA bundle path, or a boolean: `False` (the gateway's self-signed certificate) when unset."""
+def env_cacert() -> str | bool | None:
+    """A CA bundle path, a boolean, or None when unset (the client then picks the default for its host)."""
     value = env_str("CACERT")
     if value is None:
-        return False
+        return None
     lowered = value.strip().lower()
     if lowered in _TRUE:
         return True

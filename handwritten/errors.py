@@ -34,7 +34,11 @@ class ExternalBrokerError(IbkrError):
         method: HTTP method of the request.
         path: Path of the request below the base URL.
         message: The server's own error text, when it gave one.
+        preflight: When the request that failed was the preflight of the call made (e.g. `/iserver/accounts`
+            before an order), the preflight endpoint's name: the call itself was not sent. None otherwise.
     """
+
+    preflight: str | None = None
 
     def __init__(
         self,
@@ -69,15 +73,37 @@ class ApiConnectionError(ExternalBrokerError):
     """
 
     def __init__(
-        self, message: str, *, maybe_sent: bool = True, method: str | None = None, path: str | None = None
+        self,
+        message: str,
+        *,
+        maybe_sent: bool = True,
+        method: str | None = None,
+        path: str | None = None,
+        hint: str | None = None,
     ) -> None:
         self.maybe_sent = maybe_sent
-        hint = None if maybe_sent else "Nothing reached the server: is the gateway running at this address?"
+        if hint is None:
+            hint = (
+                "The request may have reached the server."
+                if maybe_sent
+                else "Nothing reached the server: is the gateway running at this address?"
+            )
         super().__init__(message, method=method, path=path, hint=hint)
 
 
 class ApiTimeoutError(ApiConnectionError):
     """The server did not answer within the timeout."""
+
+
+class ClientClosedError(ApiConnectionError):
+    """The client was closed: it sends nothing more. `maybe_sent` is True only for a request cut off by `close()`
+    while it was in flight."""
+
+    def __init__(
+        self, message: str, *, maybe_sent: bool = False, method: str | None = None, path: str | None = None
+    ) -> None:
+        hint = "Create a new client to send more requests." if not maybe_sent else None
+        super().__init__(message, maybe_sent=maybe_sent, method=method, path=path, hint=hint)
 
 
 class NotAuthenticatedError(ExternalBrokerError):
@@ -112,21 +138,49 @@ class ServerError(ExternalBrokerError):
 class OrderStateUnknownError(IbkrError):
     """An order request failed in a way that leaves open whether IBKR received it, and the order could not be found.
 
+    Nothing was sent again. Look the order up before placing it again: a blind retry may double it.
+
     Attributes:
         coid: The client order id the order was sent with; look for it in `live_orders()` (field `order_ref`)
-            before placing the order again.
+            before placing the order again. None only for a modification of an order whose cOID is not known.
+        order_id: For a modification (`modify_order`): the order that was being changed; None for a placement.
     """
 
-    def __init__(self, coid: str, cause: str) -> None:
+    def __init__(self, coid: str | None, cause: str, *, order_id: str | None = None) -> None:
         self.coid = coid
-        super().__init__(
-            f"The order with cOID {coid!r} may or may not have been placed ({cause}), and it was not found among "
-            f"the live orders. Check live_orders() for order_ref {coid!r} before sending it again."
-        )
+        self.order_id = order_id
+        if order_id is not None:
+            named = f"order {order_id}" + (f" (cOID {coid!r})" if coid else "")
+            text = (
+                f"The modification of {named} may or may not have been applied ({cause}), and live_orders() did "
+                f"not show it. Check order_status({order_id!r}) before sending it again."
+            )
+        else:
+            text = (
+                f"The order with cOID {coid!r} may or may not have been placed ({cause}), and it was not found "
+                f"among the live orders. Check live_orders() for order_ref {coid!r} before sending it again."
+            )
+        super().__init__(text)
 
 
-class OrderQuestionError(IbkrError):
+class OrderRejectedError(ExternalBrokerError):
+    """IBKR answered an order request (placement, reply, modification or cancellation) with a refusal: nothing was
+    placed or changed, so correcting the request and sending it again is safe.
+
+    Attributes:
+        sdk_method: The client method that was called (e.g. `"place_order"`).
+    """
+
+    def __init__(self, sdk_method: str, message: str, *, subject: str = "the order") -> None:
+        self.sdk_method = sdk_method
+        super().__init__(message)
+        self.args = (f"{sdk_method}(): IBKR refused {subject}: {' '.join(message.split())}",)
+
+
+class OrderQuestionError(IbkrError, RuntimeError):
     """IBKR asked a confirmation question the caller's `answers` did not approve; the order was declined.
+
+    Also a `RuntimeError`, which is what the peer library raises there.
 
     Attributes:
         question: The question text as IBKR sent it.

@@ -15,9 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .._client_base import GeneratedEndpoints
-from .errors import ExternalBrokerError, RequestValidationError
+from .errors import ExternalBrokerError, RequestValidationError, StockQueryError
 from .result import Result
-from .stock_query import StockQueries, StockQuery, StockQueryOverlay
+from .snapshot_fields import SNAPSHOT_FIELDS, name_snapshot_fields
+from .stock_query import StockQueries, StockQuery, StockQueryOverlay, as_queries
 from .types import OneOrMany
 
 logger = logging.getLogger("ibkr_sdk")
@@ -73,17 +74,26 @@ class MarketdataOverlay(StockQueryOverlay, GeneratedEndpoints):
     def live_marketdata_snapshot_by_symbol(self, queries: StockQueries, fields: OneOrMany[str]) -> dict[str, Any]:
         """Snapshot of the given fields for stocks named by symbol or `StockQuery`.
 
+        Args:
+            queries: A symbol, a `StockQuery`, or a list of them. Symbols IBKR does not know are logged and left out.
+            fields: Field ids (`"31"`) or field names (`"last_price"`, see `snapshot_keys_to_ids`).
+
         Returns:
-            `{symbol: snapshot entry}` (field ids as keys, values as IBKR sends them).
+            `{symbol: snapshot entry}` with field names as keys (`last_price`, `bid_price`, ...), as in the peer
+            library; keys that are not fields (`conid`, `_updated`, ...) and unknown ids are kept as IBKR sends them.
         """
+        wanted = [fields] if isinstance(fields, (str, int)) else list(fields)
+        field_ids = [SNAPSHOT_FIELDS.get(f, f) if isinstance(f, str) else f for f in wanted]
         conids = self.stock_conid_by_symbol(queries).data
         symbol_of = {str(conid): symbol for symbol, conid in conids.items()}
-        result = self.snapshot_until_ready(list(symbol_of), fields)
+        if not symbol_of:
+            return {}
+        result = self.snapshot_until_ready(list(symbol_of), field_ids)
         out: dict[str, Any] = {}
         for entry in result.data if isinstance(result.data, list) else []:
             symbol = symbol_of.get(str(entry.get("conid")))
             if symbol is not None:
-                out[symbol] = entry
+                out[symbol] = name_snapshot_fields(entry)
         return out
 
     def marketdata_history_by_symbol(
@@ -96,7 +106,10 @@ class MarketdataOverlay(StockQueryOverlay, GeneratedEndpoints):
         start_time: datetime.datetime | None = None,
     ) -> Result:
         """History bars of one stock named by symbol or `StockQuery` (see `marketdata_history_by_conid`)."""
-        conid = self.stock_conid_by_symbol(symbol).data[symbol.symbol if isinstance(symbol, StockQuery) else symbol]
+        name = symbol.symbol if isinstance(symbol, StockQuery) else symbol
+        conid = self.stock_conid_by_symbol(symbol).data.get(name)
+        if conid is None:
+            raise StockQueryError(f"marketdata_history_by_symbol(): IBKR knows no instrument for {name!r}")
         return self.marketdata_history_by_conid(
             conid=str(conid), bar=bar, exchange=exchange, period=period, outside_rth=outside_rth, start_time=start_time
         )
@@ -154,8 +167,18 @@ class MarketdataOverlay(StockQueryOverlay, GeneratedEndpoints):
         raise_on_error: bool = False,
         run_in_parallel: bool = True,
     ) -> dict[Any, Any]:
-        """`marketdata_history_by_conids` for stocks named by symbol or `StockQuery`, keyed by symbol."""
-        conids = self.stock_conid_by_symbol(queries).data
+        """`marketdata_history_by_conids` for stocks named by symbol or `StockQuery`, keyed by symbol.
+
+        A symbol IBKR does not know is logged and left out, the others answered (as in the peer library); with
+        `raise_on_error` it raises `StockQueryError` instead.
+        """
+        items = as_queries("marketdata_history_by_symbols", queries)
+        conids = self.stock_conid_by_symbol(items).data
+        unknown = [q.symbol for q in items if q.symbol not in conids]
+        if unknown and raise_on_error:
+            raise StockQueryError(f"marketdata_history_by_symbols(): IBKR knows no instrument for {', '.join(unknown)}")
+        if not conids:
+            return {}
         return self.marketdata_history_by_conids(
             {symbol: str(conid) for symbol, conid in conids.items()},
             period=period,

@@ -22,6 +22,13 @@ __all__ = ["NoResponseModelError", "ResponseValidationError", "parse_result", "r
 
 _EXTRA_HINT = "typed models need pydantic: pip install 'ibkr-cpapi-sdk[models]'"
 
+# Results whose shape a hand-written method made carry their own label in `Result.endpoint`:
+# label -> (module, model), where the module is "overlay" (handwritten/overlay_models.py) or a generated area.
+OVERLAY_MODELS: dict[str, tuple[str, str]] = {
+    "stock_conid_by_symbol": ("overlay", "ConidsBySymbol"),
+    "order_submitted": ("order", "OrderSubmitSuccessItem"),  # one order's acknowledgement (place/modify_order)
+}
+
 
 class ResponseValidationError(IbkrError, ValueError):
     """A response does not match its model. Raised only when a model was asked for (`Result.parsed()`).
@@ -72,6 +79,19 @@ def _models_package() -> Any:
 def response_model(endpoint: str) -> type[BaseModel]:
     """The generated model of `endpoint`'s 200 response; imports its area module (and pydantic) on first use."""
     package = _models_package()
+    if endpoint in OVERLAY_MODELS:
+        module_name, model_name_ = OVERLAY_MODELS[endpoint]
+        try:
+            if module_name == "overlay":
+                module = importlib.import_module(__name__.rsplit(".", 1)[0] + ".overlay_models")
+            else:
+                module = importlib.import_module(f"{package.__name__}.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == "pydantic" or (exc.name or "").startswith("pydantic."):
+                raise ModuleNotFoundError(f"{endpoint}: {_EXTRA_HINT}", name=exc.name) from exc
+            raise
+        overlay_model: type[BaseModel] = getattr(module, model_name_)
+        return overlay_model
     try:
         area, name = package.RESPONSE_MODELS[endpoint]
     except KeyError:

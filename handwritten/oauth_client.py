@@ -48,14 +48,14 @@ class OAuthOverlay(SessionOverlay, GeneratedEndpoints):
             raise LiveSessionTokenError("the live session token answer is not a JSON object")
         signer.complete_lst(result.data, a_int)
 
-    def oauth_init(self, maintain_oauth: bool, shutdown_oauth: bool, init_brokerage_session: bool) -> None:
-        """Get a live session token, then optionally keep the session alive, handle shutdown signals and open the
-        brokerage session.
+    def oauth_init(self, maintain_oauth: bool, init_brokerage_session: bool, *, shutdown_oauth: bool = False) -> None:
+        """Get a live session token, then optionally keep the session alive, open the brokerage session and handle
+        shutdown signals. The positional order is the peer library's.
 
         Args:
             maintain_oauth: Start the tickler (a `tickle()` every `tickler_interval` seconds).
-            shutdown_oauth: Register the SIGINT/SIGTERM handler that ends the session (main thread only).
             init_brokerage_session: Call `initialize_brokerage_session()` once the token exists.
+            shutdown_oauth: Register the SIGINT/SIGTERM handler that ends the session (main thread only).
         """
         self.generate_live_session_token()
         if maintain_oauth:

@@ -4,6 +4,12 @@ Why hand-written: IBKR answers an order with confirmation questions that must be
 `/iserver/reply/{id}` before the order exists; a catalogue entry cannot express that loop. The raw requests are
 the generated `_place_order`, `_modify_order` and `_whatif_order`.
 
+Never twice: no order request (the order, a reply, a modification) is ever re-sent. A failure after which the order
+may exist (timeout, broken connection, HTTP 5xx, an unreadable or unexpected 200) ends the flow; the account's order
+lock is released, and the order is looked up by cOID in `live_orders()` snapshots shared by every thread of the
+process reconciling on that server and account. It is returned when found; otherwise `OrderStateUnknownError`
+carries the cOID. A failure before anything was sent, or a refusal by IBKR, says the order was not placed.
+
 Known questions: `QuestionType` below is the one list of the confirmation messages IBKR documents, each with its
 stable message id and a phrase of its text. `answers` may name a question by `QuestionType`, by message id
 (`"o354"`) or by a phrase of its text; ids are matched first, text second.
@@ -11,23 +17,32 @@ stable message id and a phrase of its text. `answers` may name a question by `Qu
 
 from __future__ import annotations
 
+import difflib
+import functools
 import logging
+import math
 import re
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from decimal import Decimal
 from enum import Enum
 from typing import Any
 
 from .._client_base import GeneratedEndpoints
+from .endpoint import EndpointSpec
 from .errors import (
     ApiConnectionError,
+    ApiTimeoutError,
     ExternalBrokerError,
     IbkrError,
+    NotAuthenticatedError,
     OrderQuestionError,
+    OrderRejectedError,
     OrderStateUnknownError,
+    RateLimitedError,
     RequestValidationError,
     ServerError,
 )
@@ -36,71 +51,188 @@ from .result import Result
 logger = logging.getLogger("ibkr_sdk")
 
 MAX_REPLY_ROUNDS = 20
-RESOLVE_ATTEMPTS = 3
+RESOLVE_ATTEMPTS = 2  # looks at the live orders after an ambiguous failure, RESOLVE_INTERVAL apart (and paced)
 RESOLVE_INTERVAL = 1.0
-# Answers from a proxy or gateway that lost the backend's answer: the order may have been placed.
-AMBIGUOUS_STATUSES = frozenset({502, 503, 504})
 
 
-class QuestionType(Enum):
+class QuestionType(str, Enum):
     """Confirmation questions IBKR may ask when an order is placed or modified.
 
-    Each member carries IBKR's message id (`message_id`, empty when IBKR publishes none), a phrase of the question
-    text (`phrase`, empty when the text is not known well enough to match on) and what it is about (`description`).
-    The README's "Order questions" table lists them all; a test keeps the two in step.
+    A member is a `str` whose value is a fragment of the question's text, the same value the peer library ibind
+    gives it (so code reading `.value` or `str(member)` keeps working). Each member also carries IBKR's message id
+    (`message_id`, empty when IBKR publishes none), the phrase this SDK matches the text on (`phrase`, empty when
+    the text is not known well enough to match on) and what it is about (`description`). The README's "Order
+    questions" table lists them all; a test keeps the two in step.
     """
 
+    message_id: str
+    phrase: str
+    description: str
+
+    def __new__(cls, text: str, message_id: str, phrase: str, description: str) -> QuestionType:
+        member = str.__new__(cls, text)
+        member._value_ = text
+        member.message_id = message_id
+        member.phrase = phrase
+        member.description = description
+        return member
+
+    def __str__(self) -> str:
+        return str(self.value)
+
     PRICE_PERCENTAGE_CONSTRAINT = (
+        "price exceeds the Percentage constraint of 3%",
         "o163",
         "price exceeds the percentage constraint",
         "limit price far (more than a few percent) from the last price",
     )
-    MISSING_MARKET_DATA = ("o354", "without market data", "no market data subscription or snapshot for the contract")
-    TICK_SIZE_LIMIT = ("o382", "tick size limit", "a price that is not a multiple of the contract's tick size")
-    ORDER_SIZE_LIMIT = ("o383", "exceeds the size limit", "quantity above the account's order size limit")
-    TRIGGER_AND_FILL = ("o403", "trigger and fill immediately", "a stop or limit likely to execute immediately")
-    ORDER_VALUE_LIMIT = ("o451", "total value limit", "order value above the account's total value limit")
-    MIXED_ALLOCATION = ("o2136", "mixed allocation", "an allocation mixing buy and sell sides")
-    CROSS_SIDE_ORDER = ("o2137", "cross side", "an order crossing one of your own opposite-side orders")
-    FRACTIONS_OUTSIDE_RTH = ("o2165", "", "fractional quantity outside regular trading hours")
-    CALLED_BOND = ("o10082", "called bond", "the bond has been called")
+    MISSING_MARKET_DATA = (
+        "You are submitting an order without market data. We strongly recommend against this as it may result in "
+        "erroneous and unexpected trades.",
+        "o354",
+        "without market data",
+        "no market data subscription or snapshot for the contract",
+    )
+    TICK_SIZE_LIMIT = (
+        "exceeds the Tick Size Limit of",
+        "o382",
+        "tick size limit",
+        "a price that is not a multiple of the contract's tick size",
+    )
+    ORDER_SIZE_LIMIT = (
+        "size exceeds the Size Limit of",
+        "o383",
+        "exceeds the size limit",
+        "quantity above the account's order size limit",
+    )
+    TRIGGER_AND_FILL = (
+        "This order will most likely trigger and fill immediately.",
+        "o403",
+        "trigger and fill immediately",
+        "a stop or limit likely to execute immediately",
+    )
+    ORDER_VALUE_LIMIT = (
+        "exceeds the Total Value Limit of",
+        "o451",
+        "total value limit",
+        "order value above the account's total value limit",
+    )
+    MIXED_ALLOCATION = ("mixed allocation", "o2136", "mixed allocation", "an allocation mixing buy and sell sides")
+    CROSS_SIDE_ORDER = ("cross side", "o2137", "cross side", "an order crossing one of your own opposite-side orders")
+    FRACTIONS_OUTSIDE_RTH = (
+        "fractional quantity outside regular trading hours",
+        "o2165",
+        "",
+        "fractional quantity outside regular trading hours",
+    )
+    CALLED_BOND = ("called bond", "o10082", "called bond", "the bond has been called")
     SIZE_MODIFICATION_LIMIT = (
+        "size modification exceeds the size modification limit",
         "o10138",
         "size modification exceeds the size modification limit",
         "a modification changing the size by more than allowed",
     )
-    MARKET_ORDER_RISKS = ("o10151", "", "risks of market orders")
-    STOP_ORDER_ACTIVE_RISKS = ("o10152", "", "risks of stop orders once they trigger")
-    MANDATORY_CAP_PRICE = ("o10153", "mandatory cap price", "IBKR may cap the price of a marketable order")
-    CASH_QUANTITY = ("o10164", "cash quantity details", "cash-quantity orders are filled on a best-efforts basis")
+    MARKET_ORDER_CONFIRMATION = (
+        "A Market Order is an instruction to trade your order at any available price",
+        "o10151",
+        "",
+        "risks of market orders",
+    )
+    STOP_VARIANT_ORDER_CONFIRMATION = (
+        "A Stop Order - i.e. a Stop (Market) Order - is an instruction to buy or sell at the market price once your "
+        'trigger ("stop") price is reached',
+        "o10152",
+        "",
+        "risks of stop orders once they trigger",
+    )
+    MANDATORY_CAP_PRICE = (
+        "To avoid trading at a price that is not consistent with a fair and orderly market",
+        "o10153",
+        "mandatory cap price",
+        "IBKR may cap the price of a marketable order",
+    )
+    CASH_QUANTITY = (
+        "Traders are responsible for understanding cash quantity details, which are provided on a best efforts "
+        "basis only.",
+        "o10164",
+        "cash quantity details",
+        "cash-quantity orders are filled on a best-efforts basis",
+    )
     CASH_QUANTITY_ORDER = (
+        "Orders that express size using a monetary value (cash quantity) are provided on a non-guaranteed basis.",
         "o10223",
         "cash quantity order confirmation",
         "confirmation of an order sized by cash amount",
     )
-    CRYPTO_MARKET_ORDER = ("o10288", "", "risks of market orders for crypto")
-    STOP_ORDER_RISKS = ("o10331", "about to submit a stop order", "general risks of stop order types")
-    OSL_CRYPTO_ORDER = ("o10332", "", "crypto order routed through OSL Digital Securities")
-    OPTION_EXERCISE_AT_THE_MONEY = ("o10333", "", "exercising an option that is at the money")
-    OMNIBUS_ACCOUNT = ("o10334", "omnibus account", "order placed into the omnibus account, not the selected one")
-    RAPID_ENTRY_WINDOW = ("o10335", "", "internal rapid order entry window")
-    LIMITED_LIQUIDITY = ("o10336", "limited liquidity", "the security trades with limited liquidity")
-    MULTIPLE_ACCOUNTS = ("p6", "distributed over multiple accounts", "an order allocated over several accounts")
+    CRYPTO_MARKET_ORDER = ("risks of market orders for crypto", "o10288", "", "risks of market orders for crypto")
+    STOP_ORDER_RISKS = (
+        "You are about to submit a stop order. Please be aware of the various stop order types available and the "
+        "risks associated with each one.",
+        "o10331",
+        "about to submit a stop order",
+        "general risks of stop order types",
+    )
+    OSL_CRYPTO_ORDER = (
+        "crypto order routed through OSL Digital Securities",
+        "o10332",
+        "",
+        "crypto order routed through OSL Digital Securities",
+    )
+    OPTION_EXERCISE_AT_THE_MONEY = (
+        "exercising an option that is at the money",
+        "o10333",
+        "",
+        "exercising an option that is at the money",
+    )
+    OMNIBUS_ACCOUNT = (
+        "omnibus account",
+        "o10334",
+        "omnibus account",
+        "order placed into the omnibus account, not the selected one",
+    )
+    RAPID_ENTRY_WINDOW = ("internal rapid order entry window", "o10335", "", "internal rapid order entry window")
+    LIMITED_LIQUIDITY = (
+        "limited liquidity",
+        "o10336",
+        "limited liquidity",
+        "the security trades with limited liquidity",
+    )
+    MULTIPLE_ACCOUNTS = (
+        "This order will be distributed over multiple accounts. We strongly suggest you familiarize yourself with "
+        "our allocation facilities before submitting orders.",
+        "p6",
+        "distributed over multiple accounts",
+        "an order allocated over several accounts",
+    )
     DISRUPTIVE_ORDERS = (
+        "If your order is not immediately executable, our systems may, depending on market conditions, reject your "
+        "order",
         "p12",
         "price management algo",
         "offer of the price management algo for a possibly rejected limit price",
     )
     CLOSE_POSITION = (
+        "Would you like to cancel all open orders and then place new closing order?",
         "",
         "cancel all open orders and then place new closing order",
         "cancel open orders before a closing order",
     )
+    # Earlier names of the two questions above, kept as aliases (same member).
+    MARKET_ORDER_RISKS = MARKET_ORDER_CONFIRMATION
+    STOP_ORDER_ACTIVE_RISKS = STOP_VARIANT_ORDER_CONFIRMATION
 
-    def __init__(self, message_id: str, phrase: str, description: str) -> None:
-        self.message_id = message_id
-        self.phrase = phrase
-        self.description = description
+
+def question_type_to_message_id(question_type: QuestionType) -> str:
+    """IBKR's message id of a question (e.g. `"o354"`), as `suppress_messages` takes it.
+
+    Raises:
+        ValueError: IBKR publishes no id for this question (e.g. `CLOSE_POSITION`).
+    """
+    if not isinstance(question_type, QuestionType):
+        raise ValueError(f"question_type_to_message_id(): expected a QuestionType, got {question_type!r}")
+    if not question_type.message_id:
+        raise ValueError(f"QuestionType.{question_type.name} has no message id IBKR publishes")
+    return question_type.message_id
 
 
 Answers = Mapping[QuestionType | str, bool]
@@ -121,72 +253,112 @@ _ID_LIKE = re.compile(r"[op][0-9]+")
 class OrderRequest:
     """An order ticket with Python names; `to_wire()` gives IBKR's JSON fields. Unset (None) fields are not sent.
 
-    `extra` holds any further wire fields as IBKR spells them.
+    Fields, their positional order and their defaults are those of the peer library's `OrderRequest`, so
+    `OrderRequest(conid, side, quantity, order_type, acct_id, ...)` means the same in both. `tif` defaults to
+    `"GTC"` as there: an order written for the peer keeps its time in force. The first five may be left out here
+    (the order check names a missing one before anything is sent; no `acct_id` means the account the order is
+    placed in). `custom_fields` holds further wire fields as IBKR spells them (`extra` is an older name for it).
     """
 
     conid: int | str | None = None
     side: str | None = None
     quantity: float | None = None
     order_type: str | None = None
-    tif: str = "DAY"
-    price: float | None = None
-    aux_price: float | None = None
-    conidex: str | None = None
     acct_id: str | None = None
-    coid: str | None = None
-    parent_id: str | None = None
-    sec_type: str | None = None
-    listing_exchange: str | None = None
-    outside_rth: bool | None = None
-    cash_qty: float | None = None
-    trailing_amt: float | None = None
-    trailing_type: str | None = None
-    use_adaptive: bool | None = None
-    is_single_group: bool | None = None
-    is_ccy_conv: bool | None = None
-    all_or_none: bool | None = None
+    price: float | None = None
+    conidex: str | None = None
     manual_indicator: bool | None = None
     ext_operator: str | None = None
+    sec_type: str | None = None
+    coid: str | None = None
+    parent_id: str | None = None
+    listing_exchange: str | None = None
+    is_single_group: bool | None = None
+    outside_rth: bool | None = None
+    aux_price: float | None = None
+    ticker: str | None = None
+    tif: str | None = "GTC"
+    trailing_amt: float | None = None
+    trailing_type: str | None = None
+    customer_account: str | None = None
+    is_pro_customer: bool | None = None
+    referrer: str | None = None
+    cash_qty: float | None = None
+    fx_qty: float | None = None
+    use_adaptive: bool | None = None
+    is_ccy_conv: bool | None = None
+    allocation_method: str | None = None
+    manual_order_time: int | None = None
+    deactivated: bool | None = None
     strategy: str | None = None
     strategy_parameters: dict[str, Any] | None = None
-    referrer: str | None = None
-    ticker: str | None = None
+    is_close: bool | None = None
+    custom_fields: dict[str, Any] | None = None
+    all_or_none: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     _WIRE = {
         "order_type": "orderType",
-        "aux_price": "auxPrice",
         "acct_id": "acctId",
-        "coid": "cOID",
-        "parent_id": "parentId",
-        "sec_type": "secType",
-        "listing_exchange": "listingExchange",
-        "outside_rth": "outsideRTH",
-        "cash_qty": "cashQty",
-        "trailing_amt": "trailingAmt",
-        "trailing_type": "trailingType",
-        "use_adaptive": "useAdaptive",
-        "is_single_group": "isSingleGroup",
-        "is_ccy_conv": "isCcyConv",
-        "all_or_none": "allOrNone",
         "manual_indicator": "manualIndicator",
         "ext_operator": "extOperator",
+        "sec_type": "secType",
+        "coid": "cOID",
+        "parent_id": "parentId",
+        "listing_exchange": "listingExchange",
+        "is_single_group": "isSingleGroup",
+        "outside_rth": "outsideRTH",
+        "aux_price": "auxPrice",
+        "trailing_amt": "trailingAmt",
+        "trailing_type": "trailingType",
+        "customer_account": "customerAccount",
+        "is_pro_customer": "isProCustomer",
+        "cash_qty": "cashQty",
+        "fx_qty": "fxQty",
+        "use_adaptive": "useAdaptive",
+        "is_ccy_conv": "isCcyConv",
+        "allocation_method": "allocationMethod",
+        "manual_order_time": "manualOrderTime",
         "strategy_parameters": "strategyParameters",
+        "is_close": "isClose",
+        "all_or_none": "allOrNone",
     }
 
+    def to_dict(self) -> dict[str, Any]:
+        """The set fields by their Python names (None left out)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) not in (None, {})}
+
     def to_wire(self) -> dict[str, Any]:
+        """The order as IBKR's JSON fields; `custom_fields` (and `extra`) are added as given."""
         out: dict[str, Any] = {}
         for f in fields(self):
-            if f.name == "extra":
+            if f.name in ("custom_fields", "extra"):
                 continue
             value = getattr(self, f.name)
             if value is not None:
                 out[self._WIRE.get(f.name, f.name)] = value
+        out.update(self.custom_fields or {})
         out.update(self.extra)
         return out
 
 
 OrderInput = Mapping[str, Any] | OrderRequest
+
+# Every field of IBKR's order ticket (the official and legacy documents, plus `isClose`, which the gateway accepts):
+# a key outside this set is refused, with the closest known field suggested (a typo like `pricee` is never sent).
+KNOWN_ORDER_FIELDS = frozenset(
+    {
+        "acctId", "allOrNone", "allocationMethod", "auxPrice", "cOID", "cashQty", "conid", "conidex", "deactivated",
+        "extOperator", "fxQty", "isCcyConv", "isClose", "isSingleGroup", "jsonPayload", "listingExchange",
+        "manualIndicator", "orderType", "outsideRTH", "parentId", "price", "quantity", "referrer", "secType", "side",
+        "strategy", "strategyParameters", "taxOptimizerId", "ticker", "tif", "trailingAmt", "trailingType",
+        "useAdaptive",
+    }
+)  # fmt: skip
+_PYTHON_NAMES = {python: wire for python, wire in OrderRequest._WIRE.items()}
+_PRICE_FIELDS = ("price", "auxPrice")
+_AMOUNT_FIELDS = ("quantity", "cashQty", "fxQty", "trailingAmt")
+_COMBO = ";;;"  # conidex of a combo (spread) order: its net price may be zero or negative
 
 
 def _normalise(text: str) -> str:
@@ -199,24 +371,97 @@ def find_answer(question_text: str, message_ids: Sequence[str], answers: Answers
     for key, value in answers.items():
         if isinstance(key, QuestionType):
             if key.message_id and key.message_id in ids:
-                return bool(value)
+                return value is True
         elif key in ids:
-            return bool(value)
+            return value is True
     text = _normalise(question_text)
     for key, value in answers.items():
         phrase = key.phrase if isinstance(key, QuestionType) else key
         if phrase and not (isinstance(key, str) and _ID_LIKE.fullmatch(key)) and _normalise(phrase) in text:
-            return bool(value)
+            return value is True
     return None
 
 
+def check_answers(method: str, answers: Any) -> dict[QuestionType | str, bool]:
+    """`answers` as a dict, or a `RequestValidationError` before anything is sent.
+
+    Keys are `QuestionType` members, message ids (`"o163"`) or phrases of a question's text; values are `True`
+    (accept) or `False` (decline) and nothing else: a string such as `"no"` would read as an approval.
+    """
+    if not isinstance(answers, Mapping):
+        if answers is None:
+            hint = "; pass {} when no question should be approved"
+        else:
+            hint = ", e.g. {QuestionType.MISSING_MARKET_DATA: True} or {'o163': True}"
+        raise RequestValidationError(
+            method, "answers", f"must map questions to True or False, got {type(answers).__name__} {answers!r}{hint}"
+        )
+    checked: dict[QuestionType | str, bool] = {}
+    for key, value in answers.items():
+        if isinstance(key, str):
+            if not key.strip():
+                raise RequestValidationError(method, "answers", "has an empty key; name a question by id or phrase")
+        elif isinstance(key, int) and not isinstance(key, bool):
+            raise RequestValidationError(
+                method, "answers", f"has the key {key!r}: give the message id as a string, e.g. 'o{key}'"
+            )
+        elif not isinstance(key, QuestionType):
+            raise RequestValidationError(
+                method,
+                "answers",
+                f"has the key {key!r}: keys must be QuestionType members, message ids or phrases of a question",
+            )
+        if not isinstance(value, bool):
+            raise RequestValidationError(
+                method, "answers", f"must map each question to True or False; {key!r} maps to {value!r}"
+            )
+        checked[key] = value
+    return checked
+
+
+def _number_problem(name: str, value: Any, *, positive: bool = True) -> str | None:
+    wanted = "a number above 0" if positive else "a number"
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        return f"{name} must be {wanted}, got {type(value).__name__} {value!r}"
+    if not math.isfinite(value):
+        return f"{name} must be a finite number, got {value!r}"
+    if positive and value <= 0:
+        return f"{name} must be {wanted}, got {value!r}"
+    return None
+
+
+def _unknown_field(key: Any) -> str:
+    if not isinstance(key, str):
+        return f"has a field name that is not a string: {key!r}"
+    if key in _PYTHON_NAMES:
+        return f"has the field {key!r}: IBKR spells it {_PYTHON_NAMES[key]!r}"
+    candidates = sorted(KNOWN_ORDER_FIELDS)
+    by_lower = {c.lower(): c for c in candidates}
+    close = difflib.get_close_matches(key.lower(), list(by_lower), n=1, cutoff=0.6)
+    suggestion = f" (did you mean {by_lower[close[0]]!r}?)" if close else ""
+    return f"has an unknown field {key!r}{suggestion}"
+
+
+def _normalise_order(order: dict[str, Any]) -> None:
+    """Normalise what has one unambiguous meaning: `side`, `orderType` and `tif` in upper case, decimals as floats."""
+    for key in ("side", "orderType", "tif"):
+        if isinstance(order.get(key), str):
+            order[key] = order[key].strip().upper()
+    for key, value in order.items():
+        if isinstance(value, Decimal):
+            order[key] = float(value)
+
+
 def _order_problem(order: Mapping[str, Any]) -> str | None:
+    for key in order:
+        if key not in KNOWN_ORDER_FIELDS:
+            return _unknown_field(key)
     has_conid = order.get("conid") is not None
     has_conidex = order.get("conidex") is not None
     if has_conid == has_conidex:
         return "needs exactly one of conid or conidex"
     side = order.get("side")
-    if not isinstance(side, str) or side.upper() not in SIDES:
+    if side not in SIDES:
         return f"side must be BUY or SELL, got {side!r}"
     order_type = order.get("orderType")
     if order_type not in ORDER_TYPES:
@@ -224,10 +469,23 @@ def _order_problem(order: Mapping[str, Any]) -> str | None:
     tif = order.get("tif")
     if tif not in TIFS:
         return f"tif must be one of {', '.join(sorted(TIFS))}, got {tif!r}"
-    quantity = order.get("quantity")
-    if order.get("cashQty") is None:
-        if isinstance(quantity, bool) or not isinstance(quantity, (int, float)) or quantity <= 0:
-            return f"quantity must be a number above 0, got {quantity!r}"
+    if tif == "GTD":
+        return "tif GTD needs an expiry, and IBKR's order ticket has no field for one: use GTC (and cancel) or DAY"
+    if order.get("cashQty") is None or order.get("quantity") is not None:
+        problem = _number_problem("quantity", order.get("quantity"))
+        if problem:
+            return problem
+    for key in _AMOUNT_FIELDS[1:]:
+        if order.get(key) is not None:
+            problem = _number_problem(key, order[key])
+            if problem:
+                return problem
+    combo = _COMBO in str(order.get("conidex") or "")
+    for key in _PRICE_FIELDS:
+        if order.get(key) is not None:
+            problem = _number_problem(key, order[key], positive=not combo)
+            if problem:
+                return problem
     if order_type in _NEEDS_PRICE and order.get("price") is None:
         return f"a {order_type} order needs a price"
     if order_type in _NEEDS_STOP and order.get("auxPrice") is None and order.get("price") is None:
@@ -237,6 +495,20 @@ def _order_problem(order: Mapping[str, Any]) -> str | None:
     if order_type in _NEEDS_TRAIL and (order.get("trailingAmt") is None or order.get("trailingType") is None):
         return f"a {order_type} order needs trailingAmt and trailingType"
     return None
+
+
+def _checked_order(method: str, param: str, item: Any, where: str) -> dict[str, Any]:
+    if isinstance(item, OrderRequest):
+        order = item.to_wire()
+    elif isinstance(item, Mapping):
+        order = dict(item)
+    else:
+        raise RequestValidationError(method, param, f"{where} must be an order dict or an OrderRequest")
+    _normalise_order(order)
+    problem = _order_problem(order)
+    if problem:
+        raise RequestValidationError(method, param, f"is invalid: {where} {problem}")
+    return order
 
 
 def prepare_orders(
@@ -255,16 +527,7 @@ def prepare_orders(
         raise RequestValidationError(method, param, "must not be an empty list")
     orders: list[dict[str, Any]] = []
     for index, item in enumerate(items):
-        if isinstance(item, OrderRequest):
-            order = item.to_wire()
-        elif isinstance(item, Mapping):
-            order = dict(item)
-        else:
-            raise RequestValidationError(method, param, f"item {index} must be an order dict or an OrderRequest")
-        problem = _order_problem(order)
-        if problem:
-            where = f"order {index}" if len(items) > 1 else "the order"
-            raise RequestValidationError(method, param, f"is invalid: {where} {problem}")
+        order = _checked_order(method, param, item, f"order {index}" if len(items) > 1 else "the order")
         if assign_coid and not order.get("cOID"):
             order["cOID"] = f"sdk-{uuid.uuid4().hex[:20]}"
         orders.append(order)
@@ -278,16 +541,160 @@ def _questions(data: Any) -> list[dict[str, Any]]:
 
 def _question_text(question: Mapping[str, Any]) -> str:
     message = question.get("message")
-    if isinstance(message, list):
-        return "\n".join(str(m) for m in message)
-    return str(message)
+    parts = message if isinstance(message, list) else [message]
+    return " ".join(" ".join(str(m).split()) for m in parts if m is not None)
+
+
+def _is_ack(data: Any) -> bool:
+    items = data if isinstance(data, list) else [data]
+    return bool(items) and all(isinstance(i, Mapping) and "order_id" in i for i in items)
+
+
+def _lost_answer(exc: ExternalBrokerError) -> str | None:
+    """Why the order may exist although the request failed; None when it surely does not (refused, or never sent)."""
+    where = f"{exc.method} {exc.path}" if exc.method and exc.path else "the request"
+    if exc.preflight:
+        return None  # the preflight failed: the order request itself was not sent
+    if isinstance(exc, ApiConnectionError):
+        if not exc.maybe_sent:
+            return None
+        if isinstance(exc, ApiTimeoutError):
+            return f"no answer to {where} within the timeout"
+        return f"the connection broke during {where} ({exc.message})"
+    if isinstance(exc, (RateLimitedError, NotAuthenticatedError)):
+        return None  # refused before IBKR looked at the order
+    if isinstance(exc, ServerError):
+        return f"{where} answered HTTP {exc.status_code} ({exc.message})"
+    if exc.status_code is None or 200 <= exc.status_code < 300:
+        return f"the answer to {where} could not be read ({exc.message})"
+    return None  # a 4xx: IBKR refused the request
+
+
+def _name_method(exc: ExternalBrokerError, method: str, what: str) -> ExternalBrokerError:
+    """Let an error say which SDK call failed and that nothing was placed."""
+    text = str(exc)
+    if not text.startswith(f"{method}()"):
+        text = f"{method}(): {text}"
+    if what not in text:
+        text = f"{text} {what}"
+    exc.args = (text,)
+    return exc
+
+
+@dataclass
+class _Lost:
+    """An order flow ended without knowing whether the order exists: it must be looked up, not sent again."""
+
+    cause: str
+    error: ExternalBrokerError
+    when: float
+
+
+# IBKR runs one question/reply flow at a time per brokerage session: every client of this process talking to the
+# same server and account takes the same lock (as they share one pacer).
+_ORDER_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_LIVE_FEEDS: dict[tuple[str, str], _LiveOrdersFeed] = {}
+_REGISTRY_LOCK = threading.Lock()
+
+
+class _LiveOrdersFeed:
+    """The latest full `live_orders` snapshot of one server and account, shared by every thread reconciling an
+    order (the endpoint is paced at 1 per 5 s).
+
+    A snapshot is dated when its request left the pacer (it reached the server later, so it shows every order
+    booked before that moment). A caller gets the first snapshot dated after `not_before`: one taken by another
+    reconciliation, or by the application's own `live_orders()` call, or else one it requests itself; while a
+    request is under way, the others wait for it instead of sending their own.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._busy = False
+        self._dated = -math.inf
+        self._value: Result | None = None
+        self._failed_at = -math.inf
+        self._failure = ""
+        self.fetches = 0  # live_orders requests made for reconciliations (diagnostics and benchmarks)
+
+    def offer(self, value: Result, dated: float) -> None:
+        """A full live orders snapshot whose request left the client at `dated` (monotonic seconds)."""
+        with self._cond:
+            if dated > self._dated:
+                self._dated, self._value = dated, value
+            self._cond.notify_all()
+
+    def snapshot(self, not_before: float, fetch: Callable[[], object]) -> tuple[Result | None, str]:
+        """The first snapshot dated after `not_before`, and "" - or None and why there is none.
+
+        When no request is on its way, `fetch` runs in a helper thread (its answer reaches `offer`); the caller
+        returns with the first fitting snapshot, whoever's request brought it.
+        """
+        with self._cond:
+            while True:
+                if self._dated >= not_before:
+                    return self._value, ""
+                if self._failed_at >= not_before:
+                    return None, self._failure
+                if not self._busy:
+                    self._busy = True
+                    threading.Thread(
+                        target=self._fetch, args=(fetch,), name="ibkr-sdk-live-orders", daemon=True
+                    ).start()
+                self._cond.wait(timeout=1.0)
+
+    def _fetch(self, fetch: Callable[[], object]) -> None:
+        asked = time.monotonic()
+        failure = "the request did not finish"
+        try:
+            fetch()
+            failure = ""
+        except Exception as exc:  # reported to the waiting callers, who raise OrderStateUnknownError
+            failure = str(exc)
+        finally:
+            with self._cond:
+                self._busy = False
+                self.fetches += 1
+                if failure:
+                    self._failed_at, self._failure = asked, failure
+                self._cond.notify_all()
+
+
+def _shared(registry: dict[tuple[str, str], Any], key: tuple[str, str], make: Callable[[], Any]) -> Any:
+    with _REGISTRY_LOCK:
+        item = registry.get(key)
+        if item is None:
+            item = registry[key] = make()
+        return item
+
+
+def _live_entries(live: Result | None) -> list[Mapping[str, Any]]:
+    entries = live.data.get("orders") if live is not None and isinstance(live.data, Mapping) else None
+    return [e for e in entries or [] if isinstance(e, Mapping)]
+
+
+def _same_number(a: Any, b: Any) -> bool:
+    try:
+        return math.isclose(float(str(a).replace(",", "")), float(b), rel_tol=1e-9, abs_tol=1e-9)
+    except (TypeError, ValueError):
+        return False
+
+
+def _shows_modification(entry: Mapping[str, Any], order: Mapping[str, Any]) -> bool:
+    """True when a live order entry carries every price and size the modification asked for."""
+    pairs = (("quantity", "totalSize"), ("price", "price"), ("auxPrice", "auxPrice"))
+    compared = False
+    for ticket_key, entry_key in pairs:
+        if order.get(ticket_key) is None:
+            continue
+        if not _same_number(entry.get(entry_key), order[ticket_key]):
+            return False
+        compared = True
+    return compared
 
 
 class OrdersOverlay(GeneratedEndpoints):
     """Public order methods with the reference's signatures, wrapping the generated raw requests."""
 
-    _order_locks: dict[str, threading.Lock]
-    _order_locks_guard: threading.Lock
     auto_suppress: bool = False
     _suppressed_ids: set[str]
 
@@ -301,99 +708,161 @@ class OrdersOverlay(GeneratedEndpoints):
             self.suppress_messages(wanted)
             self._suppressed_ids.update(wanted)
 
-    def _order_lock(self, account_id: str | None) -> threading.Lock:
-        key = account_id or self.account_id or ""
-        with self._order_locks_guard:
-            lock = self._order_locks.get(key)
-            if lock is None:
-                lock = self._order_locks[key] = threading.Lock()
-            return lock
+    def _order_key(self, account_id: str | None) -> tuple[str, str]:
+        return (self._transport.base_url.lower(), account_id or self.account_id or "")
 
-    def _answer_questions(self, method: str, result: Result, answers: Answers) -> Result:
+    def _order_lock(self, account_id: str | None) -> threading.Lock:
+        lock: threading.Lock = _shared(_ORDER_LOCKS, self._order_key(account_id), threading.Lock)
+        return lock
+
+    def _call(self, spec: EndpointSpec, args: Mapping[str, Any], *, method_name: str | None = None) -> Result:
+        """Every full `live_orders()` answer, the application's own included, also serves reconciliations."""
+        if spec.name != "live_orders" or args.get("filters") or args.get("force"):
+            return super()._call(spec, args, method_name=method_name)
+        before = time.monotonic()
+        result = super()._call(spec, args, method_name=method_name)
+        granted = self._transport.pacer.last_start()
+        dated = granted if granted is not None and granted >= before else before
+        self._live_feed(args.get("account_id")).offer(result, dated)
+        return result
+
+    def _live_feed(self, account_id: str | None) -> _LiveOrdersFeed:
+        feed: _LiveOrdersFeed = _shared(_LIVE_FEEDS, self._order_key(account_id), _LiveOrdersFeed)
+        return feed
+
+    def _send_order_request(self, method: str, send: Callable[[], Result]) -> Result | _Lost:
+        try:
+            return send()
+        except ExternalBrokerError as exc:
+            cause = _lost_answer(exc)
+            if cause is None:
+                raise _name_method(exc, method, "The order was not placed.") from None
+            return _Lost(cause, exc, time.monotonic())
+
+    def _answer_questions(self, method: str, result: Result, answers: Answers) -> Result | _Lost:
         """Answer every question IBKR asks, in turn, until the order is acknowledged (bounded)."""
         for _ in range(MAX_REPLY_ROUNDS):
             data = result.data
-            if isinstance(data, dict) and data.get("error"):
-                raise ExternalBrokerError(
-                    str(data["error"]),
-                    status_code=200,
-                    method="POST",
-                    path=str((result.request or {}).get("url", "")),
-                    hint=f"IBKR refused the order placed by {method}().",
-                )
+            if isinstance(data, Mapping) and data.get("error"):
+                raise OrderRejectedError(method, str(data["error"]))
+            if _is_ack(data):
+                return result
             questions = _questions(data)
             if not questions:
-                return result
+                shown = repr(data)
+                shown = shown if len(shown) <= 200 else shown[:197] + "..."
+                error = ExternalBrokerError(f"unexpected answer {shown}", status_code=200)
+                return _Lost(f"IBKR's answer was neither a question nor an acknowledgement: {shown}", error, 0.0)
             question = questions[0]
             text = _question_text(question)
             ids = [str(i) for i in question.get("messageIds") or []]
             answer = find_answer(text, ids, answers)
             if answer is not True:
-                self.reply(str(question["id"]), False)
+                declined = True
+                try:
+                    self.reply(str(question["id"]), False)
+                except IbkrError as exc:  # the question stays open; the next order invalidates it
+                    logger.warning("%s(): declining question %s failed: %s", method, ids, exc)
+                    declined = False
                 reason = "No answer was given for IBKR's question" if answer is None else "The question was declined"
-                raise OrderQuestionError(text, ids, reason, declined=True)
-            result = self.reply(str(question["id"]), True)
-        raise ExternalBrokerError(
-            f"IBKR kept asking questions after {MAX_REPLY_ROUNDS} replies",
-            method="POST",
-            path="/iserver/reply",
-            hint="Check the order with live_orders(); it may be pending.",
-        )
+                raise OrderQuestionError(text, ids, reason, declined=declined)
+            reply_id = str(question["id"])
+            sent = self._send_order_request(method, functools.partial(self.reply, reply_id, True))
+            if isinstance(sent, _Lost):
+                return sent
+            result = sent
+        raise OrderRejectedError(method, f"IBKR kept asking questions after {MAX_REPLY_ROUNDS} replies")
+
+    def _run_flow(
+        self, method: str, account_id: str | None, answers: Answers, send: Callable[[], Result]
+    ) -> Result | _Lost:
+        """The order request and its questions, under the account's order lock; reconciliation happens after it."""
+        with self._order_lock(account_id):
+            if self.auto_suppress:
+                self._suppress_preapproved(answers)
+            sent = self._send_order_request(method, send)
+            if isinstance(sent, _Lost):
+                return sent
+            outcome = self._answer_questions(method, sent, answers)
+        if isinstance(outcome, _Lost) and not outcome.when:
+            outcome.when = time.monotonic()
+        return outcome
 
     def place_order(
         self, order_request: OrderInput | Sequence[OrderInput], answers: Answers, account_id: str | None = None
     ) -> Result:
         """Place an order, a bracket or an OCA group, answering IBKR's confirmation questions from `answers`.
 
-        Orders are checked before anything is sent (side, order type, tif, quantity, conid or conidex, prices).
-        An order without `cOID` gets a unique one, so it can always be found again in `live_orders()`. One order
-        exchange at a time runs per client and account; concurrent callers wait.
+        Orders are checked before anything is sent: known fields only (a typo is refused with the close field
+        suggested), side, order type, tif, conid or conidex, and every quantity and price a finite number above 0
+        (a combo's price may be zero or negative). `side`, `orderType` and `tif` are upper-cased, the only
+        normalisation. An order without `cOID` gets a unique one, so it can always be found again in
+        `live_orders()`. One order exchange at a time runs per server and account in this process (IBKR allows
+        one question/reply flow per session); concurrent callers wait.
+
+        Never sent twice: when an answer is lost (timeout, broken connection, HTTP 5xx, unreadable answer) on the
+        order request or any reply, the order is looked up by cOID in `live_orders()` and returned if found;
+        otherwise `OrderStateUnknownError` carries the cOID.
 
         Args:
             order_request: An order dict with IBKR's fields, an `OrderRequest`, or a list of them (bracket / OCA).
-            answers: Approvals for confirmation questions, keyed by `QuestionType`, message id or text phrase.
+            answers: Approvals for confirmation questions: `QuestionType`, message id or text phrase → True or
+                False (`{}` approves none).
             account_id: Account to trade in; the client's account when None.
 
         Raises:
-            ValueError: an order is invalid (nothing is sent).
+            ValueError: an order or `answers` is invalid (nothing is sent).
             OrderQuestionError: a question was not approved; it was declined on the server.
+            OrderRejectedError: IBKR refused the order; it was not placed.
+            OrderStateUnknownError: the order may exist and was not found; check its cOID before sending again.
+            ApiConnectionError: the gateway could not be reached; nothing was sent (`maybe_sent` is False).
         """
+        checked = check_answers("place_order", answers)
         orders = prepare_orders("place_order", "order_request", order_request)
-        with self._order_lock(account_id):
-            if self.auto_suppress:
-                self._suppress_preapproved(answers)
-            try:
-                result = self._place_order(orders=orders, account_id=account_id)
-            except (ApiConnectionError, ServerError) as exc:
-                if isinstance(exc, ApiConnectionError) and not exc.maybe_sent:
-                    raise  # nothing reached the server: the order surely does not exist
-                if isinstance(exc, ServerError) and exc.status_code not in AMBIGUOUS_STATUSES:
-                    raise  # IBKR answered with an error of its own (e.g. 500 "query /accounts first"): refused
-                return self._resolve_by_coid(str(orders[0]["cOID"]), exc)
-            return self._answer_questions("place_order", result, answers)
+        outcome = self._run_flow(
+            "place_order", account_id, checked, lambda: self._place_order(orders=orders, account_id=account_id)
+        )
+        if isinstance(outcome, _Lost):
+            return self._resolve_by_coid([str(o["cOID"]) for o in orders], outcome, account_id)
+        return outcome
 
-    def _resolve_by_coid(self, coid: str, cause: ExternalBrokerError) -> Result:
-        """After an ambiguous failure, look for the order among the live orders instead of sending it again."""
-        logger.warning("order %s: %s; looking for it among the live orders", coid, cause)
+    def _snapshots(self, lost: _Lost, account_id: str | None) -> Iterator[Result]:
+        """Up to `RESOLVE_ATTEMPTS` live order snapshots taken after the failure, shared with other threads."""
+        feed = self._live_feed(account_id)
+        not_before = lost.when
         for attempt in range(RESOLVE_ATTEMPTS):
             if attempt:
                 time.sleep(RESOLVE_INTERVAL)
-            try:
-                live = self.live_orders()
-            except IbkrError as exc:
-                logger.warning("order %s: live orders unavailable: %s", coid, exc)
+                not_before = time.monotonic()
+            live, error = feed.snapshot(not_before, lambda: self.live_orders(account_id=account_id))
+            if live is None:
+                logger.warning("live orders unavailable: %s", error)
                 continue
-            entries = live.data.get("orders") if isinstance(live.data, Mapping) else None
-            for entry in entries or []:
-                if isinstance(entry, Mapping) and entry.get("order_ref") == coid:
-                    found = {"order_id": str(entry.get("orderId")), "order_status": entry.get("status"), "cOID": coid}
-                    return live.copy(data=[found])
-        raise OrderStateUnknownError(coid, str(cause)) from cause
+            yield live
+
+    def _resolve_by_coid(self, coids: list[str], lost: _Lost, account_id: str | None) -> Result:
+        """After an ambiguous failure, look for the order among the live orders instead of sending it again."""
+        logger.warning("order %s: %s; looking for it among the live orders", coids[0], lost.cause)
+        for live in self._snapshots(lost, account_id):
+            by_coid = {str(e.get("order_ref")): e for e in _live_entries(live) if e.get("order_ref") is not None}
+            if coids[0] in by_coid:
+                found = [
+                    {"order_id": str(by_coid[c].get("orderId")), "order_status": by_coid[c].get("status"), "cOID": c}
+                    for c in coids
+                    if c in by_coid
+                ]
+                logger.info("order %s found: order id %s", coids[0], found[0]["order_id"])
+                return live.copy(data=found)
+        raise OrderStateUnknownError(coids[0], lost.cause) from lost.error
 
     def modify_order(
         self, order_id: str, order_request: OrderInput, answers: Answers, account_id: str | None = None
     ) -> Result:
         """Change an open order: send the full ticket with the changed fields, answering questions from `answers`.
+
+        The ticket is checked as in `place_order`. When an answer is lost, the modification is not sent again:
+        the order is looked up in `live_orders()` and returned when it shows the new size and prices; otherwise
+        `OrderStateUnknownError` names the order.
 
         Args:
             order_id: The order to change (from `live_orders()`).
@@ -401,19 +870,55 @@ class OrdersOverlay(GeneratedEndpoints):
             answers: Approvals for confirmation questions, as in `place_order`.
             account_id: Account of the order; the client's account when None.
         """
+        checked = check_answers("modify_order", answers)
         if not isinstance(order_request, (Mapping, OrderRequest)):
             raise RequestValidationError("modify_order", "order_request", "must be one order dict or OrderRequest")
-        order = order_request.to_wire() if isinstance(order_request, OrderRequest) else dict(order_request)
-        problem = _order_problem(order)
-        if problem:
-            raise RequestValidationError("modify_order", "order_request", f"is invalid: the order {problem}")
-        with self._order_lock(account_id):
-            if self.auto_suppress:
-                self._suppress_preapproved(answers)
-            result = self._modify_order(order_id=order_id, order=order, account_id=account_id)
-            return self._answer_questions("modify_order", result, answers)
+        order = _checked_order("modify_order", "order_request", order_request, "the order")
+        outcome = self._run_flow(
+            "modify_order",
+            account_id,
+            checked,
+            lambda: self._modify_order(order_id=order_id, order=order, account_id=account_id),
+        )
+        if isinstance(outcome, _Lost):
+            return self._resolve_modification(str(order_id), order, outcome, account_id)
+        return outcome
 
-    def whatif_order(self, order_request: OrderInput, account_id: str | None) -> Result:
+    def _resolve_modification(
+        self, order_id: str, order: Mapping[str, Any], lost: _Lost, account_id: str | None
+    ) -> Result:
+        logger.warning("modification of order %s: %s; looking at the live orders", order_id, lost.cause)
+        coid: str | None = str(order["cOID"]) if order.get("cOID") else None
+        for live in self._snapshots(lost, account_id):
+            for entry in _live_entries(live):
+                if str(entry.get("orderId")) != order_id:
+                    continue
+                if entry.get("order_ref") is not None:
+                    coid = str(entry["order_ref"])
+                if _shows_modification(entry, order):
+                    found = {"order_id": order_id, "order_status": entry.get("status"), "cOID": coid}
+                    return live.copy(data=[found])
+        raise OrderStateUnknownError(coid, lost.cause, order_id=order_id) from lost.error
+
+    def cancel_order(self, order_id: str, account_id: str | None = None) -> Result:
+        """Request the cancellation of an open order; order id -1 cancels all open orders.
+
+        The answer only confirms that the request was accepted; check `live_orders` or `order_status` to see the
+        order actually cancelled.
+
+        Args:
+            order_id: IBKR order id to cancel, or -1 for all open orders.
+            account_id: Account (or FA group) holding the order; the client's default account when None.
+
+        Raises:
+            OrderRejectedError: IBKR refused the cancellation (e.g. an unknown or finished order).
+        """
+        result = self._cancel_order(order_id=order_id, account_id=account_id)
+        if isinstance(result.data, Mapping) and result.data.get("error"):
+            raise OrderRejectedError("cancel_order", str(result.data["error"]), subject=f"order {order_id}")
+        return result
+
+    def whatif_order(self, order_request: OrderInput, account_id: str | None = None) -> Result:
         """Preview an order's commission and margin impact without placing it.
 
         Args:

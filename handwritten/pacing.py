@@ -8,48 +8,81 @@ instead of failing. Thread-safe: one `Pacer` serves every thread using the clien
 
 from __future__ import annotations
 
-import collections
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from .endpoint import PacingBucket
+from .errors import RateLimitedError
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
 
+logger = logging.getLogger("ibkr_sdk")
+
+LOG_WAIT = 1.0
+"""A request held longer than this (seconds) for pacing is logged at INFO: what it waited for and how long."""
+SEND_JITTER = 0.25
+"""Seconds a request may take from its recorded start to reaching the server (thread scheduling, the GIL,
+connection setup). A request counts in the windows from the moment its answer arrives (the server has surely seen
+it by then) but no later than its start plus this allowance, so a stalled request does not hold a slot for long."""
+
+
+@dataclass
+class _Entry:
+    start: float
+    end: float | None = None  # None while the request is in flight
+
+    def time(self, jitter: float) -> float:
+        """The latest moment the server can have counted this request (an upper bound while it is in flight)."""
+        return self.end if self.end is not None else self.start + jitter
+
 
 class _Window:
-    """At most `rate` starts in any `per`-second window (a sliding log of start times)."""
+    """At most `rate` requests in any `per`-second window, as the server counts them (by arrival)."""
 
-    def __init__(self, rate: int, per: float) -> None:
+    def __init__(self, rate: int, per: float, label: str, jitter: float) -> None:
         self.rate = rate
         self.per = per
-        self.starts: collections.deque[float] = collections.deque()
+        self.label = label
+        self.jitter = jitter
+        self.entries: list[_Entry] = []
 
     def delay(self, now: float) -> float:
-        """Seconds to wait before a start is allowed (0 when allowed now). Caller holds the pacer's lock."""
-        while self.starts and now - self.starts[0] >= self.per:
-            self.starts.popleft()
-        if len(self.starts) < self.rate:
+        """Seconds to wait before a start is allowed (0 when allowed now). Caller holds the pacer's lock. An upper
+        bound while requests are in flight: their answers may arrive earlier and shorten it."""
+        self.entries = [e for e in self.entries if now - e.time(self.jitter) < self.per]
+        if len(self.entries) < self.rate:
             return 0.0
-        return self.starts[0] + self.per - now
+        times = sorted(e.time(self.jitter) for e in self.entries)
+        return times[len(times) - self.rate] + self.per - now
 
-    def record(self, now: float) -> None:
-        self.starts.append(now)
+    def record(self, now: float) -> _Entry:
+        entry = _Entry(now)
+        self.entries.append(entry)
+        return entry
+
+    def finish(self, entry: _Entry, now: float) -> None:
+        entry.end = min(now, entry.start + self.jitter)
 
 
 class Pacer:
     """Enforces the global limit and each endpoint's bucket.
 
+    A request counts in a rate window from its start until its answer arrives (at most `SEND_JITTER` longer):
+    the server counts arrivals, and a request can reach it late when threads are scheduled unevenly, so counting
+    from the start alone lets a burst slip over the limit.
+
     Args:
         buckets: Per-endpoint buckets by name.
         global_limit: The global bucket (rate per period); None for no global limit.
         time_scale: Multiplies every period (tests use small values to run IBKR's minutes in milliseconds).
-        safety: Seconds added to every (scaled) period, plus 1 % of it. Requests travel with some jitter, so a
-            server that measures arrival times can see a window slightly shorter than the client kept; the
-            margin keeps the client on the safe side of IBKR's count.
+        safety: Seconds added to every (scaled) period, plus 1 % of it, for the server's clock granularity.
+        clock, sleep: Time source and sleep, replaced in tests; with the default sleep, a waiting caller wakes as
+            soon as an answer arrives that frees a slot.
     """
 
     def __init__(
@@ -60,56 +93,135 @@ class Pacer:
         time_scale: float = 1.0,
         safety: float = 0.05,
         clock: Clock = time.monotonic,
-        sleep: Sleep = time.sleep,
+        sleep: Sleep | None = None,
+        jitter: float = SEND_JITTER,
     ) -> None:
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._windows: dict[str, _Window] = {}
         self._slots: dict[str, threading.BoundedSemaphore] = {}
+        self._slot_labels: dict[str, str] = {}
         for name, bucket in buckets.items():
             if bucket.concurrent:
                 self._slots[name] = threading.BoundedSemaphore(bucket.concurrent)
+                self._slot_labels[name] = f"the {name} limit of {bucket.concurrent} requests in flight"
             if bucket.rate and bucket.per:
-                self._windows[name] = _Window(bucket.rate, self._period(bucket.per * time_scale, safety))
+                per = self._period(bucket.per * time_scale, safety)
+                label = f"the {name} limit of {bucket.rate} per {bucket.per * time_scale:g} s"
+                self._windows[name] = _Window(bucket.rate, per, label, jitter)
         self._global = (
-            _Window(global_limit.rate, self._period(global_limit.per * time_scale, safety))
+            _Window(
+                global_limit.rate,
+                self._period(global_limit.per * time_scale, safety),
+                f"the global limit of {global_limit.rate} per {global_limit.per * time_scale:g} s",
+                jitter,
+            )
             if global_limit is not None and global_limit.rate and global_limit.per
             else None
         )
         self.waited = 0.0  # total seconds callers spent waiting (for tests and diagnostics)
+        self._local = threading.local()
+
+    def last_start(self) -> float | None:
+        """When this thread's latest request was let through (monotonic seconds, on the pacer's clock), if any."""
+        started: float | None = getattr(self._local, "started", None)
+        return started
 
     @staticmethod
     def _period(seconds: float, safety: float) -> float:
         return seconds * 1.01 + safety if safety else seconds
 
-    def _wait_for_start(self, bucket: str | None) -> None:
+    def _too_long(self, reason: str, wait: float, max_wait: float) -> RateLimitedError:
+        return RateLimitedError(
+            f"pacing would hold this request {wait:.1f} s for {reason}, more than max_pacing_wait ({max_wait:g} s)",
+            retry_after=wait,
+            status_code=None,
+            hint="Nothing was sent.",
+        )
+
+    def _wait_for_start(
+        self, bucket: str | None, began: float, max_wait: float | None, reasons: list[str]
+    ) -> list[tuple[_Window, _Entry]]:
         windows = [w for w in (self._global, self._windows.get(bucket) if bucket else None) if w is not None]
         if not windows:
-            return
-        while True:
-            with self._lock:
+            return []
+        with self._cond:
+            while True:
                 now = self._clock()
-                delay = max(w.delay(now) for w in windows)
+                delays = [(w.delay(now), w) for w in windows]
+                delay, window = max(delays, key=lambda pair: pair[0])
                 if delay <= 0:
-                    for w in windows:
-                        w.record(now)
-                    return
+                    self._local.started = now
+                    return [(w, w.record(now)) for w in windows]
+                if max_wait is not None and now - began + delay > max_wait:
+                    raise self._too_long(window.label, now - began + delay, max_wait)
                 self.waited += delay
-            self._sleep(delay)
+                if window.label not in reasons:
+                    reasons.append(window.label)
+                if self._sleep is None:
+                    self._cond.wait(delay)  # an answer arriving early notifies
+                else:
+                    self._cond.release()
+                    try:
+                        self._sleep(delay)
+                    finally:
+                        self._cond.acquire()
 
     @contextmanager
-    def slot(self, bucket: str | None) -> Iterator[None]:
-        """Hold a slot for one request: waits for the concurrency limit, then for the rate limits."""
+    def slot(self, bucket: str | None, max_wait: float | None = None) -> Iterator[None]:
+        """Hold a slot for one request: waits for the concurrency limit, then for the rate limits.
+
+        Raises:
+            RateLimitedError: the wait would exceed `max_wait` seconds (nothing was sent).
+        """
+        began = self._clock()
+        reasons: list[str] = []
         semaphore = self._slots.get(bucket) if bucket else None
-        if semaphore is not None:
-            semaphore.acquire()
+        if semaphore is not None and not semaphore.acquire(blocking=False):
+            assert bucket is not None
+            reasons.append(self._slot_labels[bucket])
+            if not semaphore.acquire(timeout=-1 if max_wait is None else max_wait):
+                assert max_wait is not None
+                raise self._too_long(self._slot_labels[bucket], max_wait, max_wait)
+        entries: list[tuple[_Window, _Entry]] = []
+        self._local.started = self._clock()
         try:
-            self._wait_for_start(bucket)
+            entries = self._wait_for_start(bucket, began, max_wait, reasons)
+            waited = self._clock() - began
+            if waited > LOG_WAIT:
+                logger.info("a request waited %.1f s for pacing (%s)", waited, "; ".join(reasons) or "IBKR's limits")
             yield
         finally:
+            if entries:
+                with self._cond:
+                    now = self._clock()
+                    for window, entry in entries:
+                        window.finish(entry, now)
+                    self._cond.notify_all()
             if semaphore is not None:
                 semaphore.release()
+
+
+class PacerView(Pacer):
+    """A client's view of a shared pacer with its own `max_wait` (the client option `max_pacing_wait`)."""
+
+    def __init__(self, shared: Pacer, max_wait: float) -> None:  # noqa: D107 - shares, does not build, limits
+        self.shared = shared
+        self.max_wait = max_wait
+
+    @property
+    def waited(self) -> float:  # type: ignore[override]
+        return self.shared.waited
+
+    def last_start(self) -> float | None:
+        return self.shared.last_start()
+
+    @contextmanager
+    def slot(self, bucket: str | None, max_wait: float | None = None) -> Iterator[None]:
+        with self.shared.slot(bucket, self.max_wait if max_wait is None else min(max_wait, self.max_wait)):
+            yield
 
 
 _SHARED: dict[tuple[object, ...], Pacer] = {}
@@ -135,6 +247,9 @@ class NoPacer(Pacer):
     def __init__(self) -> None:
         super().__init__({}, None, safety=0)
 
+    def last_start(self) -> float | None:
+        return None
+
     @contextmanager
-    def slot(self, bucket: str | None) -> Iterator[None]:
+    def slot(self, bucket: str | None, max_wait: float | None = None) -> Iterator[None]:
         yield

@@ -19,8 +19,9 @@ class Result:
     Attributes:
         data: The decoded JSON body (a list or a dict, sometimes a plain value), or the text of a non-JSON answer.
         request: What was sent: `method`, `url`, and `params` / `json` when present.
-        endpoint: Catalogue name of the endpoint that answered (e.g. `"live_orders"`), which `parsed()` uses to pick
-            the response model; None when unknown.
+        endpoint: Catalogue name of the endpoint that answered (e.g. `"live_orders"`), or the label of a
+            hand-written method that reshaped the answer (`"stock_conid_by_symbol"`, `"order_submitted"`), which
+            `parsed()` uses to pick the response model; None when unknown.
     """
 
     data: Any = None

@@ -8,6 +8,7 @@ instrument fields, contract fields, US listings by default) is client logic. The
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,8 @@ from typing import Any
 from .._client_base import GeneratedEndpoints
 from .errors import RequestValidationError, StockQueryError
 from .result import Result
+
+logger = logging.getLogger("ibkr_sdk")
 
 DEFAULT_CONTRACT_CONDITIONS: dict[str, Any] = {"isUS": True}
 
@@ -87,33 +90,48 @@ def filter_instruments(
 class StockQueryOverlay(GeneratedEndpoints):
     """`security_stocks_by_symbol` and `stock_conid_by_symbol` with the reference's signatures."""
 
-    def security_stocks_by_symbol(self, queries: StockQueries, default_filtering: bool = True) -> Result:
+    default_filtering: bool = True
+    """What `default_filtering=None` means in the methods below (as in the peer library)."""
+
+    def security_stocks_by_symbol(self, queries: StockQueries, default_filtering: bool | None = None) -> Result:
         """Stocks of one or more symbols, filtered per query.
 
         Args:
             queries: A symbol, a `StockQuery`, or a list of them.
-            default_filtering: Keep only US listings unless a query sets its own `contract_conditions`.
+            default_filtering: Keep only US listings unless a query sets its own `contract_conditions`; None uses
+                the client's `default_filtering` (True unless changed).
 
         Returns:
             A `Result` whose data maps each symbol to its matching instruments (each with its matching contracts).
+            A symbol IBKR does not know is logged and left out.
         """
         items = as_queries("security_stocks_by_symbol", queries)
+        if default_filtering is None:
+            default_filtering = self.default_filtering
         raw = self._security_stocks_by_symbol(symbols=[q.symbol for q in items])
         data = raw.data if isinstance(raw.data, Mapping) else {}
-        filtered = {q.symbol: filter_instruments(data.get(q.symbol) or [], q, default_filtering) for q in items}
+        filtered = {}
+        for q in items:
+            if not data.get(q.symbol):
+                # As the peer library does: a symbol IBKR does not know is logged and left out, the rest answered.
+                logger.warning("security_stocks_by_symbol(): IBKR knows no instrument for %r; it is left out", q.symbol)
+                continue
+            filtered[q.symbol] = filter_instruments(data[q.symbol], q, default_filtering)
         return raw.copy(data=filtered)
 
     def stock_conid_by_symbol(
-        self, queries: StockQueries, default_filtering: bool = True, return_type: str = "dict"
+        self, queries: StockQueries, default_filtering: bool | None = None, return_type: str = "dict"
     ) -> Result:
         """The one conid each query identifies.
 
         Each query must narrow the symbol to exactly one instrument with exactly one contract; otherwise an error
-        lists what matched and how to narrow the query.
+        lists what matched and how to narrow the query. A symbol IBKR does not know at all is logged and left out
+        of the answer (as in the peer library), so one delisted ticker does not lose the others.
 
         Args:
             queries: A symbol, a `StockQuery`, or a list of them.
-            default_filtering: Keep only US listings unless a query sets its own `contract_conditions`.
+            default_filtering: Keep only US listings unless a query sets its own `contract_conditions`; None uses
+                the client's `default_filtering`.
             return_type: `"dict"` for `{symbol: conid}`, `"list"` for the conids in query order.
         """
         if return_type not in ("dict", "list"):
@@ -146,4 +164,6 @@ class StockQueryOverlay(GeneratedEndpoints):
                 + " | ".join(problems)
             )
         data: Any = conids if return_type == "dict" else list(conids.values())
-        return stocks.copy(data=data)
+        result = stocks.copy(data=data)
+        result.endpoint = "stock_conid_by_symbol"  # its own shape: result.parsed() uses the overlay's model
+        return result

@@ -9,6 +9,8 @@ import logging
 import threading
 from collections.abc import Callable
 
+from .errors import ClientClosedError
+
 logger = logging.getLogger("ibkr_sdk")
 
 DEFAULT_INTERVAL = 60.0
@@ -24,6 +26,7 @@ class Tickler:
         self.interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._closed = False
         self.ticks = 0
         self.failures = 0
 
@@ -32,6 +35,8 @@ class Tickler:
         return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> None:
+        if self._stop.is_set() and self._closed:
+            raise ClientClosedError("start_tickler(): the client is closed")
         if self.running:
             return
         self._stop.clear()
@@ -43,13 +48,25 @@ class Tickler:
             try:
                 self._tick()
                 self.ticks += 1
+            except ClientClosedError:
+                return  # the client was closed during the tick: nothing more to keep alive
             except Exception as exc:  # keep ticking: the next tick may succeed
                 self.failures += 1
                 logger.warning("tickle failed: %s", exc)
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop and wait for the thread (at most `timeout` seconds; a tick in progress is bounded by the client's
-        request timeout)."""
+    def close(self) -> None:
+        """Stop for good (without waiting): `start()` raises `ClientClosedError` from now on."""
+        self._closed = True
+        self._stop.set()
+
+    def join(self, timeout: float) -> None:
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def stop(self, timeout: float | None = 5.0) -> None:
+        """Stop and wait for the thread (at most `timeout` seconds, None for no limit; a tick in progress is bounded
+        by the client's request timeout)."""
         self._stop.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():

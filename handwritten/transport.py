@@ -13,12 +13,17 @@ happened while connecting, i.e. before any byte reached the server.
 from __future__ import annotations
 
 import email.utils
+import functools
+import ipaddress
 import json
 import logging
+import os
 import random
 import re
+import socket
+import threading
 import time
-import warnings
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,6 +34,7 @@ import urllib3
 from .errors import (
     ApiConnectionError,
     ApiTimeoutError,
+    ClientClosedError,
     ExternalBrokerError,
     NotAuthenticatedError,
     RateLimitedError,
@@ -42,6 +48,7 @@ logger = logging.getLogger("ibkr_sdk")
 
 _USER_AGENT = "ibkr_sdk"
 _MAX_MESSAGE = 300
+_MAX_LOGGED_BODY = 2000
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _ACCOUNT_ID = re.compile(r"\b(DU|DF|U|F)(\d{2,})(\d{3})\b")
 
@@ -106,25 +113,187 @@ def _status_error(resp: requests.Response, call: PreparedCall) -> ExternalBroker
     return ExternalBrokerError(message, status_code=status, method=call.method, path=call.path)
 
 
-def _nothing_sent(exc: requests.exceptions.RequestException) -> bool:
-    """True when the failure happened while connecting, so no byte of the request reached the server."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
+_UNSENT = "_ibkr_sdk_nothing_sent"
+"""Attribute set on an exception raised while a connection was being opened (TCP connect, proxy tunnel, TLS
+handshake): no byte of the request had left the client then."""
+
+_NOT_SENDABLE = (
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.InvalidURL,
+    requests.exceptions.InvalidHeader,
+    requests.exceptions.InvalidJSONError,
+)
+"""Raised by `requests` while building the request, before any connection is used."""
+
+
+def _nothing_sent(exc: BaseException) -> bool:
+    """True when the failure happened before any byte of the request reached the server: while building the
+    request, while connecting, or during the TLS handshake."""
+    if isinstance(exc, (requests.exceptions.ConnectTimeout, *_NOT_SENDABLE)):
         return True
-    reason = exc.args[0] if exc.args else None
-    if isinstance(reason, urllib3.exceptions.MaxRetryError):
-        reason = reason.reason
-    return isinstance(reason, urllib3.exceptions.NewConnectionError)
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen or len(seen) > 20:
+            continue
+        seen.add(id(current))
+        if getattr(current, _UNSENT, False) or isinstance(current, urllib3.exceptions.NewConnectionError):
+            return True
+        reason = getattr(current, "reason", None)
+        pending.extend(
+            [
+                current.__cause__,
+                current.__context__,
+                reason if isinstance(reason, BaseException) else None,
+                *(arg for arg in current.args if isinstance(arg, BaseException)),
+            ]
+        )
+    return False
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost cause of a `requests` error (e.g. the `ConnectionRefusedError` under three wrappers)."""
+    current = exc
+    for _ in range(10):
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            current = reason
+        elif current.args and isinstance(current.args[0], BaseException):
+            current = current.args[0]
+        elif current.__cause__ is not None or current.__context__ is not None:
+            current = current.__cause__ or current.__context__  # type: ignore[assignment]
+        else:
+            break
+    return current
+
+
+class _ConnectTagging:
+    """Marks every exception raised while connecting (TCP, proxy tunnel, TLS handshake) as "nothing sent"."""
+
+    def connect(self) -> None:
+        try:
+            super().connect()  # type: ignore[misc]
+        except BaseException as exc:
+            try:
+                setattr(exc, _UNSENT, True)
+            except AttributeError:
+                pass
+            raise
+
+
+class _HTTPConnection(_ConnectTagging, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_ConnectTagging, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    """Keeps a weak list of its connections so the owner can cut requests in flight on `close()`."""
+
+    ConnectionCls = _HTTPConnection
+
+    def __init__(self, *args: Any, registry: weakref.WeakSet[Any], quiet: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._registry = registry
+
+    def _new_conn(self) -> Any:
+        conn = super()._new_conn()
+        self._registry.add(conn)
+        return conn
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    """As `_HTTPPool`; with `quiet`, no `InsecureRequestWarning` for unverified connections: the owner turned
+    verification off on purpose and said so once in the log. No warning filter is touched."""
+
+    ConnectionCls = _HTTPSConnection
+
+    def __init__(self, *args: Any, registry: weakref.WeakSet[Any], quiet: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._registry = registry
+        self._quiet = quiet
+
+    def _new_conn(self) -> Any:
+        conn = super()._new_conn()
+        self._registry.add(conn)
+        return conn
+
+    def _validate_conn(self, conn: Any) -> None:
+        if not self._quiet:
+            super()._validate_conn(conn)
+            return
+        urllib3.HTTPConnectionPool._validate_conn(self, conn)
+        if getattr(conn, "sock", None) is None:
+            conn.connect()
+
+
+class _Adapter(requests.adapters.HTTPAdapter):
+    """`HTTPAdapter` whose pools tag connect-time failures, may skip the unverified-TLS warning, and can cut every
+    connection at once (`abort`)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._pool_classes: dict[str, Any] = {
+            "http": functools.partial(_HTTPPool, registry=self._connections),
+            "https": functools.partial(_HTTPSPool, registry=self._connections, quiet=quiet),
+        }
+        super().__init__()
+
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+        self.poolmanager.pool_classes_by_scheme = self._pool_classes
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> urllib3.ProxyManager:
+        manager: urllib3.ProxyManager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = self._pool_classes
+        return manager
+
+    def abort(self) -> None:
+        """Shut down every socket of this adapter, idle or in the middle of a request (which then fails at once)."""
+        for conn in list(self._connections):
+            sock = getattr(conn, "sock", None)
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+def is_loopback(host: str) -> bool:
+    """True for `localhost` and loopback addresses (127.0.0.0/8, ::1)."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _environment_ca_bundle() -> str | None:
+    """The CA bundle `requests` would take from the environment (`REQUESTS_CA_BUNDLE`, else `CURL_CA_BUNDLE`)."""
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
 
 
 class Transport:
-    """Sends prepared calls to `base_url` and turns answers into `Result`s or errors."""
+    """Sends prepared calls to `base_url` and turns answers into `Result`s or errors.
+
+    `verify` is the resolved TLS setting: False (no verification), True (the system store, or the CA bundle named
+    by `REQUESTS_CA_BUNDLE` / `CURL_CA_BUNDLE`, read once here) or the path of a CA bundle.
+    """
+
+    verbose_retries = False  # log each retry at INFO instead of DEBUG (the client's `verbose_retries`)
 
     def __init__(
         self,
         base_url: str,
         *,
         verify: bool | str = True,
-        timeout: float = 10,
+        timeout: float | tuple[float, float] = 10,
         max_retries: int = 3,
         retry_backoff: float = 0.5,
         max_backoff: float = 8.0,
@@ -140,40 +309,92 @@ class Transport:
         self.max_backoff = max_backoff
         self.max_retry_after = max_retry_after
         self.pacer: Pacer = pacer if pacer is not None else NoPacer()
+        self._paced = not isinstance(self.pacer, NoPacer)
         self.mask_accounts = mask_accounts
         self.signer = signer
+        split = urlsplit(self.base_url)
+        self.address = split.netloc or self.base_url
+        """`host:port` of the server, for error messages."""
+        self._closed = threading.Event()
         session = requests.Session()
-        # Resolve the environment once (proxies) instead of on every request.
+        # Resolve the environment once (proxies, CA bundle) instead of on every request, as requests would.
         session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
         session.trust_env = False
+        if verify is True:
+            verify = _environment_ca_bundle() or True
         session.verify = verify
-        if verify is False and self.base_url.startswith("https://"):
-            self._quiet_unverified_warnings()
+        quiet = verify is False and split.scheme == "https"
+        self._adapter = _Adapter(quiet)
+        session.mount("https://", self._adapter)
+        session.mount("http://", self._adapter)
         session.headers.update({"User-Agent": _USER_AGENT, "Accept": "application/json"})
         self.session = session
 
-    def _quiet_unverified_warnings(self) -> None:
-        """Verification was turned off on purpose (the gateway's self-signed certificate): say so once in the log
-        instead of a warning on every request, and only for this host."""
-        host = urlsplit(self.base_url).hostname or ""
-        logger.warning("TLS certificate verification is off for %s (cacert=False)", host)
-        warnings.filterwarnings(
-            "ignore",
-            message=f"Unverified HTTPS request is being made to host '{re.escape(host)}'",
-            category=urllib3.exceptions.InsecureRequestWarning,
-        )
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
 
     def close(self) -> None:
+        """Refuse further requests, cut requests in flight (they fail at once, without a retry) and release the
+        connections. Idempotent."""
+        self._closed.set()
+        self._adapter.abort()
         self.session.close()
+
+    def _closed_error(self, call: PreparedCall, *, maybe_sent: bool) -> ClientClosedError:
+        return ClientClosedError(
+            "the client is closed" + (" (the request was cut off)" if maybe_sent else ""),
+            maybe_sent=maybe_sent,
+            method=call.method,
+            path=self._mask(call.path),
+        )
+
+    def _mask(self, text: str) -> str:
+        return mask_account_ids(text) if self.mask_accounts else text
 
     def _log(self, text: str, *args: object) -> None:
         if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(self._mask(text % args if args else text))
+
+    def _log_info(self, text: str, *args: object) -> None:
+        if logger.isEnabledFor(logging.INFO):
             message = text % args if args else text
-            logger.debug(mask_account_ids(message) if self.mask_accounts else message)
+            logger.info(mask_account_ids(message) if self.mask_accounts else message)
 
     def _backoff(self, attempt: int) -> float:
         base: float = min(self.max_backoff, self.retry_backoff * (2 ** (attempt - 1)))
         return base * (0.5 + random.random() / 2)  # jitter: spread retries of many threads
+
+    def _transport_failure(self, exc: requests.exceptions.RequestException, call: PreparedCall) -> ApiConnectionError:
+        """The error for a request that got no usable answer, saying whether it may have reached the server."""
+        path = self._mask(call.path)
+        cause = _root_cause(exc)
+        detail = type(cause).__name__
+        if isinstance(exc, _NOT_SENDABLE):
+            return ApiConnectionError(
+                self._mask(f"request could not be built ({type(exc).__name__}: {exc})"),
+                maybe_sent=False,
+                method=call.method,
+                path=path,
+                hint="Nothing was sent.",
+            )
+        if _nothing_sent(exc):
+            if isinstance(exc, requests.exceptions.Timeout):
+                text = f"no connection to {self.address} within the timeout ({detail})"
+            elif isinstance(exc, requests.exceptions.SSLError):
+                text = f"TLS handshake with {self.address} failed ({detail}: {cause})"
+            else:
+                text = f"connection to {self.address} failed ({detail})"
+            return ApiConnectionError(self._mask(text), maybe_sent=False, method=call.method, path=path)
+        if isinstance(exc, requests.exceptions.Timeout):
+            return ApiTimeoutError(
+                self._mask(f"no answer from {self.address} within {self.timeout} s"), method=call.method, path=path
+            )
+        return ApiConnectionError(
+            self._mask(f"the connection to {self.address} broke after the request was sent ({detail})"),
+            method=call.method,
+            path=path,
+        )
 
     def send(
         self,
@@ -184,60 +405,35 @@ class Transport:
         headers: Mapping[str, str] | None = None,
         sign: bool = True,
     ) -> Result:
+        if self._closed.is_set():
+            raise self._closed_error(call, maybe_sent=False)
         url = self.base_url + call.path
         kwargs: dict[str, Any] = {"timeout": self.timeout}
-        if call.query:
-            kwargs["params"] = call.query
-        if call.body is not None:
-            kwargs["json"] = call.body
         request_info: dict[str, Any] = {"method": call.method, "url": url}
         if call.query:
+            kwargs["params"] = call.query
             request_info["params"] = dict(call.query)
         if call.body is not None:
+            kwargs["json"] = call.body
             request_info["json"] = call.body
+        if headers:
+            kwargs["headers"] = headers
+        signer = self.signer if sign else None
+        debug = logger.isEnabledFor(logging.DEBUG)
         attempt = 0
         while True:
             failure: ExternalBrokerError
             resp: requests.Response | None = None
-            with self.pacer.slot(pacing):
-                extra = dict(headers or {})
-                if sign and self.signer is not None:
-                    # Fresh signature (nonce, timestamp) on every attempt.
-                    extra.update(self.signer(call.method, url, call.query))
-                if extra:
-                    kwargs["headers"] = extra
-                started = time.perf_counter()
-                self._log("-> %s %s %s", call.method, call.path, call.query or "")
-                try:
-                    resp = self.session.request(call.method, url, **kwargs)
-                except (requests.exceptions.Timeout, requests.exceptions.ConnectionError) as exc:
-                    timed_out = isinstance(exc, requests.exceptions.Timeout)
-                    failure = (ApiTimeoutError if timed_out else ApiConnectionError)(
-                        f"no answer within {self.timeout} s"
-                        if timed_out
-                        else f"connection failed ({type(exc).__name__})",
-                        maybe_sent=not _nothing_sent(exc),
-                        method=call.method,
-                        path=call.path,
-                    )
-                except requests.exceptions.RequestException as exc:
-                    raise ApiConnectionError(
-                        f"request could not be sent ({type(exc).__name__})", method=call.method, path=call.path
-                    ) from exc
+            if self._paced:
+                with self.pacer.slot(pacing):
+                    resp, failure = self._attempt(call, url, kwargs, headers, signer, debug)
+            else:
+                resp, failure = self._attempt(call, url, kwargs, headers, signer, debug)
             wait: float | None = None
             if resp is not None:
-                elapsed_ms = (time.perf_counter() - started) * 1000
-                self._log(
-                    "<- %s %s %d (%d bytes, %.1f ms)",
-                    call.method,
-                    call.path,
-                    resp.status_code,
-                    len(resp.content),
-                    elapsed_ms,
-                )
                 if resp.status_code not in _RETRY_STATUSES:
                     return self._result(resp, call, request_info)
-                failure = _status_error(resp, call)
+                failure = self._status_error(resp, call)
                 may_retry = retry_safe
                 if isinstance(failure, RateLimitedError) and failure.retry_after is not None:
                     if failure.retry_after > self.max_retry_after:
@@ -246,11 +442,11 @@ class Transport:
             else:
                 assert isinstance(failure, ApiConnectionError)
                 may_retry = retry_safe or not failure.maybe_sent
-            if not may_retry or attempt >= self.max_retries:
+            if not may_retry or attempt >= self.max_retries or isinstance(failure, ClientClosedError):
                 raise failure
             attempt += 1
             delay = wait if wait is not None else self._backoff(attempt)
-            self._log(
+            (self._log_info if self.verbose_retries else self._log)(
                 "retrying %s %s in %.2f s (attempt %d of %d): %s",
                 call.method,
                 call.path,
@@ -259,12 +455,58 @@ class Transport:
                 self.max_retries,
                 failure,
             )
-            time.sleep(delay)
+            if self._closed.wait(delay):
+                raise self._closed_error(call, maybe_sent=False) from failure
+
+    def _attempt(
+        self,
+        call: PreparedCall,
+        url: str,
+        kwargs: dict[str, Any],
+        headers: Mapping[str, str] | None,
+        signer: Signer | None,
+        debug: bool,
+    ) -> tuple[requests.Response | None, Any]:
+        """One try: the response, or None and the error."""
+        if self._closed.is_set():
+            return None, self._closed_error(call, maybe_sent=False)
+        if signer is not None:
+            # Fresh signature (nonce, timestamp) on every attempt.
+            kwargs["headers"] = {**(headers or {}), **signer(call.method, url, call.query)}
+        if debug:
+            started = time.perf_counter()
+            body = "" if call.body is None else " " + json.dumps(call.body, default=str)[:_MAX_LOGGED_BODY]
+            self._log("-> %s %s %s%s", call.method, call.path, call.query or "", body)
+        try:
+            resp = self.session.request(call.method, url, **kwargs)
+        except requests.exceptions.RequestException as exc:
+            if self._closed.is_set():
+                return None, self._closed_error(call, maybe_sent=not _nothing_sent(exc))
+            failure = self._transport_failure(exc, call)
+            failure.__cause__ = exc
+            return None, failure
+        if debug:
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            self._log(
+                "<- %s %s %d (%d bytes, %.1f ms)",
+                call.method,
+                call.path,
+                resp.status_code,
+                len(resp.content),
+                elapsed_ms,
+            )
+        return resp, None
+
+    def _status_error(self, resp: requests.Response, call: PreparedCall) -> ExternalBrokerError:
+        error = _status_error(resp, call)
+        if self.mask_accounts:
+            _mask_error(error)
+        return error
 
     def _result(self, resp: requests.Response, call: PreparedCall, request_info: dict[str, Any]) -> Result:
         status = resp.status_code
         if not 200 <= status < 300:
-            raise _status_error(resp, call)
+            raise self._status_error(resp, call)
         content = resp.content
         if not content:
             return Result(data=None, request=request_info)
@@ -276,7 +518,15 @@ class Transport:
                     f"the answer is not valid JSON ({exc.msg} at position {exc.pos})",
                     status_code=status,
                     method=call.method,
-                    path=call.path,
+                    path=self._mask(call.path),
                 ) from exc
             data = resp.text
         return Result(data=data, request=request_info)
+
+
+def _mask_error(error: ExternalBrokerError) -> None:
+    """Hide account ids in an error's text and attributes."""
+    error.message = mask_account_ids(error.message)
+    if error.path:
+        error.path = mask_account_ids(error.path)
+    error.args = tuple(mask_account_ids(a) if isinstance(a, str) else a for a in error.args)

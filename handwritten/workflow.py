@@ -96,6 +96,7 @@ def _bracket(conid: int, ask: float, quantity: int, tag: str) -> list[Any]:
         quantity=quantity,
         order_type="LMT",
         price=round(ask * 1.001, 2),
+        tif="DAY",
         coid=f"demo-{tag}-{int(time.time() * 1000)}",
     )
     take_profit = OrderRequest(

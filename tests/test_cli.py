@@ -109,7 +109,7 @@ def test_order_with_answers_is_placed(capsys: pytest.CaptureFixture[str], sim: S
         capsys, sim, "place_order", "--order-request", order, "--answer", "MISSING_MARKET_DATA", "--answer", "o163=yes"
     )
     assert (code, err) == (0, "")
-    assert json.loads(out)[0]["order_id"]
+    assert json.loads(out)["order_id"]  # one order: its acknowledgement, as in the peer
     replies = [r.body for r in sim.requests if r.path.startswith("/iserver/reply/")]
     assert replies == [{"confirmed": True}, {"confirmed": True}]
 

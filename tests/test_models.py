@@ -285,8 +285,13 @@ def test_simulator_answers_parse_into_their_models() -> None:
         order = {"conid": 265598, "side": "BUY", "orderType": "MKT", "quantity": 1, "tif": "DAY"}
         client.receive_brokerage_accounts()
         placed = client.place_order(order, answers={"o354": True}).data
-        client.order_status(placed[0]["order_id"]).parsed()
+        client.order_status(placed["order_id"]).parsed()  # one order: its acknowledgement
         parsed.add("order_status")
+        # A cancel needs a working order (cancelling an unknown one raises OrderRejectedError).
+        resting = dict(order, orderType="LMT", price=1.0)
+        working = client.place_order(resting, answers={"o354": True, "o163": True}).data
+        client.cancel_order(working["order_id"]).parsed()
+        parsed.add("cancel_order")
         # Alert ids, too, come from the session: create an alert, then read, deactivate and delete it.
         condition = {"conidex": "265598@SMART", "type": 1, "operator": ">=", "value": "500", "logicBind": "n"}
         alert_id = client.create_alert({"alertName": "models", "conditions": [condition]}).data["order_id"]

@@ -39,7 +39,7 @@ def test_two_questions_answered_with_exactly_two_replies(client: IbkrClient, rec
     result = client.place_order(
         AAPL_LMT, answers={QuestionType.MISSING_MARKET_DATA: True, QuestionType.PRICE_PERCENTAGE_CONSTRAINT: True}
     )
-    assert result.data[0]["order_id"] == "1370093239"
+    assert result.data["order_id"] == "1370093239"  # one order: its acknowledgement
     placed = recorder.sent("POST", ORDERS)
     assert len(placed) == 1
     body = placed[0].body
@@ -115,7 +115,7 @@ def test_bracket_keeps_caller_ids_and_fills_missing_ones(client: IbkrClient, rec
     orders = recorder.sent("POST", ORDERS)[0].body["orders"]
     assert orders[0]["cOID"] == "parent-1" and orders[0]["orderType"] == "LMT"
     assert orders[1]["parentId"] == "parent-1" and orders[1]["auxPrice"] == 140.0 and orders[1]["isClose"] is True
-    assert orders[1]["cOID"].startswith("sdk-") and orders[1]["tif"] == "DAY"
+    assert orders[1]["cOID"].startswith("sdk-") and orders[1]["tif"] == "GTC"  # the peer's default
 
 
 def test_whatif_and_modify_send_their_shapes(client: IbkrClient, recorder: RecordingServer) -> None:

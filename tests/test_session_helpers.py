@@ -112,8 +112,9 @@ def test_tickler_interval_must_be_positive() -> None:
         Tickler(lambda: None, 0)
 
 
-def test_separate_clients_do_not_block_each_other(recorder: RecordingServer) -> None:
-    """The order lock is per client and account: a second client on the same account is not held up."""
+def test_clients_of_one_process_share_the_order_lock(recorder: RecordingServer) -> None:
+    """IBKR runs one question/reply flow per session: a second client on the same server and account waits for the
+    first one's exchange instead of invalidating its open question."""
     delayed = Reply(body=[{"order_id": "1", "order_status": "Submitted"}], delay=0.5)
     recorder.reply("POST", ORDERS, delayed, ACK)  # the first order's answer is slow, the second's is not
     finished: list[str] = []
@@ -123,8 +124,8 @@ def test_separate_clients_do_not_block_each_other(recorder: RecordingServer) -> 
     ):
         t = threading.Thread(target=lambda: (a.place_order(AAPL, {}), finished.append("a")))
         t.start()
-        time.sleep(0.1)  # a holds its own order lock while its answer is delayed
+        time.sleep(0.1)  # a holds the account's order lock while its answer is delayed
         b.place_order(AAPL, {})
         finished.append("b")
         t.join(timeout=10)
-    assert finished == ["b", "a"]
+    assert finished == ["a", "b"]

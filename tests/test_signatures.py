@@ -21,6 +21,20 @@ ENV_DEFAULTS = {"var.IBIND_ACCOUNT_ID", "var.IBIND_REST_URL", "var.IBIND_CACERT"
 # so the entry is removed.
 PENDING = {}
 
+# Methods whose signature ibind 0.2.2 (the current release of the peer) changed since the reference; ours follow the
+# peer, and tests/test_ibind_compat.py checks them against the recorded surface of ibind 0.2.2.
+SUPERSEDED_BY_PEER = {
+    "__init__",  # use_session, auto_recreate_session, auto_register_shutdown, log_responses, verbose_retries
+    "oauth_init",  # (maintain_oauth, init_brokerage_session)
+    "whatif_order",  # account_id defaults to the client's
+    "tickle",  # log=False
+    "authentication_status",  # log=True
+    "start_tickler",  # interval=
+    "stop_tickler",  # timeout=
+    "security_stocks_by_symbol",  # default_filtering=None: the client's default_filtering
+    "stock_conid_by_symbol",  # default_filtering=None: the client's default_filtering
+}
+
 
 def _expected(params: list[dict[str, str]]) -> list[tuple[str, object]]:
     out: list[tuple[str, object]] = []
@@ -52,6 +66,8 @@ def test_method_matches_the_reference(name: str, params: list[dict[str, str]]) -
         assert not hasattr(IbkrClient, name), f"{name} has landed: remove it from PENDING"
         pytest.skip(f"{name}: delivered by {PENDING[name]}")
     assert hasattr(IbkrClient, name), f"IbkrClient lacks the reference method {name}"
+    if name in SUPERSEDED_BY_PEER:
+        pytest.skip(f"{name}: follows ibind 0.2.2 (checked by test_ibind_compat)")
     assert _actual(name) == _expected(params)
 
 
@@ -62,6 +78,7 @@ def test_constructor_extra_arguments_are_keyword_only() -> None:
         "auto_preflight",
         "pacing",
         "pacing_time_scale",
+        "max_pacing_wait",
         "mask_account_ids",
         "auto_suppress",
     ]

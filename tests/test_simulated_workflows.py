@@ -47,7 +47,7 @@ def test_two_question_order_is_placed_with_exactly_two_replies(sim: Simulator) -
         answers = {QuestionType.MISSING_MARKET_DATA: True, QuestionType.PRICE_PERCENTAGE_CONSTRAINT: True}
         result = client.place_order(order, answers)
     assert last > 0
-    assert result.data[0]["order_id"]
+    assert result.data["order_id"]
     assert _posts(sim, "/orders") == 1 and _posts(sim, "/iserver/reply/") == 2
     assert len([o for o in sim.orders if o.conid == 272093]) == 1
 
@@ -172,7 +172,7 @@ def test_stalled_order_accepted_by_the_gateway_is_placed_once(sim: Simulator, mo
         client.snapshot_until_ready(str(AAPL), "31", interval=0.01)
         sim.inject("place_order", "stall", after=True)  # the order is booked, the answer never comes
         result = client.place_order(dict(MKT, cOID="exactly-once"), answers={})
-    assert result.data[0]["cOID"] == "exactly-once"
+    assert result.data["cOID"] == "exactly-once"
     assert len([o for o in sim.orders if o.coid == "exactly-once"]) == 1
     assert _posts(sim, "/orders") == 1
 

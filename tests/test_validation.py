@@ -36,10 +36,11 @@ def _cases(predicate: Any, bad_value: Any) -> list[Any]:
     ]
 
 
+# Values wrong by meaning, not merely by Python type (a digit string is a valid int, a number a valid str).
 WRONG_TYPE = {
-    "str": 3.5,
-    "int": "12",
-    "float": "1.5",
+    "str": True,
+    "int": "12 shares",
+    "float": "n/a",
     "bool": "yes",
     "datetime": "yesterday",
     "object": ["not", "a", "dict"],
@@ -52,6 +53,10 @@ CASES = (
     + _cases(lambda e, p: p.pattern is not None, lambda p: "7x?")
     + _cases(lambda e, p: p.type in WRONG_TYPE, lambda p: WRONG_TYPE[p.type])
     + _cases(lambda e, p: p.many is not None, lambda p: [])
+    + _cases(lambda e, p: p.type in ("int", "float"), lambda p: float("nan"))
+    + _cases(lambda e, p: p.type in ("int", "float"), lambda p: True)
+    + _cases(lambda e, p: p.type == "int", lambda p: 2.5)
+    + _cases(lambda e, p: p.type in ("str", "int", "float") and p.many is None, lambda p: {"a": 1})
 )
 
 

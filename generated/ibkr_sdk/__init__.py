@@ -14,15 +14,21 @@ from .lib.client import IbkrClient as IbkrClient
 from .lib.errors import (
     ApiConnectionError as ApiConnectionError,
     ApiTimeoutError as ApiTimeoutError,
+    ClientClosedError as ClientClosedError,
     ExternalBrokerError as ExternalBrokerError,
     IbkrError as IbkrError,
     NotAuthenticatedError as NotAuthenticatedError,
     OrderQuestionError as OrderQuestionError,
+    OrderRejectedError as OrderRejectedError,
     OrderStateUnknownError as OrderStateUnknownError,
     RateLimitedError as RateLimitedError,
     RequestValidationError as RequestValidationError,
     ServerError as ServerError,
     StockQueryError as StockQueryError,
+)
+from .lib.logs import (
+    AccountIdMaskingFormatter as AccountIdMaskingFormatter,
+    ibind_logs_initialize as ibind_logs_initialize,
 )
 from .lib.models_access import (
     NoResponseModelError as NoResponseModelError,
@@ -33,8 +39,15 @@ from .lib.oauth import (
     OAuth1aConfig as OAuth1aConfig,
     OAuthConfigError as OAuthConfigError,
 )
-from .lib.orders import Answers as Answers, OrderRequest as OrderRequest, QuestionType as QuestionType
+from .lib.orders import (
+    Answers as Answers,
+    OrderRequest as OrderRequest,
+    QuestionType as QuestionType,
+    question_type_to_message_id as question_type_to_message_id,
+)
+from .lib.parallel import execute_in_parallel as execute_in_parallel
 from .lib.result import Result as Result
+from .lib.snapshot_fields import snapshot_keys_to_ids as snapshot_keys_to_ids
 from .lib.stock_query import StockQueries as StockQueries, StockQuery as StockQuery
 from .lib.types import OneOrMany as OneOrMany
 
@@ -96,11 +109,13 @@ def __dir__() -> list[str]:
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccountIdMaskingFormatter",
     "Answers",
     "ApiConnectionError",
     "ApiTimeoutError",
     "BindingStatus",
     "CallbackSink",
+    "ClientClosedError",
     "CompositeSink",
     "EventSink",
     "ExternalBrokerError",
@@ -116,6 +131,7 @@ __all__ = [
     "OAuthConfigError",
     "OneOrMany",
     "OrderQuestionError",
+    "OrderRejectedError",
     "OrderRequest",
     "OrderStateUnknownError",
     "QuestionType",
@@ -134,6 +150,10 @@ __all__ = [
     "SubscriptionHandle",
     "WsState",
     "events",
+    "execute_in_parallel",
+    "ibind_logs_initialize",
     "make_binding_key",
+    "question_type_to_message_id",
+    "snapshot_keys_to_ids",
     "subscriptions",
 ]

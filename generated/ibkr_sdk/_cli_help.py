@@ -1513,7 +1513,7 @@ HELP: dict[str, EndpointHelp] = {
             "per session and following new fills through the websocket instead."
         ),
         params={
-            "days": "How many previous days to include, at most 7; omitted means today only.",
+            "days": "How many previous days to include, at most 7; omitted means today only. From 1 to 7.",
             "account_id": "Account or allocation group to report on; omitted when None (the selected account).",
         },
         notes=(
@@ -1617,7 +1617,7 @@ HELP: dict[str, EndpointHelp] = {
                 "expose them."
             ),
         ),
-        overlay=False,
+        overlay=True,
         response_model="order.CancelOrderResponse",
     ),
     "modify_order": EndpointHelp(
@@ -1813,7 +1813,7 @@ HELP: dict[str, EndpointHelp] = {
                 "Account whose positions are listed; the client's default account when None. Defaults to "
                 "the client's account id."
             ),
-            "page": "Page number, counted from 0.",
+            "page": "Page number, counted from 0. At least 0.",
             "model": "Model portfolio code to compare the positions with.",
             "sort": "Column to sort by, e.g. name (the server's default).",
             "direction": "Sort order: a ascending, d descending. One of: a, d.",
@@ -2135,8 +2135,11 @@ HELP: dict[str, EndpointHelp] = {
             "flags `authenticated`, `connected` and `competing` plus server details."
         ),
         params={},
-        notes=("A POST that only reads state, so it is marked safe to retry.",),
-        overlay=False,
+        notes=(
+            "A POST that only reads state, so it is marked safe to retry.",
+            "The public method (handwritten/session.py) adds the peer's `log` flag, which is not sent.",
+        ),
+        overlay=True,
         response_model="session.BrokerageSessionStatus",
     ),
     "initialize_brokerage_session": EndpointHelp(
@@ -2172,8 +2175,8 @@ HELP: dict[str, EndpointHelp] = {
             "status."
         ),
         params={},
-        notes=(),
-        overlay=False,
+        notes=("The public method (handwritten/session.py) adds the peer's `log` flag, which is not sent.",),
+        overlay=True,
         response_model="session.TickleResponse",
     ),
     "reauthenticate": EndpointHelp(

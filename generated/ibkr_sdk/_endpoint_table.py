@@ -1172,7 +1172,7 @@ trades = EndpointSpec(
     http="GET",
     path="/iserver/account/trades",
     params=(
-        ParamSpec("days", "days", "query", "str", required=False),
+        ParamSpec("days", "days", "query", "str", required=False, minimum=1, maximum=7),
         ParamSpec("account_id", "accountId", "query", "str", required=False),
     ),
     retry_safe=True,
@@ -1343,7 +1343,7 @@ positions = EndpointSpec(
     path="/portfolio/{accountId}/positions/{pageId}",
     params=(
         ParamSpec("account_id", "accountId", "path", "str", required=False, fill="account_id"),
-        ParamSpec("page", "pageId", "path", "int", required=False),
+        ParamSpec("page", "pageId", "path", "int", required=False, minimum=0),
         ParamSpec("model", "model", "query", "str", required=False),
         ParamSpec("sort", "sort", "query", "str", required=False),
         ParamSpec("direction", "direction", "query", "str", required=False, enum=("a", "d")),

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import random
 import threading
 from dataclasses import dataclass
 from typing import Any
 
-FAULT_KINDS = ("latency", "status", "reset", "stall", "malformed")
+FAULT_KINDS = ("latency", "status", "reset", "stall", "malformed", "truncate")
 """What `Simulator.inject` can do to a request:
 
 - `latency`: wait `value` seconds, then answer normally;
@@ -14,10 +15,13 @@ FAULT_KINDS = ("latency", "status", "reset", "stall", "malformed")
 - `reset`: close the connection without answering (a reset, no HTTP response at all);
 - `stall`: accept the request and never answer, until `value` seconds have passed (default: until the
   simulator stops), then close the connection;
-- `malformed`: answer 200 with `Content-Type: application/json` and a body that is not valid JSON.
+- `malformed`: answer 200 with `Content-Type: application/json` and a body that is not valid JSON;
+- `truncate`: handle the request, send the status line, the headers and half of the body, then cut the
+  connection (a reset in the middle of the answer).
 
-`reset` and `stall` take `after=True` to handle the request first (an order is placed, a cancel applied) and only
-then lose the answer: the case where a client cannot know whether its request took effect.
+`status`, `reset`, `stall` and `malformed` take `after=True` to handle the request first (an order is placed, a
+cancel applied) and only then lose or spoil the answer: the case where a client cannot know whether its request
+took effect. A fault with a `probability` applies to each matching request with that chance (seeded draws).
 """
 
 ANY_ROUTE = "*"
@@ -29,14 +33,16 @@ class Fault:
     value: float | None = None
     times: int | None = 1  # None: every matching request until cleared
     body: Any = None
-    after: bool = False  # reset / stall only: handle the request, then lose the answer
+    after: bool = False  # handle the request, then lose (or spoil) the answer
+    probability: float | None = None  # chance that a matching request gets the fault; None: every one
 
 
 class FaultBook:
     """Pending faults by endpoint name (or `*` for every route); each request consumes at most one."""
 
-    def __init__(self) -> None:
+    def __init__(self, seed: int = 0) -> None:
         self._lock = threading.Lock()
+        self._random = random.Random(seed)
         self._faults: dict[str, list[Fault]] = {}
 
     def add(self, route: str, fault: Fault) -> None:
@@ -53,10 +59,12 @@ class FaultBook:
                 queue = self._faults.get(key)
                 if not queue:
                     continue
-                fault = queue[0]
+                fault = next((f for f in queue if f.probability is None or self._random.random() < f.probability), None)
+                if fault is None:
+                    continue
                 if fault.times is not None:
                     fault.times -= 1
                     if fault.times <= 0:
-                        queue.pop(0)
+                        queue.remove(fault)
                 return fault
         return None

@@ -103,6 +103,7 @@ class _Answer:
     status: int
     body: bytes
     content_type: str = _JSON
+    truncate: bool = False  # send half of the body, then cut the connection
 
 
 def _json_bytes(value: Any) -> bytes:
@@ -159,7 +160,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             head += "Connection: close\r\n"
         # One write for status line, headers and body: separate writes stall ~40 ms (Nagle + delayed ACK).
-        self.wfile.write(head.encode("latin-1") + b"\r\n" + answer.body)
+        body = answer.body[: len(answer.body) // 2] if answer.truncate else answer.body
+        self.wfile.write(head.encode("latin-1") + b"\r\n" + body)
+        if answer.truncate:
+            self.close_connection = True  # a clean close: the client reads the half body, then the end
 
     def _abort(self) -> None:
         """Drop the connection without an answer (reset where the platform allows it)."""
@@ -293,7 +297,7 @@ class Simulator:
             advisor=advisor,
         )
         self._routes = RouteTable(ENDPOINTS)
-        self._faults = FaultBook()
+        self._faults = FaultBook(seed)
         self._ws_faults = WsFaultBook()  # faults of the WebSocket (route "ws"), kept apart from the REST routes'
         self.streaming = StreamSettings()
         """Timing of the WebSocket at /v1/api/ws (heartbeats, quote interval, market-data expiry)."""
@@ -449,6 +453,7 @@ class Simulator:
         times: int | None = 1,
         body: Any = None,
         after: bool = False,
+        probability: float | None = None,
     ) -> None:
         """Make the next `times` requests to `route` fail in the way `kind` names (None: until `clear_faults`).
 
@@ -456,9 +461,12 @@ class Simulator:
         concrete path, e.g. `"GET /iserver/marketdata/snapshot"`), or `"*"` for every route. Kinds:
         `latency` (value: seconds, then a normal answer), `status` (value: HTTP status; `body` replaces the
         default `{"error": ...}`), `reset` (close without answering), `stall` (never answer; value: give up
-        after that many seconds, default when the simulator stops), `malformed` (invalid JSON, 200).
-        With `after=True`, `reset` and `stall` let the request take effect first and then lose the answer
-        (e.g. an order that exists although the client saw no acknowledgement).
+        after that many seconds, default when the simulator stops), `malformed` (invalid JSON, 200), `truncate`
+        (handle the request, then cut the connection halfway through the answer's body).
+        With `after=True`, `status`, `reset`, `stall` and `malformed` let the request take effect first and then
+        lose or spoil the answer (e.g. an order that exists although the client saw no acknowledgement).
+        With `probability`, each matching request draws (seeded by `seed`) whether the fault applies; `times`
+        then counts the faults applied.
 
         `route="ws"` targets the WebSocket at /v1/api/ws: `reset` drops an open socket, `stall` stops its
         frames (value: seconds), `malformed` sends it a frame that is not JSON (each taken by one socket per
@@ -472,12 +480,16 @@ class Simulator:
             raise ValueError("a status fault needs value=<HTTP status>, e.g. 503")
         if times is not None and times < 1:
             raise ValueError("times must be at least 1 (or None for every request)")
-        if after and (kind not in ("reset", "stall") or route == WS_ROUTE):
-            raise ValueError("after=True applies to reset and stall faults of REST routes only")
+        if after and kind == "latency":
+            raise ValueError("after=True applies to status, reset, stall and malformed faults")
+        if probability is not None and not 0 < probability <= 1:
+            raise ValueError("probability must be above 0 and at most 1")
         if route == WS_ROUTE:
+            if after or probability is not None or kind == "truncate":
+                raise ValueError("the socket (route 'ws') takes latency, status, reset, stall and malformed faults")
             self._ws_faults.add(WS_ROUTE, Fault(kind, value, times, body))
             return
-        self._faults.add(self._resolve_route(route), Fault(kind, value, times, body, after))
+        self._faults.add(self._resolve_route(route), Fault(kind, value, times, body, after, probability))
 
     def clear_faults(self) -> None:
         self._faults.clear()
@@ -565,7 +577,7 @@ class Simulator:
                 else:
                     if fault.after:
                         self._answer(spec.name, request, body_error)
-                    return self._faulty(fault, incoming, spec.name)
+                    return self._faulty(fault, incoming, spec.name, request, body_error)
             answer = self._answer(spec.name, request, body_error)
             self._wait(self.latency)
             self._record(incoming, spec.name, answer.status, fault.kind if fault else None)
@@ -584,6 +596,9 @@ class Simulator:
         try:
             if endpoint == "oauth_live_session_token":
                 payload = self.oauth.live_session_token(method, url, authorization)
+                with self._state.lock:
+                    if not self._state.session.logged_in:
+                        self._state.login(False)  # with OAuth, a new live session token is the login
                 self._record(incoming, endpoint, 200, None)
                 return _Answer(200, _json_bytes(payload))
             self.oauth.verify(method, url, authorization)
@@ -592,7 +607,9 @@ class Simulator:
             return _error(401, f"OAuth: {exc}")
         return None
 
-    def _faulty(self, fault: Fault, incoming: _Incoming, endpoint: str) -> _Answer | None:
+    def _faulty(
+        self, fault: Fault, incoming: _Incoming, endpoint: str, request: SimRequest, body_error: bool
+    ) -> _Answer | None:
         if fault.kind == "status":
             status = int(fault.value or 503)
             payload = fault.body if fault.body is not None else {"error": _phrase(status, "Error")}
@@ -603,6 +620,10 @@ class Simulator:
             self._wait(self.latency)
             self._record(incoming, endpoint, 200, "malformed")
             return _Answer(200, b'{"conid": 265598, "31": "1')
+        if fault.kind == "truncate":
+            answer = self._answer(endpoint, request, body_error)
+            self._record(incoming, endpoint, answer.status, "truncate")
+            return dataclasses.replace(answer, truncate=True)
         self._record(incoming, endpoint, None, fault.kind)
         if fault.kind == "stall":
             self._wait(float(fault.value) if fault.value is not None else _STALL_LIMIT)

@@ -113,7 +113,7 @@ def test_real_catalogue_output_is_deterministic(tmp_path: Path) -> None:
         out = tmp_path / f"run{seed}"
         env = dict(os.environ, PYTHONHASHSEED=seed)
         subprocess.run(
-            [sys.executable, "-m", "codegen", "--spec", "spec", "--out", str(out)],
+            [sys.executable, "-m", "codegen", "--spec", "spec", "--out", str(out), "--ts", str(out / "ts")],
             cwd=ROOT,
             env=env,
             check=True,

@@ -114,7 +114,9 @@ def test_inject_refuses_bad_arguments(sim: Simulator) -> None:
     with pytest.raises(ValueError):
         sim.inject("tickle", "status")
     with pytest.raises(ValueError):
-        sim.inject("tickle", "malformed", after=True)
+        sim.inject("tickle", "latency", 0.1, after=True)
+    with pytest.raises(ValueError):
+        sim.inject("tickle", "reset", probability=0)
     sim.inject("POST /v1/api/iserver/account/DU1234567/orders", "reset")  # a concrete path resolves too
 
 

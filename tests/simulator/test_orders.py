@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ibkr_sdk import ExternalBrokerError, IbkrClient
+from ibkr_sdk import ExternalBrokerError, IbkrClient, OrderRejectedError
 from ibkr_sdk.simulator import OrderCheck, QuestionRule, Simulator
 from tests.simulator.helpers import AAPL, ACCOUNT, IBM, answer_all
 
@@ -188,8 +188,11 @@ def test_cancel(sim: Simulator, api: IbkrClient) -> None:
     assert answer["conid"] == AAPL and answer["account"] == ACCOUNT
     assert api.live_orders(filters="cancelled").data["orders"][0]["order_ref"] == "low"
     assert api.live_orders(filters="submitted").data["orders"] == []
-    assert "doesn't exist" in api.cancel_order(order_id).data["error"]
-    assert "doesn't exist" in api.cancel_order("12345").data["error"]
+    for unknown in (order_id, "12345"):  # finished, never existed: a refusal, not a success
+        with pytest.raises(
+            OrderRejectedError, match=rf"cancel_order\(\): IBKR refused order {unknown}: .*doesn't exist"
+        ):
+            api.cancel_order(unknown)
 
 
 def test_cancelling_a_bracket_parent_cancels_its_children(sim: Simulator, api: IbkrClient) -> None:

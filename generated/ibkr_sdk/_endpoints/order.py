@@ -73,7 +73,7 @@ class OrderEndpoints(ClientCore):
         preflight: receive_brokerage_accounts · pacing: trades · retry: safe · spec: spec/order.yaml
 
         Args:
-            days: How many previous days to include, at most 7; omitted means today only.
+            days: How many previous days to include, at most 7; omitted means today only. From 1 to 7.
             account_id: Account or allocation group to report on; omitted when None (the selected account).
 
         Returns:
@@ -146,11 +146,13 @@ class OrderEndpoints(ClientCore):
         """
         return self._call(_T.whatif_order, {"orders": orders, "account_id": account_id})
 
-    def cancel_order(self, order_id: str, account_id: str | None = None) -> Result:
+    def _cancel_order(self, order_id: str, account_id: str | None = None) -> Result:
         """Request the cancellation of an open order; order id -1 cancels all open orders.
 
         The answer only confirms that the request was accepted; check `live_orders` or `order_status` to see the
         order actually cancelled. Passing -1 as the order id cancels every open order of the account.
+
+        Raw request: the public `cancel_order` is hand-written in ibkr_sdk.lib and wraps this method.
 
         DELETE /iserver/account/{accountId}/order/{orderId}
         preflight: receive_brokerage_accounts · retry: unsafe · spec: spec/order.yaml

@@ -131,7 +131,7 @@ class PortfolioEndpoints(ClientCore):
         Args:
             account_id: Account whose positions are listed; the client's default account when None. Defaults to the
                 client's account id.
-            page: Page number, counted from 0.
+            page: Page number, counted from 0. At least 0.
             model: Model portfolio code to compare the positions with.
             sort: Column to sort by, e.g. name (the server's default).
             direction: Sort order: a ascending, d descending. One of: a, d.

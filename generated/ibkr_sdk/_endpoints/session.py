@@ -18,11 +18,13 @@ __all__ = ["SessionEndpoints"]
 class SessionEndpoints(ClientCore):
     """Session: methods generated from spec/session.yaml."""
 
-    def authentication_status(self) -> Result:
+    def _authentication_status(self) -> Result:
         """Report whether the brokerage session is authenticated, connected and not competing.
 
         Trading and market data need an authenticated brokerage session. The answer carries the flags
         `authenticated`, `connected` and `competing` plus server details.
+
+        Raw request: the public `authentication_status` is hand-written in ibkr_sdk.lib and wraps this method.
 
         POST /iserver/auth/status
         retry: safe · spec: spec/session.yaml
@@ -61,11 +63,13 @@ class SessionEndpoints(ClientCore):
         """
         return self._call(_T.logout, {})
 
-    def tickle(self) -> Result:
+    def _tickle(self) -> Result:
         """Ping the gateway so an idle session does not time out.
 
         A session with no requests for a few minutes is closed by the gateway; calling this about once a minute
         keeps it open. The answer includes the session id and the brokerage status.
+
+        Raw request: the public `tickle` is hand-written in ibkr_sdk.lib and wraps this method.
 
         POST /tickle
         pacing: tickle · retry: safe · spec: spec/session.yaml

@@ -1,0 +1,132 @@
+"""The gateway simulator for the TypeScript tests (`node --test`), with a small control server beside it.
+
+Started by tests/ts/wire.test.ts as `python tests/ts/sim_bridge.py`; prints one JSON line with the URLs, then serves
+until its stdin closes (the Node process ended) or a time limit passes. Both servers listen on 127.0.0.1 only.
+
+Control routes (JSON): `GET /cases` every catalogue example with TypeScript names (the same cases as
+tests/test_wire.py); `POST /reset` logs the simulator in and clears its request log; `GET /requests` what the
+simulator received since; `POST /inject` `{route, kind, value, times}` a fault (`Simulator.inject`).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from codegen.load import load_catalogue  # noqa: E402
+from codegen.ts import ts_name  # noqa: E402
+from ibkr_sdk.simulator import Simulator  # noqa: E402
+
+TIME_LIMIT = 120.0  # seconds: the bridge never outlives a stuck test run
+
+
+def _jsonable(value: Any) -> Any:
+    """Example arguments as JSON; a datetime becomes {"$date": ISO 8601 in UTC} (the TS test makes a Date of it)."""
+    if isinstance(value, datetime.datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
+        return {"$date": aware.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def cases() -> list[dict[str, Any]]:
+    import ibkr_sdk.simulator._server  # noqa: F401  (registers the handlers)
+    from ibkr_sdk.simulator._core import HANDLERS
+
+    cat = load_catalogue(ROOT / "spec")
+    return [
+        {
+            "id": f"{e.name}[{i}]",
+            "endpoint": e.name,
+            "area": ts_name(e.area),
+            "method": ts_name(e.name),
+            "modelled": e.name in HANDLERS,
+            "call": {ts_name(k): _jsonable(v) for k, v in ex.call.items()},
+            "expect": {"method": ex.method, "path": ex.path, "query": ex.query, "body": ex.body},
+        }
+        for e in cat.endpoints
+        for i, ex in enumerate(e.examples)
+    ]
+
+
+def main() -> None:
+    sim = Simulator().start()
+    secure = Simulator(https=True).start()
+    all_cases = cases()
+
+    class Control(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+        def _send(self, value: Any, status: int = 200) -> None:
+            data = json.dumps(value).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:  # noqa: N802
+            if self.path == "/cases":
+                self._send(all_cases)
+            elif self.path == "/requests":
+                self._send(
+                    [
+                        {
+                            "endpoint": r.endpoint,
+                            "method": r.method,
+                            "path": r.path,
+                            "query": r.query,
+                            "body": r.body,
+                            "status": r.status,
+                        }
+                        for r in sim.requests
+                    ]
+                )
+            else:
+                self._send({"error": "unknown route"}, 404)
+
+        def do_POST(self) -> None:  # noqa: N802
+            size = int(self.headers.get("Content-Length") or 0)
+            payload = json.loads(self.rfile.read(size) or b"{}")
+            if self.path == "/reset":
+                sim.clear_faults()
+                sim.login()
+                sim.clear_requests()
+                self._send({"ok": True})
+            elif self.path == "/inject":
+                sim.inject(payload["route"], payload["kind"], payload.get("value"), times=payload.get("times", 1))
+                self._send({"ok": True})
+            else:
+                self._send({"error": "unknown route"}, 404)
+
+    control = ThreadingHTTPServer(("127.0.0.1", 0), Control)
+    threading.Thread(target=control.serve_forever, daemon=True).start()
+    info = {
+        "sim": sim.url,
+        "secure": secure.url,
+        "cacert": secure.cacert,
+        "control": f"http://127.0.0.1:{control.server_address[1]}",
+    }
+    print(json.dumps(info), flush=True)
+    done = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
+    done.wait(TIME_LIMIT)
+    control.shutdown()
+    secure.stop()
+    sim.stop()
+
+
+if __name__ == "__main__":
+    main()
