@@ -244,3 +244,16 @@ def test_subscriptions_wait_for_the_brokerage_session() -> None:
         finally:
             client.shutdown()
             rest.close()
+
+
+def test_wss_with_the_certificate_of_the_rest_client() -> None:
+    with Simulator(https=True) as sim:
+        rest = IbkrClient(url=sim.url, account_id=ACCOUNT, cacert=sim.cacert, pacing=False)
+        client = IbkrWsClient(ibkr_client=rest)  # wss://, verified against the same CA bundle as the REST calls
+        try:
+            assert repr(client).startswith("IbkrWsClient(url='wss://")
+            assert client.start()
+            assert client.subscribe(PnlSubscription()).wait(5)
+        finally:
+            client.shutdown()
+            rest.close()

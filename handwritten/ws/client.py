@@ -14,6 +14,7 @@ import asyncio
 import importlib
 import json
 import logging
+import os
 import random
 import ssl
 import threading
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..env import env_bool, env_str
+from ..settings import resolve_verify
 from . import _topics, events
 from ._bindings import SubscriptionController
 from ._state import WsState
@@ -151,7 +153,8 @@ class IbkrWsClient:
             and OAuth token are used). Default: one made from `account_id`, `host`, `port`, `cacert`, `use_oauth`.
         use_oauth: Connect to IBKR's hosted API with the OAuth access token.
         access_token: OAuth access token (default: the client's OAuth config or the environment).
-        cacert: CA bundle path, True (system CAs) or False (accept the gateway's self-signed certificate).
+        cacert: CA bundle path, True (system CAs) or False (accept the gateway's self-signed certificate); default
+            the REST client's setting, then as `IbkrClient` decides (off for a loopback host, on for any other).
         cycle_interval: How often (seconds) the loop checks heartbeats, acknowledgements and renewals.
         sink: Where events go (default `NoopSink`).
         router: Frame -> events (default `IbkrRouter`, which also merges quotes).
@@ -220,7 +223,8 @@ class IbkrWsClient:
             if use_oauth is None:
                 use_oauth = bool(getattr(ibkr_client, "use_oauth", False))
             if cacert is None:
-                cacert = ibkr_client.cacert if isinstance(ibkr_client.cacert, (str, bool)) else str(ibkr_client.cacert)
+                shared = ibkr_client.cacert
+                cacert = shared if shared is None or isinstance(shared, (str, bool)) else os.fspath(shared)
             if access_token is None and use_oauth:
                 access_token = getattr(ibkr_client.oauth_config, "access_token", None)
         if use_oauth is None:
@@ -253,6 +257,7 @@ class IbkrWsClient:
         self._use_oauth = use_oauth
         self._access_token = access_token
         self._cacert = cacert
+        self._verify = resolve_verify(url, cacert)  # the REST client's policy: off for loopback unless asked
         self._ibkr_client = ibkr_client
         self._cycle = cycle_interval
         self._connect_timeout = connect_timeout
@@ -593,13 +598,13 @@ class IbkrWsClient:
     def _ssl_context(self) -> ssl.SSLContext | None:
         if not self._url.startswith("wss:"):
             return None
-        cacert = self._cacert
+        cacert = self._verify
         if cacert is False:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
             return context
-        if cacert is True or cacert is None:
+        if cacert is True:
             return ssl.create_default_context()
         return ssl.create_default_context(cafile=str(cacert))
 
