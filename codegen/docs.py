@@ -217,8 +217,11 @@ def read_exports(spec_dir: Path, source_dir: Path = HANDWRITTEN) -> list[Export]
     """The names of spec/exports.yaml with what they are, from the hand-written source."""
     data = yaml.safe_load((Path(spec_dir) / "exports.yaml").read_text(encoding="utf-8"))
     exports: list[Export] = []
-    for module, names in sorted(data["lib"].items()):
-        path = source_dir / f"{module}.py"
+    sections = {**data["lib"], **(data.get("lazy") or {})}
+    for module, names in sorted(sections.items()):
+        path = source_dir / f"{module.replace('.', '/')}.py"
+        if not path.exists():
+            path = source_dir / module.replace(".", "/") / "__init__.py"
         tree = ast.parse(path.read_text(encoding="utf-8")) if path.exists() else ast.Module(body=[], type_ignores=[])
         found: dict[str, tuple[str, str]] = {}
         body = tree.body

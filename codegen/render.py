@@ -136,20 +136,30 @@ def _project_version() -> str:
     return match.group(1)
 
 
-def _exports(spec_dir: Path) -> list[tuple[str, list[str]]]:
+def _exports(spec_dir: Path, section: str = "lib") -> list[tuple[str, list[str]]]:
     data = yaml.safe_load((spec_dir / "exports.yaml").read_text(encoding="utf-8"))
-    return [(module, sorted(names)) for module, names in sorted(data["lib"].items())]
+    return [(module, sorted(names)) for module, names in sorted((data.get(section) or {}).items())]
+
+
+def _submodules(spec_dir: Path) -> list[tuple[str, str]]:
+    """`modules:` of exports.yaml: package submodules (`ibkr_sdk.events`) that re-export a hand-written module."""
+    data = yaml.safe_load((spec_dir / "exports.yaml").read_text(encoding="utf-8"))
+    return sorted((data.get("modules") or {}).items())
 
 
 def render_tree(cat: Catalogue, spec_dir: Path, dest: Path) -> list[str]:
     """Render every template into `dest` (a directory that will hold `ibkr_sdk/`); return relative paths."""
     env = environment()
     exports = _exports(spec_dir)
+    lazy_exports = _exports(spec_dir, "lazy")
+    submodules = _submodules(spec_dir)
     models = plan_models(cat, spec_dir)
     context: dict[str, Any] = {
         "catalogue": cat,
         "exports": exports,
-        "all_names": sorted(n for _, names in exports for n in names),
+        "lazy_exports": lazy_exports,
+        "submodules": submodules,
+        "all_names": sorted(n for _, names in exports + lazy_exports for n in names),
         "version": _project_version(),
         "models": models,
         "response_models": {m.endpoint: m.qualname for m in models.models},
@@ -172,6 +182,10 @@ def render_tree(cat: Catalogue, spec_dir: Path, dest: Path) -> list[str]:
         else:
             _write(dest / target_rel, template.render(context))
             written.append(target_rel)
+    shim = env.get_template("_shims/submodule.py.j2")
+    for name, target in submodules:
+        _write(dest / PACKAGE / f"{name}.py", shim.render(context, name=name, target=target))
+        written.append(f"{PACKAGE}/{name}.py")
     _write(dest / PACKAGE / "py.typed", "")
     written.append(f"{PACKAGE}/py.typed")
     written += write_models(cat, models, dest)  # ibkr_sdk/models/<area>.py, by datamodel-code-generator

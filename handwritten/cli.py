@@ -420,6 +420,8 @@ def _top_parser() -> argparse.ArgumentParser:
             "                                   (`call --help` lists the methods, `call METHOD --help` explains one)\n"
             "  simulate [--port 5000 ...]       serve the embedded gateway simulator until Ctrl-C\n"
             "  demo [--url URL --account ID]    run the example trading workflow (offline unless --url is given)\n"
+            "  stream md CONID... [--fields 31,84,86 --seconds 10 --count N]\n"
+            "                                   stream merged quotes over the WebSocket as JSON lines\n"
             "\n"
             "exit status: 0 success, 2 bad arguments, 1 the request failed"
         ),
@@ -427,7 +429,12 @@ def _top_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     _add_connection_options(parser, None)
-    parser.add_argument("command", choices=("call", "simulate", "demo"), metavar="COMMAND", help="call, simulate, demo")
+    parser.add_argument(
+        "command",
+        choices=("call", "simulate", "demo", "stream"),
+        metavar="COMMAND",
+        help="call, simulate, demo, stream",
+    )
     parser.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
 
@@ -630,6 +637,14 @@ def _demo(args: list[str]) -> int:
     return workflow_main(args, prog=f"{PROG} demo")
 
 
+def _stream(top: argparse.Namespace, args: list[str]) -> int:
+    from .ws.cli import run
+
+    if top.verbose:
+        _verbose_logging()
+    return run(lambda: _client(top), args, prog=f"{PROG} stream")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 the request failed, 2 bad arguments)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -639,6 +654,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "call": lambda rest: _call(top, rest),
             "simulate": _simulate,
             "demo": _demo,
+            "stream": lambda rest: _stream(top, rest),
         }
         return commands[top.command](list(top.args))
     except SystemExit as exc:  # argparse: --help (0) and usage errors (2, message printed); the simulator's failures

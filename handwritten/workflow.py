@@ -120,6 +120,70 @@ def _bracket(conid: int, ask: float, quantity: int, tag: str) -> list[Any]:
     return [parent, take_profit, stop_loss]
 
 
+def _start_stream(client: Any, conid: int) -> tuple[Any, Any] | None:
+    """A WebSocket client on the same session, streaming `conid` and live orders; None when the socket is not
+    available (the `stream` extra is not installed, or the gateway refuses)."""
+    try:
+        from .ws import IbkrWsClient, MarketDataSubscription, OrdersSubscription, QueueSink
+    except ImportError as exc:  # pragma: no cover - the stream extra is missing
+        print(f"  streaming skipped: {exc}")
+        return None
+    sink = QueueSink()
+    ws = IbkrWsClient(ibkr_client=client, sink=sink, account_id=client.account_id, connect_timeout=5)
+    try:
+        if not ws.start():
+            print("  streaming skipped: the WebSocket session did not become ready")
+            ws.shutdown()
+            return None
+    except ImportError as exc:  # pragma: no cover - websockets missing
+        print(f"  streaming skipped: {exc}")
+        ws.shutdown()
+        return None
+    ws.subscribe(OrdersSubscription())
+    quotes = ws.subscribe(MarketDataSubscription(conid=str(conid), fields=_DEMO_FIELDS))
+    if not quotes.wait(5):
+        print(f"  market data subscription {quotes.binding_key}: {quotes.status}")
+    return ws, sink
+
+
+def _print_quotes(sink: Any, seconds: float, limit: int = 6) -> None:
+    from .ws import events
+
+    deadline = time.monotonic() + seconds
+    shown = 0
+    while (remaining := deadline - time.monotonic()) > 0:
+        event = sink.get(events.MarketData, block=True, timeout=remaining)
+        if event is None or event.quote is None:
+            continue
+        if shown < limit:
+            quote = event.quote
+            print(
+                f"  {quote.get('55', quote.conid)!s:6s} last {quote.get('31', '-'):>9s}  bid {quote.get('84', '-'):>9s}"
+                f"  ask {quote.get('86', '-'):>9s}   (frame changed {', '.join(sorted(event.fields))})"
+            )
+        shown += 1
+    print(f"  {shown} updates in {seconds:.0f} s, each merged into the current quote")
+
+
+def _print_order_updates(sink: Any, seconds: float) -> None:
+    from .ws import events
+
+    deadline = time.monotonic() + seconds
+    seen = 0
+    while (remaining := deadline - time.monotonic()) > 0:
+        event = sink.get(events.Orders, block=True, timeout=remaining)
+        if event is None:
+            continue
+        for order in event.data.get("args") or []:
+            seen += 1
+            print(
+                f"  socket: order {order.get('orderId')} {order.get('side', ''):4s} {order.get('status', '?'):13s}"
+                f" filled {order.get('filledQuantity', '-')}"
+            )
+    if not seen:
+        print("  (no order updates arrived over the socket)")
+
+
 def run_workflow(url: str, account_id: str, verify: str | bool) -> None:
     """The main workflow of a trading program, step by step, printing what each step got (PLACES ORDERS)."""
     from .client import IbkrClient
@@ -182,12 +246,19 @@ def run_workflow(url: str, account_id: str, verify: str | bool) -> None:
     aapl = conids["AAPL"]
     ask = float(str(quotes[aapl].get("86") or quotes[aapl].get("31")).lstrip("CH"))
 
+    _step("Streaming AAPL quotes over the WebSocket (live orders subscribed too)")
+    stream = _start_stream(client, aapl)
+    if stream is not None:
+        _print_quotes(stream[1], 3.0)
+
     _step("Bracket order through the question/reply flow")
     with _counting() as plain:
         placed = client.place_order(_bracket(aapl, ask, 10, "a"), answers).data
     for ack in placed:
         print(f"  order {ack.get('order_id')}: {ack.get('order_status')}")
     print(f"  round trips (order + replies): {plain.count}")
+    if stream is not None:
+        _print_order_updates(stream[1], 1.5)
 
     _step("The same bracket with auto_suppress (approved questions suppressed for the session)")
     smart = IbkrClient(url=url, account_id=account_id, cacert=verify, auto_suppress=True)
@@ -227,6 +298,10 @@ def run_workflow(url: str, account_id: str, verify: str | bool) -> None:
         time.sleep(0.2)
         order_status = client.order_status(str(take_profit["orderId"])).data
         print(f"  status now: {order_status.get('order_status')}")
+
+    if stream is not None:
+        _print_order_updates(stream[1], 1.0)
+        print(f"  streaming: {stream[0].stats()['frames']} frames; stopping: {stream[0].shutdown()}")
 
     _step("Logout")
     print(f"  {client.logout().data}")

@@ -7,6 +7,9 @@ Start with `IbkrClient`; every method returns a `Result`.
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .lib.client import IbkrClient as IbkrClient
 from .lib.errors import (
     ApiConnectionError as ApiConnectionError,
@@ -48,6 +51,61 @@ from .lib.snapshot_fields import snapshot_keys_to_ids as snapshot_keys_to_ids
 from .lib.stock_query import StockQueries as StockQueries, StockQuery as StockQuery
 from .lib.types import OneOrMany as OneOrMany
 
+if TYPE_CHECKING:
+    from .lib.ws import events as events, subscriptions as subscriptions
+    from .lib.ws._state import WsState as WsState
+    from .lib.ws.client import IbkrWsClient as IbkrWsClient
+    from .lib.ws.quotes import Quote as Quote
+    from .lib.ws.sinks import (
+        CallbackSink as CallbackSink,
+        CompositeSink as CompositeSink,
+        EventSink as EventSink,
+        LogSink as LogSink,
+        NoopSink as NoopSink,
+        QueueAccessor as QueueAccessor,
+        QueueSink as QueueSink,
+    )
+    from .lib.ws.subscriptions import (
+        BindingStatus as BindingStatus,
+        SubscriptionConflictError as SubscriptionConflictError,
+        SubscriptionHandle as SubscriptionHandle,
+        make_binding_key as make_binding_key,
+    )
+
+# Loaded on first use (spec/exports.yaml `lazy:`): `import ibkr_sdk` does not pay for these, e.g. streaming.
+_LAZY = {
+    "events": ".lib.ws",
+    "subscriptions": ".lib.ws",
+    "WsState": ".lib.ws._state",
+    "IbkrWsClient": ".lib.ws.client",
+    "Quote": ".lib.ws.quotes",
+    "CallbackSink": ".lib.ws.sinks",
+    "CompositeSink": ".lib.ws.sinks",
+    "EventSink": ".lib.ws.sinks",
+    "LogSink": ".lib.ws.sinks",
+    "NoopSink": ".lib.ws.sinks",
+    "QueueAccessor": ".lib.ws.sinks",
+    "QueueSink": ".lib.ws.sinks",
+    "BindingStatus": ".lib.ws.subscriptions",
+    "SubscriptionConflictError": ".lib.ws.subscriptions",
+    "SubscriptionHandle": ".lib.ws.subscriptions",
+    "make_binding_key": ".lib.ws.subscriptions",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -55,12 +113,19 @@ __all__ = [
     "Answers",
     "ApiConnectionError",
     "ApiTimeoutError",
+    "BindingStatus",
+    "CallbackSink",
     "ClientClosedError",
+    "CompositeSink",
+    "EventSink",
     "ExternalBrokerError",
     "IbkrClient",
     "IbkrError",
+    "IbkrWsClient",
     "LiveSessionTokenError",
+    "LogSink",
     "NoResponseModelError",
+    "NoopSink",
     "NotAuthenticatedError",
     "OAuth1aConfig",
     "OAuthConfigError",
@@ -70,6 +135,9 @@ __all__ = [
     "OrderRequest",
     "OrderStateUnknownError",
     "QuestionType",
+    "QueueAccessor",
+    "QueueSink",
+    "Quote",
     "RateLimitedError",
     "RequestValidationError",
     "ResponseValidationError",
@@ -78,8 +146,14 @@ __all__ = [
     "StockQueries",
     "StockQuery",
     "StockQueryError",
+    "SubscriptionConflictError",
+    "SubscriptionHandle",
+    "WsState",
+    "events",
     "execute_in_parallel",
     "ibind_logs_initialize",
+    "make_binding_key",
     "question_type_to_message_id",
     "snapshot_keys_to_ids",
+    "subscriptions",
 ]

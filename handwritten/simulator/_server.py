@@ -313,6 +313,10 @@ class Simulator:
         self._ws_faults = WsFaultBook()  # faults of the WebSocket (route "ws"), kept apart from the REST routes'
         self.streaming = StreamSettings()
         """Timing of the WebSocket at /v1/api/ws (heartbeats, quote interval, market-data expiry)."""
+        self.ws_received: deque[tuple[int, str]] = deque(maxlen=_LOG_LIMIT)
+        """Text frames the WebSocket received, as (connection number from 1, text), for tests to assert on."""
+        self.ws_connections = 0
+        """How many WebSocket connections were accepted."""
         self.oauth: OAuthAuthority | None = OAuthAuthority(oauth) if oauth is not None else None
         """With `oauth` settings: the OAuth 1.0a authority that issues tokens and checks every signature."""
         # pacing_time_scale shortens every pacing period (tests run IBKR's seconds and minutes scaled down).

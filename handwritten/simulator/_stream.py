@@ -229,6 +229,8 @@ class _Connection:
         self.open = True
         self._authenticated_at_connect = authenticated
         self.outbox_seen = sim.streaming._opened()
+        sim.ws_connections += 1
+        self.number = sim.ws_connections
 
     # -- output ---------------------------------------------------------------------------------------------------
 
@@ -302,6 +304,7 @@ class _Connection:
             text = b"".join(self.partial).decode("utf-8", "replace")
             self.partial = []
             with self.state.lock:
+                self.sim.ws_received.append((self.number, text.strip()))
                 self.on_text(text.strip())
 
     # -- client frames --------------------------------------------------------------------------------------------
