@@ -136,6 +136,8 @@ def _value_schema(p: Param, kind: str) -> dict[str, Any]:
         schema["enum"] = list(p.enum)
     if p.pattern is not None and kind == "str":
         schema["pattern"] = f"^(?:{p.pattern})$"  # the catalogue's patterns match the whole value
+    elif kind == "str" and p.required and p.enum is None:
+        schema["minLength"] = 1  # the gateway takes an empty value of a required parameter for a missing one
     if kind == "int":
         if p.minimum is not None:
             schema["minimum"] = p.minimum

@@ -351,3 +351,29 @@ def test_simulator_answers_parse_into_their_models() -> None:
     modelled = {name for name in HANDLERS if name in MODELS.RESPONSE_MODELS} - oauth
     assert modelled <= parsed
     assert len(parsed) >= 35
+
+
+def test_response_enums_are_open_and_oneof_is_anyof() -> None:
+    from codegen.models import open_schema
+
+    opened = open_schema(
+        {
+            "type": "object",
+            "properties": {
+                "side": {"type": "string", "enum": ["BUY", "SELL"], "description": "d"},
+                "flag": {"enum": [0, 1]},
+                "enum": {"type": "string"},  # a property named like a keyword stays a property
+            },
+            "oneOf": [{"required": ["side"]}, {"required": ["flag"]}],
+        }
+    )
+    assert opened["properties"]["side"] == {
+        "description": "d",
+        "anyOf": [{"type": "string", "enum": ["BUY", "SELL"]}, {"type": "string"}],
+    }
+    assert opened["properties"]["flag"] == {"anyOf": [{"type": "integer", "enum": [0, 1]}, {"type": "integer"}]}
+    assert opened["properties"]["enum"] == {"type": "string"}
+    assert "oneOf" not in opened and len(opened["anyOf"]) == 2
+    order = MODELS.order
+    status = order.OrderStatus.model_validate({"child_order_type": "3", "side": "BUY"})
+    assert status.child_order_type == "3"  # a value IBKR's list does not know still parses
