@@ -57,6 +57,7 @@ try:  # the optional accelerator of the `stream` extra: three times faster than 
 except ImportError:  # pragma: no cover - exercised where orjson is absent
     _loads = json.loads
 _monotonic = time.monotonic
+_ACTIVE = BindingStatus.ACTIVE
 _STOP_BUDGET = 0.9  # seconds shutdown() may wait for the threads (the promise is one second)
 
 
@@ -280,6 +281,8 @@ class IbkrWsClient:
         self._controller = SubscriptionController(
             self._emit, self._kick, ack_timeout=ack_timeout, retries=subscription_retries, renew_after=md_renew_after
         )
+        self._bindings = self._controller._bindings  # read-only here, for the per-frame acknowledgement check
+        self._sink_emit = self._sink.emit
         self._history: dict[str, MarketHistorySubscription] = {}
         self._server_ids: dict[type[events.IbkrTopicEvent], dict[str, str]] = {}
 
@@ -746,12 +749,22 @@ class IbkrWsClient:
     def _handle(self, event: events.WsEvent) -> None:
         self._events += 1
         cls = type(event)
-        if cls is events.MarketData and self._default_resolver:
+        if cls is events.MarketData and self._default_resolver:  # nearly every frame: kept short
             conid = event.conid  # type: ignore[attr-defined]
             md_key = self._md_keys.get(conid)
             if md_key is None:
                 md_key = self._md_keys[conid] = make_binding_key(events.MarketData, conid=conid)
-            self._controller.confirm(md_key, True)
+            binding = self._bindings.get(md_key)
+            if binding is not None and (binding.status is not _ACTIVE or binding.in_flight):
+                self._controller.confirm(md_key, True)
+            if self._direct:
+                try:
+                    self._sink_emit(event)
+                except Exception:
+                    logger.exception("sink %r failed on %s", self._sink, cls.__name__)
+            else:
+                self._emit(event)
+            return
         elif cls is events.System:
             data = event.data  # type: ignore[attr-defined]
             if _topics.HEARTBEAT_FIELD in data:
