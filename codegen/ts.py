@@ -24,7 +24,7 @@ import jinja2
 
 from .model import Area, Catalogue, Endpoint, Param
 from .models import plan_models
-from .render import _wrap, replace_tree
+from .render import _project_version, _wrap, replace_tree
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -272,12 +272,6 @@ def environment() -> jinja2.Environment:
     env.filters["doc_lines"] = doc_lines
     env.filters["uses_many"] = uses_many
     return env
-
-
-def _project_version() -> str:
-    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
-    match = re.search(r'^version = "([^"]+)"', text, re.MULTILINE)
-    return match.group(1) if match else "0.0.0"
 
 
 def render_ts_tree(cat: Catalogue, spec_dir: Path, dest: Path) -> list[str]:
