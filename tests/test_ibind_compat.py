@@ -28,22 +28,6 @@ README = (ROOT / "README.md").read_text()
 
 # Every deliberate difference: subject -> reason. README's migration section names each subject in backquotes.
 DEVIATIONS: dict[str, str] = {
-    # WebSocket names: the streaming issue delivers them.
-    "IbkrWsClient": "WebSocket streaming is a separate part of the SDK (not in this release of the layer)",
-    "WsState": "WebSocket streaming",
-    "BindingStatus": "WebSocket streaming",
-    "EventSink": "WebSocket streaming",
-    "NoopSink": "WebSocket streaming",
-    "LogSink": "WebSocket streaming",
-    "QueueAccessor": "WebSocket streaming",
-    "QueueSink": "WebSocket streaming",
-    "CallbackSink": "WebSocket streaming",
-    "CompositeSink": "WebSocket streaming",
-    "SubscriptionHandle": "WebSocket streaming",
-    "SubscriptionConflictError": "WebSocket streaming",
-    "make_binding_key": "WebSocket streaming",
-    "events": "WebSocket streaming",
-    "subscriptions": "WebSocket streaming",
     # Behaviour behind an equal signature.
     "auto_register_shutdown": "default False unless IBKR_SDK_/IBIND_AUTO_REGISTER_SHUTDOWN says true: the library "
     "installs no signal handler the user did not ask for",
