@@ -2,11 +2,14 @@
 
 1. A burst of 200 snapshot requests with pacing on: bound = floor((n-1)/10) s + latency (global 10 req/s; the
    snapshot bucket is also 10/s). Target ratio <= 1.10.
-2. History for 50 conids with 150 ms server latency: held by both 5 in flight and the global 10 req/s. The client
-   counts a request in the 1 s window until its answer arrives (the only moment it knows the server has counted
-   it: counting from the start lets requests that reach the server late, under uneven thread scheduling, exceed
-   the limit and draw 429s), so each window of 10 lasts 1 s + latency, and the bound is
-   max(ceil(n/5) x latency, floor((n-1)/10) x (1 s + latency) + latency). Target ratio <= 1.15.
+2. History for 50 conids with 150 ms server latency: held by both 5 in flight and the global 10 req/s. The tightest
+   bound IBKR's limits allow together is max(ceil(n/5) x latency, floor((n-1)/10) s + latency); the ratio against it
+   is the figure that counts (target <= 1.15). The client counts a request in the 1 s window until its answer
+   arrives (the only moment it knows the server has counted it: counting from the start lets requests that reach
+   the server late, under uneven thread scheduling, exceed the limit and draw 429s, which cost a 10-15 minute
+   penalty), so each window of 10 lasts up to 1 s + latency; the ratio against that rule's own bound,
+   max(ceil(n/5) x latency, floor((n-1)/10) x (1 s + latency) + latency), is printed beside it to show the rest
+   is overhead.
 Prints wall time, bound and ratio for each. Loopback only.
 """
 
@@ -48,10 +51,12 @@ def history_parallel(n: int = 50, latency: float = 0.150) -> None:
         wall = time.perf_counter() - start
         client.close()
     assert len(out) == n and all(isinstance(v, list) for v in out.values())
-    bound = max(math.ceil(n / 5) * latency, math.floor((n - 1) / 10) * (1 + latency) + latency)
+    bound = max(math.ceil(n / 5) * latency, math.floor((n - 1) / 10) + latency)
+    rule = max(math.ceil(n / 5) * latency, math.floor((n - 1) / 10) * (1 + latency) + latency)
     print(
         f"history for {n} conids at {latency * 1000:.0f} ms latency: {wall:.2f} s; bound {bound:.2f} s "
-        f"(max of 5 in flight and 10 req/s, each counted until answered); ratio {wall / bound:.3f}"
+        f"(max of 5 in flight and 10 req/s); ratio {wall / bound:.3f} (target <= 1.15); against the bound of "
+        f"counting each request until answered ({rule:.2f} s): {wall / rule:.3f}"
     )
 
 
