@@ -339,6 +339,39 @@ def test_quotes_read_by_field_id_and_by_name() -> None:
     assert parse_number("1,300") == 1300 and parse_number("12.2M") == 12.2e6 and parse_number("n/a") is None
 
 
+def test_lazily_merged_quotes_match_an_eager_merge_across_threads() -> None:
+    book = QuoteBook({"31": "last_price"}, frozenset({"topic", "conid", "_updated"}), "_updated")
+    router = IbkrRouter(book)
+    routed: list[events.MarketData] = []
+    expected: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    stop = threading.Event()
+    seen: list[int] = []
+
+    def read_while_written() -> None:  # builds quotes on another thread while the router folds new ones
+        while not stop.is_set():
+            quote = book.get("7")
+            if quote is not None:
+                seen.append(len(quote))
+
+    reader = threading.Thread(target=read_while_written)
+    reader.start()
+    for i in range(500):
+        fields = {str(31 + i % 5): f"v{i}"} if i % 4 else {"31": f"v{i}", str(80 + i % 3): f"w{i}"}
+        current = {**current, **fields}
+        expected.append(current)
+        event = router.route(json.dumps({"topic": "smd+7", "conid": 7, "_updated": i, **fields}))
+        assert isinstance(event, events.MarketData)
+        assert event.fields == fields and event.quote is not None and event.quote.updated == i
+        routed.append(event)
+    stop.set()
+    reader.join(5)
+    assert seen and [dict(e.quote) for e in routed if e.quote is not None] == expected  # every quote as it was then
+    last, named = routed[-1], routed[-4]  # frame 499 changed field 35; frame 496 fields 31 and 81
+    assert last.quote is book.get(7) and "_updated" not in last.quote and "conid" not in last.quote
+    assert last.data == {"35": "v499"} and named.data == {"last_price": "v496", "81": "w496"}
+
+
 def test_oauth_connects_with_the_access_token_and_session_cookie(
     make: Callable[..., IbkrWsClient], gateway: LoopbackGateway, rest: IbkrClient
 ) -> None:

@@ -56,7 +56,6 @@ try:  # the optional accelerator of the `stream` extra: three times faster than 
     _loads = importlib.import_module("orjson").loads
 except ImportError:  # pragma: no cover - exercised where orjson is absent
     _loads = json.loads
-_monotonic = time.monotonic
 _ACTIVE = BindingStatus.ACTIVE
 _STOP_BUDGET = 0.9  # seconds shutdown() may wait for the threads (the promise is one second)
 
@@ -671,6 +670,7 @@ class IbkrWsClient:
         wake = self._wake
         assert wake is not None
         last_tic = last_ping = time.monotonic()
+        seen = self._frames  # the reader only counts frames; their time is taken here, once a cycle
         while True:
             try:
                 await asyncio.wait_for(wake.wait(), self._cycle)
@@ -678,6 +678,9 @@ class IbkrWsClient:
                 pass
             wake.clear()
             now = time.monotonic()
+            if self._frames != seen:
+                seen = self._frames
+                self._last_rx = now
             if now - self._last_rx > self._heartbeat_timeout:
                 self._counters["stalls"] += 1
                 logger.warning(
@@ -707,7 +710,6 @@ class IbkrWsClient:
                     self._counters["sent"] += 1
 
     def _on_frame(self, frame: bytes | str) -> None:
-        self._last_rx = _monotonic()
         self._frames += 1
         route = self._fast_route
         try:

@@ -234,16 +234,18 @@ class MarketData(IbkrTopicEvent):
     """A market-data update of one contract.
 
     `fields` holds the fields this frame changed, by field id as sent (the gateway sends only changed fields);
-    `data` the same by field name (built on first read); `quote` is the merged current quote of the contract after
-    this frame. Written by hand rather than as a dataclass: one is built per frame, so construction is kept cheap.
+    `data` the same by field name; `quote` is the merged current quote of the contract after this frame. Written by
+    hand rather than as a dataclass: one is built per frame, so construction is kept cheap, and `fields`, `data` and
+    `received_at` are made from the decoded frame only when read.
     """
 
-    __slots__ = ("_data", "_ts", "conid", "fields", "quote")
+    __slots__ = ("_data", "_fields", "_frame", "_ts", "conid", "quote")
     topic: ClassVar[str]
     conid: str
-    fields: dict[str, Any]
     quote: Quote | None
     _data: dict[str, Any] | None
+    _fields: dict[str, Any] | None
+    _frame: dict[str, Any] | None
     _ts: float | datetime
 
     def __init__(
@@ -258,7 +260,8 @@ class MarketData(IbkrTopicEvent):
         setattr_ = object.__setattr__
         setattr_(self, "_ts", received_at or _now())  # a datetime is made only if someone reads received_at
         setattr_(self, "conid", conid)
-        setattr_(self, "fields", fields if fields is not None else {})
+        setattr_(self, "_fields", fields if fields is not None else {})
+        setattr_(self, "_frame", None)
         setattr_(self, "quote", quote)
         setattr_(self, "_data", data)
 
@@ -273,12 +276,29 @@ class MarketData(IbkrTopicEvent):
         return when
 
     @property
+    def fields(self) -> dict[str, Any]:
+        """The changed fields by id."""
+        found = self._fields
+        if found is None:
+            frame, quote = self._frame, self.quote
+            assert frame is not None and quote is not None
+            found = quote._names.fields(frame)
+            object.__setattr__(self, "_fields", found)
+        return found
+
+    @property
     def data(self) -> dict[str, Any]:
         """The changed fields by name (ids without a known name are kept as ids)."""
         named = self._data
         if named is None:
-            names = self.quote.field_names if self.quote is not None else {}
-            named = {names.get(k, k): v for k, v in self.fields.items()}
+            frame, quote = self._frame, self.quote
+            if frame is not None and quote is not None:
+                book = quote._names
+                meta, by_id = book.meta, book.by_id
+                named = {by_id.get(k, k): v for k, v in frame.items() if k not in meta}
+            else:
+                names = quote.field_names if quote is not None else {}
+                named = {names.get(k, k): v for k, v in self.fields.items()}
             object.__setattr__(self, "_data", named)
         return named
 
@@ -291,6 +311,24 @@ class MarketData(IbkrTopicEvent):
         return self.conid == other.conid and self.data == other.data
 
     __hash__ = None  # type: ignore[assignment]
+
+
+_md_new = object.__new__
+_md_set = tuple(MarketData.__dict__[name].__set__ for name in ("_ts", "conid", "_frame", "quote", "_fields", "_data"))
+
+
+def market_data_from_frame(conid: str, frame: dict[str, Any], quote: Quote) -> MarketData:
+    """The event of a decoded market-data frame (owned by the event and `quote` from now on), built without the
+    keyword constructor: this runs once per frame on the socket reader."""
+    event: MarketData = _md_new(MarketData)
+    set_ts, set_conid, set_frame, set_quote, set_fields, set_data = _md_set
+    set_ts(event, _now())
+    set_conid(event, conid)
+    set_frame(event, frame)
+    set_quote(event, quote)
+    set_fields(event, None)
+    set_data(event, None)
+    return event
 
     def __repr__(self) -> str:
         return f"MarketData(conid={self.conid!r}, data={self.data!r}, received_at={self.received_at!r})"

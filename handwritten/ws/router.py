@@ -31,6 +31,7 @@ class Router(Protocol):
 
 _STREAM = _topics.stream
 _U = _topics.UNSOLICITED_TOPICS
+_market_data = events.market_data_from_frame
 _MESSAGE_ACKED = [s for s in _topics.STREAMS.values() if s.unsubscribe_ack.kind == "message"]
 
 
@@ -129,8 +130,7 @@ class IbkrRouter:
         conid = rest if conid is None else str(conid)
         if not conid:
             return None
-        changed, quote = self.quotes.merge(conid, message)
-        return events.MarketData(conid=conid, fields=changed, quote=quote)
+        return _market_data(conid, message, self.quotes.fold(conid, message))
 
     def _history(self, message: dict[str, Any], rest: str) -> Routed:
         conid = rest.partition("+")[0] or str(message.get("conid", ""))

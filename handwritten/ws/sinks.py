@@ -85,29 +85,33 @@ class DropCounter:
 class BoundedQueue:
     """A bounded FIFO with the `queue.Queue` reading interface (`get`, `get_nowait`, `empty`, `qsize`), whose
     producer never blocks: `offer()` on a full queue drops the oldest item (or the new one) and says so. Cheaper
-    than `queue.Queue` on the producer side, which is the socket reader."""
+    than `queue.Queue` on the producer side, which is the socket reader: an offer takes no lock unless a reader
+    sleeps, and wakes a sleeping reader once (not on every offer until that reader gets to run)."""
 
     def __init__(self, maxsize: int, drop_oldest: bool = True) -> None:
         self.maxsize = maxsize
         self._drop_oldest = drop_oldest
         self._items: deque[Any] = deque(maxlen=maxsize if drop_oldest else None)
         self._lock = threading.Lock()
-        self._ready = threading.Condition(self._lock)
-        self._waiting = 0
+        self._sleepers: deque[Any] = deque()  # a held lock per sleeping reader, released (and removed) to wake it
 
     def offer(self, item: Any) -> bool:
         """Append `item`; False when the queue was full and an item (the oldest, or this one) was dropped.
 
-        No lock on this path: deque appends and pops are atomic, and a waiting reader is woken under the lock (it
-        counts itself as waiting before it looks at the queue a last time, so no wake-up is lost)."""
+        No lock on this path unless a reader sleeps: deque appends and pops are atomic, and a reader registers as a
+        sleeper before it looks at the queue a last time, so no wake-up is lost."""
         items = self._items
         full = len(items) >= self.maxsize
         if not full or self._drop_oldest:
             items.append(item)  # a deque with maxlen drops the oldest by itself
-        if self._waiting:
-            with self._lock:
-                self._ready.notify()
+        if self._sleepers:
+            self._wake_one()
         return not full
+
+    def _wake_one(self) -> None:
+        with self._lock:
+            if self._sleepers:
+                self._sleepers.popleft().release()
 
     def put_nowait(self, item: Any) -> None:
         if not self.offer(item) and not self._drop_oldest:
@@ -123,20 +127,34 @@ class BoundedQueue:
             if not block:
                 raise queue.Empty from None
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._lock:
-            self._waiting += 1
+        lock, sleepers = self._lock, self._sleepers
+        while True:
+            waiter = threading.Lock()
+            waiter.acquire()
+            with lock:
+                sleepers.append(waiter)
+            if not items:  # the last look, after registering: an item offered from now on wakes a sleeper
+                if deadline is None:
+                    waiter.acquire()
+                else:
+                    remaining = deadline - time.monotonic()
+                    if remaining > 0:
+                        waiter.acquire(timeout=min(remaining, threading.TIMEOUT_MAX))
+            with lock:
+                try:
+                    sleepers.remove(waiter)
+                    woken = False
+                except ValueError:  # an offer released it
+                    woken = True
             try:
-                while True:
-                    try:
-                        return items.popleft()
-                    except IndexError:
-                        pass
-                    remaining = None if deadline is None else deadline - time.monotonic()
-                    if remaining is not None and remaining <= 0:
-                        raise queue.Empty
-                    self._ready.wait(remaining)
-            finally:
-                self._waiting -= 1
+                item = items.popleft()
+            except IndexError:
+                if deadline is not None and deadline - time.monotonic() <= 0:
+                    raise queue.Empty from None
+                continue
+            if woken and items and sleepers:
+                self._wake_one()  # the wake-up may have been meant for another reader: pass it on
+            return item
 
     def get_nowait(self) -> Any:
         return self.get(block=False)
