@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from .._endpoint_table import ENDPOINTS, GLOBAL_LIMITS, PACING_BUCKETS
 from .compat import CompatOverlay
+from .coordination import backend_for, check_spec
 from .env import env_bool, env_cacert, env_str
 from .marketdata import MarketdataOverlay
 from .oauth import OAuth1aConfig, OAuth1aSigner
@@ -73,6 +74,15 @@ class IbkrClient(CompatOverlay, OrdersOverlay, MarketdataOverlay, StockQueryOver
         mask_account_ids: Hide account id digits in debug logs.
         auto_suppress: Before placing an order, suppress (for the rest of the brokerage session) the questions
             its `answers` approve by `QuestionType` or message id, so later orders need fewer round trips.
+        coordination: What the processes talking to the same server share (the pacing limits, a 429 pause, per
+            account the order flow, the preflight, the tickler's keep-alive and live-order snapshots): "local"
+            (the default: every process of this machine, through files in `IBKR_SDK_STATE_DIR`), "process" (this
+            process only) or a `redis://` / `rediss://` URL (processes on several hosts; needs the `redis` extra).
+            From `IBKR_SDK_COORDINATION` when not given.
+        coordination_fallback: None (the default): when the shared store is unreachable, corrupt or not
+            permitted, requests raise `CoordinationError` before anything is sent. "process": requests other than
+            orders go ahead paced within this process, with a WARNING; orders always raise. From
+            `IBKR_SDK_COORDINATION_FALLBACK` when not given.
     """
 
     def __init__(
@@ -99,6 +109,8 @@ class IbkrClient(CompatOverlay, OrdersOverlay, MarketdataOverlay, StockQueryOver
         max_pacing_wait: float | None = None,
         mask_account_ids: bool = False,
         auto_suppress: bool = False,
+        coordination: str | None = None,
+        coordination_fallback: str | None = None,
     ) -> None:
         if use_oauth is None:
             use_oauth = env_bool("USE_OAUTH", False)
@@ -131,11 +143,27 @@ class IbkrClient(CompatOverlay, OrdersOverlay, MarketdataOverlay, StockQueryOver
         self.cacert = cacert
         self.timeout = timeout
         self.max_retries = max_retries
+        spec = check_spec(coordination if coordination is not None else env_str("COORDINATION", "local"))
+        fallback = coordination_fallback if coordination_fallback is not None else env_str("COORDINATION_FALLBACK")
+        if fallback not in (None, "process"):
+            raise ValueError(
+                f"IbkrClient(): parameter 'coordination_fallback' must be None or 'process', got {fallback!r}"
+            )
+        self._coordination = backend_for(spec)
+        self._coordination_fallback = fallback
+        netloc = urlsplit(url).netloc.lower()
         limit = GLOBAL_LIMITS["oauth" if use_oauth else "gateway"]
         pacer: Pacer = (
             shared_pacer(
-                (urlsplit(url).netloc.lower(), limit.name, pacing_time_scale),
-                lambda: Pacer(PACING_BUCKETS, limit, time_scale=pacing_time_scale),
+                (netloc, limit.name, pacing_time_scale, spec, fallback),
+                lambda: Pacer(
+                    PACING_BUCKETS,
+                    limit,
+                    time_scale=pacing_time_scale,
+                    coordination=self._coordination,
+                    key=netloc,
+                    fallback=fallback,
+                ),
             )
             if pacing
             else NoPacer()

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import difflib
 import functools
+import json
 import logging
 import math
+import random
 import re
 import threading
 import time
@@ -32,10 +34,12 @@ from enum import Enum
 from typing import Any
 
 from .._client_base import GeneratedEndpoints
+from .coordination import Backend, Lease
 from .endpoint import EndpointSpec
 from .errors import (
     ApiConnectionError,
     ApiTimeoutError,
+    CoordinationError,
     ExternalBrokerError,
     IbkrError,
     NotAuthenticatedError,
@@ -590,38 +594,120 @@ class _Lost:
     when: float
 
 
-# IBKR runs one question/reply flow at a time per brokerage session: every client of this process talking to the
-# same server and account takes the same lock (as they share one pacer).
-_ORDER_LOCKS: dict[tuple[str, str], threading.Lock] = {}
-_LIVE_FEEDS: dict[tuple[str, str], _LiveOrdersFeed] = {}
+# IBKR runs one question/reply flow at a time per brokerage session: every client talking to the same server and
+# account takes the same lock: the threads of a process through `_ORDER_LOCKS`, the processes (and hosts) through
+# a lease in the coordination store.
+_ORDER_LOCKS: dict[tuple[str, str, str], _OrderLock] = {}
+_LIVE_FEEDS: dict[tuple[str, str, str], _LiveOrdersFeed] = {}
 _REGISTRY_LOCK = threading.Lock()
+LEASE_SECONDS = 6.0
+"""TTL of the order-flow lease where the store needs one (Redis): it is renewed while held, so a holder that dies
+loses it within this many seconds (a local lock is freed by the kernel at once)."""
+SNAPSHOT_TTL = 60.0
+"""Seconds a live-orders snapshot stays in the coordination store for other processes' reconciliations."""
+SNAPSHOT_MARGIN = 0.02
+"""A snapshot from the store counts as taken this much later than it says (the store's clock is not ours)."""
+
+
+class _OrderLock:
+    """One order flow at a time per server and account. The threads of this process queue on a local lock; the
+    one at its head takes the account's lease in the coordination store, waiting while another process holds it.
+
+    Raises (on entry):
+        CoordinationError: the store is unusable: nothing was sent.
+    """
+
+    def __init__(self, lease: Lease) -> None:
+        self._local = threading.Lock()
+        self._lease = lease
+        self._token: str | None = None
+
+    def acquire(self) -> None:
+        self._local.acquire()
+        try:
+            while True:
+                token = self._lease.try_acquire(LEASE_SECONDS)
+                if token is not None:
+                    self._token = token
+                    return
+                time.sleep(0.005 + random.random() * 0.005)  # another process's flow: poll, spread out
+        except BaseException:
+            self._local.release()
+            raise
+
+    def release(self) -> None:
+        token, self._token = self._token, None
+        try:
+            if token is not None:
+                self._lease.release(token)
+        except CoordinationError as error:  # a lease that cannot be released lapses after its TTL
+            logger.warning("releasing the order-flow lock failed: %s", error)
+        finally:
+            self._local.release()
+
+
+class _StoredSnapshots:
+    """The live-orders snapshot in the coordination store, for the reconciliations of other processes, and a lease
+    so that one process at a time fetches a new one."""
+
+    def __init__(self, backend: Backend, key: str) -> None:
+        self._backend = backend
+        self._key = key
+        self.fetch_lease = backend.lease(key + ":fetch")
+
+    def put(self, value: Result, dated: float) -> None:
+        data = json.dumps({"data": value.data, "request": value.request, "endpoint": value.endpoint}).encode()
+        try:
+            self._backend.put(self._key, data, SNAPSHOT_TTL, max(0.0, time.monotonic() - dated))
+        except (CoordinationError, TypeError, ValueError) as exc:
+            logger.debug("live orders snapshot not shared: %s", exc)
+
+    def get(self) -> tuple[Result, float] | None:
+        try:
+            found = self._backend.get(self._key)
+        except CoordinationError as exc:
+            logger.debug("shared live orders snapshot unavailable: %s", exc)
+            return None
+        if found is None:
+            return None
+        raw, age = found
+        try:
+            item = json.loads(raw)
+            value = Result(data=item["data"], request=item.get("request"), endpoint=item.get("endpoint"))
+        except (ValueError, KeyError, TypeError):
+            return None
+        return value, time.monotonic() - age - SNAPSHOT_MARGIN
 
 
 class _LiveOrdersFeed:
     """The latest full `live_orders` snapshot of one server and account, shared by every thread reconciling an
-    order (the endpoint is paced at 1 per 5 s).
+    order (the endpoint is paced at 1 per 5 s), and through the coordination store by other processes.
 
     A snapshot is dated when its request left the pacer (it reached the server later, so it shows every order
     booked before that moment). A caller gets the first snapshot dated after `not_before`: one taken by another
-    reconciliation, or by the application's own `live_orders()` call, or else one it requests itself; while a
-    request is under way, the others wait for it instead of sending their own.
+    reconciliation (of this process or another), or by the application's own `live_orders()` call, or else one it
+    requests itself; while a request is under way, the others wait for it instead of sending their own.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, stored: _StoredSnapshots | None = None) -> None:
         self._cond = threading.Condition()
         self._busy = False
         self._dated = -math.inf
         self._value: Result | None = None
         self._failed_at = -math.inf
         self._failure = ""
+        self._stored = stored
         self.fetches = 0  # live_orders requests made for reconciliations (diagnostics and benchmarks)
 
-    def offer(self, value: Result, dated: float) -> None:
+    def offer(self, value: Result, dated: float, share: bool = True) -> None:
         """A full live orders snapshot whose request left the client at `dated` (monotonic seconds)."""
         with self._cond:
-            if dated > self._dated:
+            newer = dated > self._dated
+            if newer:
                 self._dated, self._value = dated, value
             self._cond.notify_all()
+        if newer and share and self._stored is not None:
+            self._stored.put(value, dated)
 
     def snapshot(self, not_before: float, fetch: Callable[[], object]) -> tuple[Result | None, str]:
         """The first snapshot dated after `not_before`, and "" - or None and why there is none.
@@ -629,37 +715,62 @@ class _LiveOrdersFeed:
         When no request is on its way, `fetch` runs in a helper thread (its answer reaches `offer`); the caller
         returns with the first fitting snapshot, whoever's request brought it.
         """
-        with self._cond:
-            while True:
+        while True:
+            with self._cond:
                 if self._dated >= not_before:
                     return self._value, ""
                 if self._failed_at >= not_before:
                     return None, self._failure
-                if not self._busy:
-                    self._busy = True
-                    threading.Thread(
-                        target=self._fetch, args=(fetch,), name="ibkr-sdk-live-orders", daemon=True
-                    ).start()
-                self._cond.wait(timeout=1.0)
+                start = not self._busy
+                self._busy = True
+            if self._stored is not None:
+                found = self._stored.get()
+                if found is not None and found[1] >= not_before:
+                    self.offer(found[0], found[1], share=False)
+                    if start:
+                        with self._cond:
+                            self._busy = False
+                    continue
+            if start:
+                threading.Thread(target=self._fetch, args=(fetch,), name="ibkr-sdk-live-orders", daemon=True).start()
+            with self._cond:
+                if self._dated < not_before and self._failed_at < not_before:
+                    self._cond.wait(timeout=1.0 if self._stored is None else 0.05)
 
     def _fetch(self, fetch: Callable[[], object]) -> None:
         asked = time.monotonic()
         failure = "the request did not finish"
+        token: str | None = None
         try:
+            if self._stored is not None:
+                try:
+                    token = self._stored.fetch_lease.try_acquire(30.0)
+                except CoordinationError as exc:
+                    logger.debug("live orders fetch lease unavailable: %s", exc)
+                    token = ""
+                if token is None:  # another process is fetching one: its snapshot will reach the store
+                    failure = ""
+                    return
             fetch()
+            self.fetches += 1
             failure = ""
         except Exception as exc:  # reported to the waiting callers, who raise OrderStateUnknownError
             failure = str(exc)
+            self.fetches += 1
         finally:
+            if token and self._stored is not None:
+                try:
+                    self._stored.fetch_lease.release(token)
+                except CoordinationError:
+                    pass
             with self._cond:
                 self._busy = False
-                self.fetches += 1
                 if failure:
                     self._failed_at, self._failure = asked, failure
                 self._cond.notify_all()
 
 
-def _shared(registry: dict[tuple[str, str], Any], key: tuple[str, str], make: Callable[[], Any]) -> Any:
+def _shared(registry: dict[tuple[str, str, str], Any], key: tuple[str, str, str], make: Callable[[], Any]) -> Any:
     with _REGISTRY_LOCK:
         item = registry.get(key)
         if item is None:
@@ -708,11 +819,20 @@ class OrdersOverlay(GeneratedEndpoints):
             self.suppress_messages(wanted)
             self._suppressed_ids.update(wanted)
 
-    def _order_key(self, account_id: str | None) -> tuple[str, str]:
-        return (self._transport.base_url.lower(), account_id or self.account_id or "")
+    _coordination: Backend
 
-    def _order_lock(self, account_id: str | None) -> threading.Lock:
-        lock: threading.Lock = _shared(_ORDER_LOCKS, self._order_key(account_id), threading.Lock)
+    def _order_key(self, account_id: str | None) -> tuple[str, str, str]:
+        backend = self._coordination
+        store = f"{backend.name}:{backend.store}"
+        return (self._transport.base_url.lower(), account_id or self.account_id or "", store)
+
+    def _store_key(self, account_id: str | None, what: str) -> str:
+        """The key of this server and account in the coordination store (host:port, then the account)."""
+        return f"{self._transport.address.lower()}:{what}:{account_id or self.account_id or ''}"
+
+    def _order_lock(self, account_id: str | None) -> _OrderLock:
+        lease = self._coordination.lease(self._store_key(account_id, "orders"))
+        lock: _OrderLock = _shared(_ORDER_LOCKS, self._order_key(account_id), lambda: _OrderLock(lease))
         return lock
 
     def _call(self, spec: EndpointSpec, args: Mapping[str, Any], *, method_name: str | None = None) -> Result:
@@ -727,12 +847,20 @@ class OrdersOverlay(GeneratedEndpoints):
         return result
 
     def _live_feed(self, account_id: str | None) -> _LiveOrdersFeed:
-        feed: _LiveOrdersFeed = _shared(_LIVE_FEEDS, self._order_key(account_id), _LiveOrdersFeed)
+        backend = self._coordination
+        stored = (
+            _StoredSnapshots(backend, self._store_key(account_id, "live_orders")) if backend.name != "process" else None
+        )
+        feed: _LiveOrdersFeed = _shared(_LIVE_FEEDS, self._order_key(account_id), lambda: _LiveOrdersFeed(stored))
         return feed
 
     def _send_order_request(self, method: str, send: Callable[[], Result]) -> Result | _Lost:
         try:
             return send()
+        except CoordinationError as exc:  # raised by the pacer before the request went out
+            raise CoordinationError(
+                f"{method}(): {exc}. The request was not sent; the order was not placed.", store=exc.store
+            ) from exc
         except ExternalBrokerError as exc:
             cause = _lost_answer(exc)
             if cause is None:
@@ -777,13 +905,23 @@ class OrdersOverlay(GeneratedEndpoints):
         self, method: str, account_id: str | None, answers: Answers, send: Callable[[], Result]
     ) -> Result | _Lost:
         """The order request and its questions, under the account's order lock; reconciliation happens after it."""
-        with self._order_lock(account_id):
+        try:
+            lock = self._order_lock(account_id)
+            lock.acquire()
+        except CoordinationError as exc:
+            raise CoordinationError(
+                f"{method}(): the order flow cannot be coordinated with other processes: {exc}. Nothing was sent.",
+                store=exc.store,
+            ) from exc
+        try:
             if self.auto_suppress:
                 self._suppress_preapproved(answers)
             sent = self._send_order_request(method, send)
             if isinstance(sent, _Lost):
                 return sent
             outcome = self._answer_questions(method, sent, answers)
+        finally:
+            lock.release()
         if isinstance(outcome, _Lost) and not outcome.when:
             outcome.when = time.monotonic()
         return outcome

@@ -3,7 +3,19 @@
 IBKR answers 429 and blocks the IP for 10-15 minutes (every endpoint, tickle included) when a limit is exceeded.
 The limits come from the catalogue (`spec/pacing.yaml` → `ibkr_sdk._endpoint_table`): a global rate for the
 connection kind, and per-endpoint buckets (a rate, or a number of requests in flight). Callers wait for a slot
-instead of failing. Thread-safe: one `Pacer` serves every thread using the client.
+instead of failing.
+
+The state lives in a coordination store (`.coordination`): the process's memory, a file every process of the
+machine shares (the default), or Redis for several hosts. IBKR counts per IP, so every process talking to the same
+server draws from the same limits. A 429 seen by any of them pauses them all.
+
+Counting rule: the server counts a request when it arrives. A request counts in the windows from the moment its
+bytes went to the socket (`note_sent`, called by the transport's connection) plus an estimate of the one-way delay
+(the lowest round trip seen, an upper bound of it); while its answer is pending it counts as arriving now (at most
+`SEND_JITTER` after it was let through). A request whose send time is unknown counts until its answer arrived.
+
+The core operations never block: `try_acquire(bucket) -> Grant | Wait` and `release(grant, sent_at=...)`; `slot()`
+is the waiting loop for threads (an asyncio client awaits the `Wait` instead).
 """
 
 from __future__ import annotations
@@ -11,12 +23,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from typing import Any
 
+from .coordination import Backend, Grant, Limits, PacingStore, SlotSpec, Wait, WindowSpec
+from .coordination.base import POLL, SEND_CAP, Once
+from .coordination.process import ProcessPacingStore
 from .endpoint import PacingBucket
-from .errors import RateLimitedError
+from .errors import CoordinationError, RateLimitedError
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
@@ -25,64 +41,80 @@ logger = logging.getLogger("ibkr_sdk")
 
 LOG_WAIT = 1.0
 """A request held longer than this (seconds) for pacing is logged at INFO: what it waited for and how long."""
-SEND_JITTER = 0.25
-"""Seconds a request may take from its recorded start to reaching the server (thread scheduling, the GIL,
-connection setup). A request counts in the windows from the moment its answer arrives (the server has surely seen
-it by then) but no later than its start plus this allowance, so a stalled request does not hold a slot for long."""
+SEND_JITTER = SEND_CAP
+"""Seconds a request may take from being let through to reaching the server (thread scheduling, the GIL,
+connection set-up): while its answer is pending it counts as arriving no later than that."""
+GLOBAL = "<global>"
+RETRY_STORE = 5.0
+"""Seconds a pacer that fell back to per-process pacing (`coordination_fallback="process"`) waits before trying
+the shared store again."""
+MAX_PAUSE = 900.0
+"""The longest pause a 429's Retry-After imposes on every process (IBKR's penalty box lasts 10-15 minutes)."""
+
+_SENT = threading.local()
 
 
-@dataclass
-class _Entry:
-    start: float
-    end: float | None = None  # None while the request is in flight
-
-    def time(self, jitter: float) -> float:
-        """The latest moment the server can have counted this request (an upper bound while it is in flight)."""
-        return self.end if self.end is not None else self.start + jitter
+def note_sent() -> None:
+    """The request of this thread has just been written to its socket (called by the transport's connections)."""
+    _SENT.at = time.monotonic()
 
 
-class _Window:
-    """At most `rate` requests in any `per`-second window, as the server counts them (by arrival)."""
+class _RoundTrips:
+    """The lowest round trip among the recent ones: an upper bound of the one-way delay to the server."""
 
-    def __init__(self, rate: int, per: float, label: str, jitter: float) -> None:
-        self.rate = rate
-        self.per = per
-        self.label = label
-        self.jitter = jitter
-        self.entries: list[_Entry] = []
+    def __init__(self) -> None:
+        self._samples: deque[float] = deque(maxlen=64)
+        self._lock = threading.Lock()
+        self.lowest = 0.0
 
-    def delay(self, now: float) -> float:
-        """Seconds to wait before a start is allowed (0 when allowed now). Caller holds the pacer's lock. An upper
-        bound while requests are in flight: their answers may arrive earlier and shorten it."""
-        self.entries = [e for e in self.entries if now - e.time(self.jitter) < self.per]
-        if len(self.entries) < self.rate:
-            return 0.0
-        times = sorted(e.time(self.jitter) for e in self.entries)
-        return times[len(times) - self.rate] + self.per - now
+    def add(self, seconds: float) -> float:
+        with self._lock:
+            self._samples.append(max(0.0, seconds))
+            self.lowest = min(self._samples)
+            return self.lowest
 
-    def record(self, now: float) -> _Entry:
-        entry = _Entry(now)
-        self.entries.append(entry)
-        return entry
 
-    def finish(self, entry: _Entry, now: float) -> None:
-        entry.end = min(now, entry.start + self.jitter)
+def build_limits(
+    buckets: Mapping[str, PacingBucket],
+    global_limit: PacingBucket | None,
+    time_scale: float,
+    safety: float,
+    jitter: float,
+) -> Limits:
+    """The windows and slots of the catalogue's buckets, periods scaled and with the safety margin."""
+
+    def period(seconds: float) -> float:
+        return seconds * 1.01 + safety if safety else seconds
+
+    windows: list[WindowSpec] = []
+    slots: list[SlotSpec] = []
+    if global_limit is not None and global_limit.rate and global_limit.per:
+        label = f"the global limit of {global_limit.rate} per {global_limit.per * time_scale:g} s"
+        windows.append(WindowSpec(GLOBAL, global_limit.rate, period(global_limit.per * time_scale), label))
+    for name in sorted(buckets):
+        bucket = buckets[name]
+        if bucket.rate and bucket.per:
+            label = f"the {name} limit of {bucket.rate} per {bucket.per * time_scale:g} s"
+            windows.append(WindowSpec(name, bucket.rate, period(bucket.per * time_scale), label))
+        if bucket.concurrent:
+            label = f"the {name} limit of {bucket.concurrent} requests in flight"
+            slots.append(SlotSpec(name, bucket.concurrent, label))
+    return Limits(tuple(windows), tuple(slots), jitter)
 
 
 class Pacer:
-    """Enforces the global limit and each endpoint's bucket.
-
-    A request counts in a rate window from its start until its answer arrives (at most `SEND_JITTER` longer):
-    the server counts arrivals, and a request can reach it late when threads are scheduled unevenly, so counting
-    from the start alone lets a burst slip over the limit.
+    """Enforces the global limit and each endpoint's bucket, in the coordination store.
 
     Args:
         buckets: Per-endpoint buckets by name.
         global_limit: The global bucket (rate per period); None for no global limit.
         time_scale: Multiplies every period (tests use small values to run IBKR's minutes in milliseconds).
         safety: Seconds added to every (scaled) period, plus 1 % of it, for the server's clock granularity.
-        clock, sleep: Time source and sleep, replaced in tests; with the default sleep, a waiting caller wakes as
-            soon as an answer arrives that frees a slot.
+        clock, sleep: Time source and sleep, replaced in tests (with the process store only).
+        jitter: `SEND_JITTER`.
+        coordination: The backend holding the state (None: this process's memory); `key` names the server in it.
+        fallback: "process" to go on with per-process pacing (with a warning) while the store is unusable; None
+            to raise `CoordinationError`.
     """
 
     def __init__(
@@ -95,43 +127,131 @@ class Pacer:
         clock: Clock = time.monotonic,
         sleep: Sleep | None = None,
         jitter: float = SEND_JITTER,
+        coordination: Backend | None = None,
+        key: str = "",
+        fallback: str | None = None,
     ) -> None:
         self._clock = clock
         self._sleep = sleep
-        self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
-        self._windows: dict[str, _Window] = {}
-        self._slots: dict[str, threading.BoundedSemaphore] = {}
-        self._slot_labels: dict[str, str] = {}
-        for name, bucket in buckets.items():
-            if bucket.concurrent:
-                self._slots[name] = threading.BoundedSemaphore(bucket.concurrent)
-                self._slot_labels[name] = f"the {name} limit of {bucket.concurrent} requests in flight"
-            if bucket.rate and bucket.per:
-                per = self._period(bucket.per * time_scale, safety)
-                label = f"the {name} limit of {bucket.rate} per {bucket.per * time_scale:g} s"
-                self._windows[name] = _Window(bucket.rate, per, label, jitter)
-        self._global = (
-            _Window(
-                global_limit.rate,
-                self._period(global_limit.per * time_scale, safety),
-                f"the global limit of {global_limit.rate} per {global_limit.per * time_scale:g} s",
-                jitter,
-            )
-            if global_limit is not None and global_limit.rate and global_limit.per
-            else None
-        )
+        self.limits = build_limits(buckets, global_limit, time_scale, safety, jitter)
+        self._windows_of: dict[str | None, tuple[str, ...]] = {None: self._names(None)}
+        self._backend = coordination
+        self._key = key
+        self.fallback = fallback
+        self._local_store = ProcessPacingStore(self.limits, clock)
+        in_memory = coordination is None or coordination.name == "process"
+        self._store: PacingStore | None = self._local_store if in_memory else None
+        self._store_lock = threading.Lock()
+        self._fell_back_at: float | None = None
+        self._warned = Once()
+        self._trips = _RoundTrips()
         self.waited = 0.0  # total seconds callers spent waiting (for tests and diagnostics)
         self._local = threading.local()
+
+    @property
+    def backend(self) -> str:
+        """The backend's name: "process", "local" or "redis"."""
+        return self._backend.name if self._backend is not None else "process"
+
+    @property
+    def blocking_io(self) -> bool:
+        """True when the store's calls do network I/O (an asyncio caller runs them in a thread)."""
+        return bool(self._backend is not None and self._backend.io and self._fell_back_at is None)
+
+    def _names(self, bucket: str | None) -> tuple[str, ...]:
+        names = [w.name for w in self.limits.windows if w.name == GLOBAL or w.name == bucket]
+        return tuple(names)
 
     def last_start(self) -> float | None:
         """When this thread's latest request was let through (monotonic seconds, on the pacer's clock), if any."""
         started: float | None = getattr(self._local, "started", None)
         return started
 
-    @staticmethod
-    def _period(seconds: float, safety: float) -> float:
-        return seconds * 1.01 + safety if safety else seconds
+    def _shared_store(self) -> PacingStore:
+        store = self._store
+        if store is None:
+            with self._store_lock:
+                if self._store is None:
+                    assert self._backend is not None
+                    self._store = self._backend.pacing(self._key, self.limits)
+                store = self._store
+        return store
+
+    def _unusable(self, exc: CoordinationError) -> PacingStore:
+        """The store failed: raise, or (with the fallback) pace within this process for a while."""
+        if self.fallback != "process":
+            raise exc
+        if self._warned.first():
+            logger.warning(
+                "coordination store unusable, pacing within this process only (coordination_fallback='process'): %s",
+                exc,
+            )
+        self._fell_back_at = time.monotonic()
+        return self._local_store
+
+    def try_acquire(self, bucket: str | None) -> Grant | Wait:
+        """Let one request through now (a `Grant`, to `release` when its answer is in) or say how long to wait.
+
+        Raises:
+            CoordinationError: the shared store is unusable and there is no fallback (nothing was sent).
+        """
+        windows = self._windows_of.get(bucket)
+        if windows is None:
+            windows = self._windows_of[bucket] = self._names(bucket)
+        slot = bucket if bucket is not None and self.limits.slot(bucket) is not None else None
+        owd = self._trips.lowest
+        fell = self._fell_back_at
+        if fell is not None and time.monotonic() - fell < RETRY_STORE:
+            return self._local_store.try_acquire(windows, slot, owd)
+        try:
+            got = self._shared_store().try_acquire(windows, slot, owd)
+        except CoordinationError as exc:
+            return self._unusable(exc).try_acquire(windows, slot, owd)
+        if fell is not None:
+            self._fell_back_at = None
+            if self._warned.reset():
+                logger.warning("coordination store usable again: pacing is shared again")
+        return got
+
+    def release(self, grant: Grant, sent_at: float | None = None, answered_at: float | None = None) -> None:
+        """The request is over. `sent_at`: when its bytes went to the socket; `answered_at`: when its answer (or
+        failure) came, default now; both on the pacer's clock. Never raises: a store failure is logged."""
+        if grant.released:
+            return
+        grant.released = True
+        now = self._clock()
+        answered = now if answered_at is None else answered_at
+        sent = grant.sent_at if sent_at is None else sent_at
+        owd = self._trips.add(answered - sent) if sent is not None else self._trips.lowest
+        try:
+            grant.store.release(grant, None if sent is None else now - sent, now - answered, owd)
+        except CoordinationError as exc:
+            logger.warning("coordination: releasing a pacing slot failed: %s", exc)
+
+    def pause(self, seconds: float | None = None) -> None:
+        """A 429 was answered: every process waits `seconds` (default: one period of the global limit)."""
+        if seconds is None:
+            seconds = max((w.per for w in self.limits.windows if w.name == GLOBAL), default=1.0)
+        seconds = min(max(0.0, seconds), MAX_PAUSE)
+        fell = self._fell_back_at
+        stores: list[PacingStore] = [self._local_store]
+        if self._store is not self._local_store and not (fell is not None and time.monotonic() - fell < RETRY_STORE):
+            stores.insert(0, self._shared_store())
+        for store in stores:
+            try:
+                store.pause(seconds)
+                return
+            except CoordinationError as exc:
+                logger.warning("coordination: sharing a 429 pause failed: %s", exc)
+
+    def describe(self) -> dict[str, Any]:
+        """The backend, the store and the state of every window (for `ibkr-sdk coordination`)."""
+        store = self._shared_store() if self._backend is not None else self._local_store
+        return {
+            "backend": self.backend,
+            "store": self._backend.store if self._backend is not None else "this process",
+            **store.describe(),
+        }
 
     def _too_long(self, reason: str, wait: float, max_wait: float) -> RateLimitedError:
         return RateLimitedError(
@@ -141,67 +261,58 @@ class Pacer:
             hint="Nothing was sent.",
         )
 
-    def _wait_for_start(
-        self, bucket: str | None, began: float, max_wait: float | None, reasons: list[str]
-    ) -> list[tuple[_Window, _Entry]]:
-        windows = [w for w in (self._global, self._windows.get(bucket) if bucket else None) if w is not None]
-        if not windows:
-            return []
-        with self._cond:
-            while True:
-                now = self._clock()
-                delays = [(w.delay(now), w) for w in windows]
-                delay, window = max(delays, key=lambda pair: pair[0])
-                if delay <= 0:
-                    self._local.started = now
-                    return [(w, w.record(now)) for w in windows]
-                if max_wait is not None and now - began + delay > max_wait:
-                    raise self._too_long(window.label, now - began + delay, max_wait)
-                self.waited += delay
-                if window.label not in reasons:
-                    reasons.append(window.label)
-                if self._sleep is None:
-                    self._cond.wait(delay)  # an answer arriving early notifies
-                else:
-                    self._cond.release()
-                    try:
-                        self._sleep(delay)
-                    finally:
-                        self._cond.acquire()
+    def _sleep_for(self, wait: Wait, limit: float | None) -> float:
+        """Sleep before the next try: an in-memory store wakes its waiters when a request ends; other stores are
+        polled while the wait depends on requests in flight."""
+        in_memory = isinstance(wait.store, ProcessPacingStore) and self._sleep is None
+        seconds = float(wait) if wait.exact or in_memory else min(float(wait), POLL)
+        if limit is not None:
+            seconds = max(0.0, min(seconds, limit))
+        if self._sleep is not None:
+            self._sleep(seconds)
+        elif in_memory:
+            wait.store.wait(Wait(seconds, wait.reason, wait.exact, wait.generation))
+        else:
+            time.sleep(seconds)
+        return seconds
 
     @contextmanager
-    def slot(self, bucket: str | None, max_wait: float | None = None) -> Iterator[None]:
-        """Hold a slot for one request: waits for the concurrency limit, then for the rate limits.
+    def slot(self, bucket: str | None, max_wait: float | None = None) -> Iterator[Grant]:
+        """Hold a slot for one request: waits for the in-flight limit and the rate limits, then yields the grant.
+        The request's send time is taken from the connection (`note_sent`) unless the caller sets `grant.sent_at`.
 
         Raises:
             RateLimitedError: the wait would exceed `max_wait` seconds (nothing was sent).
+            CoordinationError: the shared store is unusable and there is no fallback (nothing was sent).
         """
         began = self._clock()
         reasons: list[str] = []
-        semaphore = self._slots.get(bucket) if bucket else None
-        if semaphore is not None and not semaphore.acquire(blocking=False):
-            assert bucket is not None
-            reasons.append(self._slot_labels[bucket])
-            if not semaphore.acquire(timeout=-1 if max_wait is None else max_wait):
-                assert max_wait is not None
-                raise self._too_long(self._slot_labels[bucket], max_wait, max_wait)
-        entries: list[tuple[_Window, _Entry]] = []
+        while True:
+            got = self.try_acquire(bucket)
+            if isinstance(got, Grant):
+                break
+            elapsed = self._clock() - began
+            label = self.limits.label(got.reason)
+            if max_wait is not None:
+                if got.exact and elapsed + got > max_wait:
+                    raise self._too_long(label, elapsed + got, max_wait)
+                if elapsed >= max_wait:
+                    raise self._too_long(label, max_wait, max_wait)
+            if label not in reasons:
+                reasons.append(label)
+            self.waited += self._sleep_for(got, None if max_wait is None else max_wait - elapsed)
+        waited = self._clock() - began
+        if waited > LOG_WAIT:
+            logger.info("a request waited %.1f s for pacing (%s)", waited, "; ".join(reasons) or "IBKR's limits")
         self._local.started = self._clock()
+        real_clock = self._clock is time.monotonic
+        _SENT.at = None
         try:
-            entries = self._wait_for_start(bucket, began, max_wait, reasons)
-            waited = self._clock() - began
-            if waited > LOG_WAIT:
-                logger.info("a request waited %.1f s for pacing (%s)", waited, "; ".join(reasons) or "IBKR's limits")
-            yield
+            yield got
         finally:
-            if entries:
-                with self._cond:
-                    now = self._clock()
-                    for window, entry in entries:
-                        window.finish(entry, now)
-                    self._cond.notify_all()
-            if semaphore is not None:
-                semaphore.release()
+            sent = getattr(_SENT, "at", None) if real_clock else None
+            _SENT.at = None
+            self.release(got, sent_at=got.sent_at if got.sent_at is not None else sent)
 
 
 class PacerView(Pacer):
@@ -210,18 +321,40 @@ class PacerView(Pacer):
     def __init__(self, shared: Pacer, max_wait: float) -> None:  # noqa: D107 - shares, does not build, limits
         self.shared = shared
         self.max_wait = max_wait
+        self.limits = shared.limits
+        self.fallback = shared.fallback
 
     @property
     def waited(self) -> float:  # type: ignore[override]
         return self.shared.waited
 
+    @property
+    def backend(self) -> str:
+        return self.shared.backend
+
+    @property
+    def blocking_io(self) -> bool:
+        return self.shared.blocking_io
+
     def last_start(self) -> float | None:
         return self.shared.last_start()
 
+    def try_acquire(self, bucket: str | None) -> Grant | Wait:
+        return self.shared.try_acquire(bucket)
+
+    def release(self, grant: Grant, sent_at: float | None = None, answered_at: float | None = None) -> None:
+        self.shared.release(grant, sent_at, answered_at)
+
+    def pause(self, seconds: float | None = None) -> None:
+        self.shared.pause(seconds)
+
+    def describe(self) -> dict[str, Any]:
+        return self.shared.describe()
+
     @contextmanager
-    def slot(self, bucket: str | None, max_wait: float | None = None) -> Iterator[None]:
-        with self.shared.slot(bucket, self.max_wait if max_wait is None else min(max_wait, self.max_wait)):
-            yield
+    def slot(self, bucket: str | None, max_wait: float | None = None) -> Iterator[Grant]:
+        with self.shared.slot(bucket, self.max_wait if max_wait is None else min(max_wait, self.max_wait)) as grant:
+            yield grant
 
 
 _SHARED: dict[tuple[object, ...], Pacer] = {}
@@ -229,7 +362,7 @@ _SHARED_LOCK = threading.Lock()
 
 
 def shared_pacer(key: tuple[object, ...], make: Callable[[], Pacer]) -> Pacer:
-    """The one pacer of this process for `key` (e.g. the server's host and the limit kind).
+    """The one pacer of this process for `key` (e.g. the server's host, the limit kind and the coordination store).
 
     IBKR counts requests per IP, so every client in a process talking to the same server must draw from the same
     limits; separate pacers would together exceed them.
@@ -250,6 +383,15 @@ class NoPacer(Pacer):
     def last_start(self) -> float | None:
         return None
 
+    def try_acquire(self, bucket: str | None) -> Grant | Wait:
+        return Grant(0, (), None, 0.0, self._local_store)
+
+    def release(self, grant: Grant, sent_at: float | None = None, answered_at: float | None = None) -> None:
+        pass
+
+    def pause(self, seconds: float | None = None) -> None:
+        pass
+
     @contextmanager
-    def slot(self, bucket: str | None, max_wait: float | None = None) -> Iterator[None]:
-        yield
+    def slot(self, bucket: str | None, max_wait: float | None = None) -> Iterator[Grant]:
+        yield Grant(0, (), None, 0.0, self._local_store)

@@ -45,7 +45,7 @@ from .errors import (
     RateLimitedError,
     ServerError,
 )
-from .pacing import NoPacer, Pacer
+from .pacing import NoPacer, Pacer, note_sent
 from .result import Result
 from .wire import PreparedCall
 
@@ -186,6 +186,10 @@ class _ConnectTagging:
             except AttributeError:
                 pass
             raise
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        super().request(*args, **kwargs)  # type: ignore[misc]
+        note_sent()  # the request's bytes are on their way: pacing counts it from now
 
 
 class _HTTPConnection(_ConnectTagging, urllib3.connection.HTTPConnection):
@@ -439,6 +443,8 @@ class Transport:
                 if resp.status_code not in _RETRY_STATUSES:
                     return self._result(resp, call, request_info)
                 failure = self._status_error(resp, call)
+                if resp.status_code == 429 and self._paced:
+                    self.pacer.pause(getattr(failure, "retry_after", None))  # every process of the store waits
                 may_retry = retry_safe
                 if isinstance(failure, RateLimitedError) and failure.retry_after is not None:
                     if failure.retry_after > self.max_retry_after:

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +13,17 @@ from tests.recording_server import RecordingServer
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_ACCOUNT = "DU1234567"
+
+# Clients coordinate through files in IBKR_SDK_STATE_DIR (the `local` backend): each test session, and the worker
+# processes it starts, gets a directory of its own, so parallel runs never share limits or locks.
+STATE_DIR = tempfile.mkdtemp(prefix="ibkr_sdk_state_")
+os.environ["IBKR_SDK_STATE_DIR"] = STATE_DIR
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _state_dir() -> Iterator[str]:
+    yield STATE_DIR
+    shutil.rmtree(STATE_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

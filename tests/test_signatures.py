@@ -81,4 +81,6 @@ def test_constructor_extra_arguments_are_keyword_only() -> None:
         "max_pacing_wait",
         "mask_account_ids",
         "auto_suppress",
+        "coordination",
+        "coordination_fallback",
     ]
