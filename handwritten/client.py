@@ -211,6 +211,11 @@ class IbkrClient(CompatOverlay, OrdersOverlay, MarketdataOverlay, StockQueryOver
                 shutdown_oauth=oauth_config.shutdown_oauth,
             )
 
+    def _keepalive_claim(self, seconds: float) -> bool:
+        """Claim this session's keep-alive for `seconds` among every client sharing the coordination store (the
+        tickler skips its tick when another one holds it)."""
+        return self._coordination.claim(f"{self._transport.address.lower()}:tickle", seconds)
+
     def __repr__(self) -> str:
         account = self.account_id
         if account is not None and self.mask_account_ids:

@@ -88,13 +88,37 @@ class ClientCore:
         raise NotImplementedError  # provided by the OAuth overlay
 
     def _run_preflight(self, spec: EndpointSpec) -> None:
+        """Run the endpoint's preflight requests this client has not run yet - unless another client or process
+        ran them in this gateway session: a marker in the coordination store says so. A marker this client has
+        already relied on, whose request the gateway now asks for again (its session changed), is replaced."""
         missing = [name for name in spec.preflight if name not in self._preflight_done]
         if not missing:
             return
+        from .coordination import Backend
+        from .coordination.base import PREFLIGHT_TTL, new_token
+        from .errors import CoordinationError
+
+        backend: Backend | None = getattr(self, "_coordination", None)
+        relied: dict[str, bytes] = self.__dict__.setdefault("_preflight_markers", {})
         with self._preflight_lock:
             for name in missing:
                 if name in self._preflight_done:
                     continue
+                key = f"{self._transport.address.lower()}:preflight:{name}"
+                try:
+                    found = backend.get(key) if backend is not None else None
+                except CoordinationError:
+                    found = None  # the preflight is sent, as without a store
+                if found is not None and found[0] != relied.get(name):
+                    relied[name] = found[0]
+                    self._preflight_done.add(name)
+                    continue
                 target = self._endpoints[name]
                 self._send(target, prepare(target, {}, self.account_id))
                 self._preflight_done.add(name)
+                if backend is not None:
+                    relied[name] = new_token().encode()
+                    try:
+                        backend.put(key, relied[name], PREFLIGHT_TTL)
+                    except CoordinationError:
+                        pass

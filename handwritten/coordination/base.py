@@ -48,6 +48,9 @@ have arrived then, so a stalled request does not hold a slot for long."""
 POLL = 0.005
 """Seconds between tries while waiting on something only another process can end (an in-flight slot, a lease)."""
 
+PREFLIGHT_TTL = 3600.0
+"""Seconds a preflight request run by one client (e.g. `/iserver/accounts`) serves the others sharing the store."""
+
 PAUSE = "<pause>"
 RESTART = "<restart>"
 
