@@ -8,6 +8,7 @@ live session token exists before sending and renews it once after a 401.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -95,7 +96,7 @@ class ClientCore:
         if not missing:
             return
         from .coordination import Backend
-        from .coordination.base import PREFLIGHT_TTL, new_token
+        from .coordination.base import POLL, PREFLIGHT_TTL, PREFLIGHT_WAIT, new_token
         from .errors import CoordinationError
 
         backend: Backend | None = getattr(self, "_coordination", None)
@@ -105,20 +106,35 @@ class ClientCore:
                 if name in self._preflight_done:
                     continue
                 key = f"{self._transport.address.lower()}:preflight:{name}"
-                try:
-                    found = backend.get(key) if backend is not None else None
-                except CoordinationError:
-                    found = None  # the preflight is sent, as without a store
-                if found is not None and found[0] != relied.get(name):
-                    relied[name] = found[0]
-                    self._preflight_done.add(name)
-                    continue
-                target = self._endpoints[name]
-                self._send(target, prepare(target, {}, self.account_id))
-                self._preflight_done.add(name)
+                lease, token, found = None, None, None
                 if backend is not None:
-                    relied[name] = new_token().encode()
                     try:
-                        backend.put(key, relied[name], PREFLIGHT_TTL)
+                        # One client at a time looks for the marker and runs the request (bounded: a stuck
+                        # holder only costs a duplicate preflight).
+                        lease = backend.lease(key)
+                        deadline = time.monotonic() + PREFLIGHT_WAIT
+                        while (token := lease.try_acquire(PREFLIGHT_WAIT)) is None and time.monotonic() < deadline:
+                            time.sleep(POLL)
+                        found = backend.get(key)
                     except CoordinationError:
-                        pass
+                        pass  # the preflight is sent, as without a store
+                try:
+                    if found is not None and found[0] != relied.get(name):
+                        relied[name] = found[0]
+                        self._preflight_done.add(name)
+                        continue
+                    target = self._endpoints[name]
+                    self._send(target, prepare(target, {}, self.account_id))
+                    self._preflight_done.add(name)
+                    if backend is not None:
+                        relied[name] = new_token().encode()
+                        try:
+                            backend.put(key, relied[name], PREFLIGHT_TTL)
+                        except CoordinationError:
+                            pass  # the request went out; only the marker for the others is missing
+                finally:
+                    if lease is not None and token is not None:
+                        try:
+                            lease.release(token)
+                        except CoordinationError:
+                            pass  # it lapses

@@ -35,6 +35,7 @@ from typing import Any
 
 from .._client_base import GeneratedEndpoints
 from .coordination import Backend, Lease
+from .coordination.report import order_flow_key
 from .endpoint import EndpointSpec
 from .errors import (
     ApiConnectionError,
@@ -828,6 +829,8 @@ class OrdersOverlay(GeneratedEndpoints):
 
     def _store_key(self, account_id: str | None, what: str) -> str:
         """The key of this server and account in the coordination store (host:port, then the account)."""
+        if what == "orders":
+            return order_flow_key(self._transport.address, account_id or self.account_id or "")
         return f"{self._transport.address.lower()}:{what}:{account_id or self.account_id or ''}"
 
     def _order_lock(self, account_id: str | None) -> _OrderLock:
@@ -914,12 +917,13 @@ class OrdersOverlay(GeneratedEndpoints):
                 store=exc.store,
             ) from exc
         try:
-            if self.auto_suppress:
-                self._suppress_preapproved(answers)
-            sent = self._send_order_request(method, send)
-            if isinstance(sent, _Lost):
-                return sent
-            outcome = self._answer_questions(method, sent, answers)
+            with self._transport.pacer.strict():  # an order is never paced by this process alone
+                if self.auto_suppress:
+                    self._suppress_preapproved(answers)
+                sent = self._send_order_request(method, send)
+                if isinstance(sent, _Lost):
+                    return sent
+                outcome = self._answer_questions(method, sent, answers)
         finally:
             lock.release()
         if isinstance(outcome, _Lost) and not outcome.when:

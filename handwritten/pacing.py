@@ -59,6 +59,12 @@ def note_sent() -> None:
     _SENT.at = time.monotonic()
 
 
+def note_connected(seconds: float) -> None:
+    """This thread's connection took `seconds` to open: a network round trip without the server's processing
+    time, the best estimate of the one-way delay when every endpoint answers slowly."""
+    _SENT.connect = seconds
+
+
 class _RoundTrips:
     """The lowest round trip among the recent ones: an upper bound of the one-way delay to the server."""
 
@@ -145,8 +151,20 @@ class Pacer:
         self._fell_back_at: float | None = None
         self._warned = Once()
         self._trips = _RoundTrips()
+        self._released = threading.Condition()  # notified when a request of this process ends
         self.waited = 0.0  # total seconds callers spent waiting (for tests and diagnostics)
         self._local = threading.local()
+
+    @contextmanager
+    def strict(self) -> Iterator[None]:
+        """Within this block, requests of this thread never fall back to per-process pacing: an order raises
+        `CoordinationError` when the shared store is unusable, whatever `coordination_fallback` says."""
+        before = getattr(self._local, "strict", False)
+        self._local.strict = True
+        try:
+            yield
+        finally:
+            self._local.strict = before
 
     @property
     def backend(self) -> str:
@@ -179,7 +197,7 @@ class Pacer:
 
     def _unusable(self, exc: CoordinationError) -> PacingStore:
         """The store failed: raise, or (with the fallback) pace within this process for a while."""
-        if self.fallback != "process":
+        if self.fallback != "process" or getattr(self._local, "strict", False):
             raise exc
         if self._warned.first():
             logger.warning(
@@ -201,7 +219,7 @@ class Pacer:
         slot = bucket if bucket is not None and self.limits.slot(bucket) is not None else None
         owd = self._trips.lowest
         fell = self._fell_back_at
-        if fell is not None and time.monotonic() - fell < RETRY_STORE:
+        if fell is not None and time.monotonic() - fell < RETRY_STORE and not getattr(self._local, "strict", False):
             return self._local_store.try_acquire(windows, slot, owd)
         try:
             got = self._shared_store().try_acquire(windows, slot, owd)
@@ -227,6 +245,8 @@ class Pacer:
             grant.store.release(grant, None if sent is None else now - sent, now - answered, owd)
         except CoordinationError as exc:
             logger.warning("coordination: releasing a pacing slot failed: %s", exc)
+        with self._released:
+            self._released.notify_all()
 
     def pause(self, seconds: float | None = None) -> None:
         """A 429 was answered: every process waits `seconds` (default: one period of the global limit)."""
@@ -272,6 +292,9 @@ class Pacer:
             self._sleep(seconds)
         elif in_memory:
             wait.store.wait(Wait(seconds, wait.reason, wait.exact, wait.generation))
+        elif not wait.exact:
+            with self._released:  # a request of this process ending wakes us; other processes' are polled
+                self._released.wait(seconds)
         else:
             time.sleep(seconds)
         return seconds
@@ -306,12 +329,15 @@ class Pacer:
             logger.info("a request waited %.1f s for pacing (%s)", waited, "; ".join(reasons) or "IBKR's limits")
         self._local.started = self._clock()
         real_clock = self._clock is time.monotonic
-        _SENT.at = None
+        _SENT.at = _SENT.connect = None
         try:
             yield got
         finally:
             sent = getattr(_SENT, "at", None) if real_clock else None
-            _SENT.at = None
+            connect = getattr(_SENT, "connect", None)
+            _SENT.at = _SENT.connect = None
+            if connect is not None:
+                self._trips.add(connect)
             self.release(got, sent_at=got.sent_at if got.sent_at is not None else sent)
 
 
@@ -341,6 +367,11 @@ class PacerView(Pacer):
 
     def try_acquire(self, bucket: str | None) -> Grant | Wait:
         return self.shared.try_acquire(bucket)
+
+    @contextmanager
+    def strict(self) -> Iterator[None]:
+        with self.shared.strict():
+            yield
 
     def release(self, grant: Grant, sent_at: float | None = None, answered_at: float | None = None) -> None:
         self.shared.release(grant, sent_at, answered_at)

@@ -45,7 +45,7 @@ from .errors import (
     RateLimitedError,
     ServerError,
 )
-from .pacing import NoPacer, Pacer, note_sent
+from .pacing import NoPacer, Pacer, note_connected, note_sent
 from .result import Result
 from .wire import PreparedCall
 
@@ -186,6 +186,12 @@ class _ConnectTagging:
             except AttributeError:
                 pass
             raise
+
+    def _new_conn(self) -> Any:
+        started = time.monotonic()
+        sock = super()._new_conn()  # type: ignore[misc]
+        note_connected(time.monotonic() - started)  # a TCP handshake: one network round trip, for pacing
+        return sock
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         super().request(*args, **kwargs)  # type: ignore[misc]

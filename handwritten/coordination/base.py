@@ -51,6 +51,9 @@ POLL = 0.005
 PREFLIGHT_TTL = 3600.0
 """Seconds a preflight request run by one client (e.g. `/iserver/accounts`) serves the others sharing the store."""
 
+PREFLIGHT_WAIT = 10.0
+"""Seconds a client waits for another one running the same preflight before it runs its own."""
+
 PAUSE = "<pause>"
 RESTART = "<restart>"
 
