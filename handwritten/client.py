@@ -155,7 +155,7 @@ class IbkrClient(CompatOverlay, OrdersOverlay, MarketdataOverlay, StockQueryOver
         limit = GLOBAL_LIMITS["oauth" if use_oauth else "gateway"]
         pacer: Pacer = (
             shared_pacer(
-                (netloc, limit.name, pacing_time_scale, spec, fallback),
+                (netloc, limit.name, pacing_time_scale, spec, self._coordination.store, fallback),
                 lambda: Pacer(
                     PACING_BUCKETS,
                     limit,

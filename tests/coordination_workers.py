@@ -29,64 +29,82 @@ def _client(url: str, coordination: str, state_dir: str | None, **options: Any) 
     return IbkrClient(url=url, account_id=ACCOUNT, coordination=coordination, timeout=5, **options)
 
 
-def snapshots(
-    url: str,
-    coordination: str,
-    state_dir: str | None,
-    count: int,
-    scale: float,
-    go: Any,
-    out: Any,
-    retry_store: bool = False,
-) -> None:
-    """`count` snapshot requests in a row; CoordinationErrors are retried after 20 ms when `retry_store`."""
+def snapshots(job: dict[str, Any], go: Any, out: Any) -> None:
+    """`job["count"]` snapshot requests in a row (job: url, coordination, state_dir, count, scale; preflight: run
+    /iserver/accounts as needed; retry_store: retry a CoordinationError after 20 ms, counting it)."""
     from ibkr_sdk import CoordinationError, ExternalBrokerError
 
-    client = _client(url, coordination, state_dir, pacing_time_scale=scale, max_retries=0, auto_preflight=False)
+    client = _client(
+        job["url"],
+        job["coordination"],
+        job.get("state_dir"),
+        pacing_time_scale=job["scale"],
+        max_retries=0,
+        auto_preflight=job.get("preflight", False),
+    )
     out.put(("ready", os.getpid()))
     go.wait(60)
     done, errors, store_errors = 0, [], 0
     started = time.monotonic()
-    while done < count:
+    while done < job["count"]:
         try:
             client.live_marketdata_snapshot(conids=[str(AAPL)], fields=["31"])
             done += 1
         except CoordinationError:
-            if not retry_store:
+            if not job.get("retry_store"):
                 raise
             store_errors += 1
             time.sleep(0.02)
         except ExternalBrokerError as exc:
             errors.append(str(exc))
             done += 1
-    out.put(("done", os.getpid(), {"errors": errors, "store_errors": store_errors, "wall": time.monotonic() - started}))
+    wall = time.monotonic() - started
+    out.put(
+        ("done", os.getpid(), {"errors": errors, "store_errors": store_errors, "wall": wall, "end": time.monotonic()})
+    )
     client.close()
 
 
-def orders(url: str, coordination: str, state_dir: str | None, tag: str, count: int, go: Any, out: Any) -> None:
-    """`count` market orders, each drawing IBKR's missing-market-data question, answered yes."""
+def orders(job: dict[str, Any], go: Any, out: Any) -> None:
+    """`job["count"]` market orders with cOIDs `<tag>-<n>`, each drawing IBKR's missing-market-data question,
+    answered yes (job: url, coordination, state_dir, tag, count)."""
     from ibkr_sdk import QuestionType
 
-    client = _client(url, coordination, state_dir, pacing_time_scale=0.05, max_retries=0)
+    client = _client(job["url"], job["coordination"], job.get("state_dir"), pacing_time_scale=0.05, max_retries=0)
+    client._transport.timeout = job.get("timeout", 5)
     out.put(("ready", os.getpid()))
     go.wait(60)
     results, errors = [], []
-    for i in range(count):
+    for i in range(job["count"]):
         try:
-            result = client.place_order(dict(MKT, cOID=f"{tag}-{i}"), {QuestionType.MISSING_MARKET_DATA: True})
-            results.append(result.data)
+            answer = client.place_order(dict(MKT, cOID=f"{job['tag']}-{i}"), {QuestionType.MISSING_MARKET_DATA: True})
+            results.append(answer.data)
         except Exception as exc:  # reported to the test, which asserts there are none
             errors.append(f"{type(exc).__name__}: {exc}")
     out.put(("done", os.getpid(), {"results": results, "errors": errors}))
     client.close()
 
 
+def hold_lease(job: dict[str, Any], go: Any, out: Any) -> None:
+    """Take a lease (job: coordination, state_dir, key, seconds) and hold it until killed."""
+    if job.get("state_dir"):
+        os.environ["IBKR_SDK_STATE_DIR"] = job["state_dir"]
+    from ibkr_sdk.lib.coordination import backend_for
+
+    lease = backend_for(job["coordination"]).lease(job["key"])
+    while lease.try_acquire(job["seconds"]) is None:
+        time.sleep(0.005)
+    out.put(("ready", os.getpid()))
+    go.wait(60)
+    time.sleep(60)
+
+
 @contextmanager
-def fleet(target: Callable[..., None], argument_lists: Sequence[tuple[Any, ...]]) -> Iterator[Fleet]:
-    """Start one process per argument tuple (each gets `go` and `out` appended); yields once all are ready."""
+def fleet(target: Callable[..., None], jobs: Sequence[dict[str, Any]]) -> Iterator[Fleet]:
+    """Start one process per job (`target(job, go, out)`); yields once all are ready."""
     go = SPAWN.Event()
     out = SPAWN.Queue()
-    procs = [SPAWN.Process(target=target, args=(*args, go, out), daemon=True) for args in argument_lists]
+    procs = [SPAWN.Process(target=target, args=(job, go, out), daemon=True) for job in jobs]
     for p in procs:
         p.start()
     group = Fleet(procs, go, out)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 
 def available() -> str:
-    """"" when a server can be started here, else why not."""
+    """ "" when a server can be started here, else why not."""
     if shutil.which("redis-server") is None:
         return "redis-server is not installed (Debian: apt-get install redis-server; .ci/run installs it when root)"
     try:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -54,7 +55,7 @@ SLOT_TTL = 6.0
 """Seconds an in-flight slot outlives its last renewal (a dead holder's slot frees after at most this)."""
 RENEW_EVERY = 1.5
 """Seconds between renewals of held slots and leases."""
-RESTART_GRACE = 2 * RENEW_EVERY + 0.5
+RESTART_GRACE = RENEW_EVERY + 0.5
 """After a restart of Redis, seconds during which only the holders of slots and leases (renewing them) get them."""
 FLUSH_DELAY = 0.01
 """Seconds a finished request's release waits for the next request's script to carry it, before it is sent alone."""
@@ -283,9 +284,12 @@ return {v[1], tostring(clock() - tonumber(v[2]))}
 
 def safe_url(url: str) -> str:
     """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        parts = None
+    if parts is None or parts.password is None:
+        return re.sub(r":[^:@/]*@", ":***@", url)  # not a URL we can parse: hide anything like a password
     user = parts.username or ""
     host = parts.hostname or ""
     if ":" in host:
@@ -295,44 +299,56 @@ def safe_url(url: str) -> str:
 
 
 class _Renewer:
-    """One daemon thread per backend renewing every held lease and slot every `RENEW_EVERY` seconds."""
+    """One daemon thread per backend renewing every held lease and slot at a third of its TTL (at most every
+    `RENEW_EVERY` seconds), so one missed renewal still leaves it held."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._items: dict[str, Callable[[], bool]] = {}
+        self._items: dict[str, tuple[Callable[[], bool], float]] = {}
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
 
-    def add(self, token: str, renew: Callable[[], bool]) -> None:
+    def add(self, token: str, renew: Callable[[], bool], ttl: float) -> None:
         with self._lock:
-            self._items[token] = renew
+            self._items[token] = (renew, min(RENEW_EVERY, ttl / 3))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="ibkr_sdk-coordination-renewer", daemon=True)
                 self._thread.start()
+        self._wake.set()
 
     def remove(self, token: str) -> None:
         with self._lock:
             self._items.pop(token, None)
 
     def _run(self) -> None:
+        due: dict[str, float] = {}
         while True:
-            self._wake.wait(RENEW_EVERY)
             with self._lock:
-                items = list(self._items.items())
-            for token, renew in items:
-                try:
-                    if not renew():
-                        logger.warning("coordination: a lease was lost (another process took it after it lapsed)")
-                        self.remove(token)
-                except Exception as exc:  # the next round retries; the TTL leaves room for one miss
-                    logger.warning("coordination: renewing a lease failed: %s", exc)
+                items = dict(self._items)
+            now = time.monotonic()
+            for token in list(due):
+                if token not in items:
+                    del due[token]
+            for token, (renew, every) in items.items():
+                if token not in due:
+                    due[token] = now + every
+                elif due[token] <= now:
+                    due[token] = now + every
+                    try:
+                        if not renew():
+                            logger.warning("coordination: a lease was lost (another process took it after it lapsed)")
+                            self.remove(token)
+                    except Exception as exc:  # the next round retries; the TTL leaves room for one miss
+                        logger.warning("coordination: renewing a lease failed: %s", exc)
+            self._wake.wait(max(0.01, min(due.values(), default=now + RENEW_EVERY) - time.monotonic()))
+            self._wake.clear()
 
 
 class RedisPacingStore(PacingStore):
     def __init__(self, backend: RedisBackend, key: str, limits: Limits) -> None:
         self.limits = limits
         self._backend = backend
-        self._keys = [f"{PREFIX}{key}:pacing:{limits.fingerprint()}", RUN_KEY, EPOCH_KEY]
+        self._keys = [f"{PREFIX}pacing:{key}:{limits.fingerprint()}", RUN_KEY, EPOCH_KEY]
         longest = max([w.per for w in limits.windows] + [SLOT_TTL])
         self._ttl_ms = str(int((longest + limits.cap + 60) * 1000))
         self._windows_json: dict[tuple[str, ...], str] = {}
@@ -389,7 +405,7 @@ class RedisPacingStore(PacingStore):
             grant = Grant(grant_id, names, limit.name if limit else None, time.monotonic(), self)
             if limit is not None:
                 token = str(grant_id)
-                self._backend.renewer.add(token, lambda: self._renew_slot(limit.name, token))
+                self._backend.renewer.add(token, lambda: self._renew_slot(limit.name, token), SLOT_TTL)
             return grant
         reason = answer[2].decode() if isinstance(answer[2], bytes) else str(answer[2])
         return Wait(float(answer[1]), reason, exact=bool(answer[3]))
@@ -475,7 +491,7 @@ class RedisPacingStore(PacingStore):
 class RedisLease(Lease):
     def __init__(self, backend: RedisBackend, key: str) -> None:
         self._backend = backend
-        self._keys = [PREFIX + key, RUN_KEY, EPOCH_KEY]
+        self._keys = [f"{PREFIX}lease:{key}", RUN_KEY, EPOCH_KEY]
         self._values: dict[str, str] = {}
 
     def try_acquire(self, seconds: float) -> str | None:
@@ -486,7 +502,7 @@ class RedisLease(Lease):
         if got != 1:
             return None
         self._values[token] = value
-        self._backend.renewer.add(token, lambda: self.renew(token, seconds))
+        self._backend.renewer.add(token, lambda: self.renew(token, seconds), seconds)
         return token
 
     def renew(self, token: str, seconds: float) -> bool:
@@ -602,16 +618,16 @@ class RedisBackend(Backend):
             return lease
 
     def get(self, key: str) -> tuple[bytes, float] | None:
-        answer = self.call("get", [PREFIX + key], [])
+        answer = self.call("get", [f"{PREFIX}value:{key}"], [])
         if not answer:
             return None
         return bytes(answer[0]), max(0.0, float(answer[1]))
 
     def put(self, key: str, data: bytes, ttl: float, age: float = 0.0) -> None:
-        self.call("put", [PREFIX + key], [data, repr(age), str(max(1, int(ttl * 1000)))])
+        self.call("put", [f"{PREFIX}value:{key}"], [data, repr(age), str(max(1, int(ttl * 1000)))])
 
     def claim(self, key: str, ttl: float) -> bool:
-        return bool(self.command(lambda c: c.set(PREFIX + key, b"1", nx=True, px=max(1, int(ttl * 1000)))))
+        return bool(self.command(lambda c: c.set(f"{PREFIX}claim:{key}", b"1", nx=True, px=max(1, int(ttl * 1000)))))
 
     def delete(self, key: str) -> None:
-        self.command(lambda c: c.delete(PREFIX + key))
+        self.command(lambda c: c.delete(f"{PREFIX}value:{key}", f"{PREFIX}claim:{key}"))
