@@ -82,7 +82,8 @@ def history_parallel(n: int = 50, latency: float = 0.150, coordination: str = "l
     bound = tightest_schedule(n, latency)
     lower = max(math.ceil(n / 5) * latency, math.floor((n - 1) / 10) + latency)
     print(
-        f"[{_name(coordination)}] history for {n} conids at {latency * 1000:.0f} ms latency: {wall:.2f} s; bound {bound:.2f} s (the tightest "
+        f"[{_name(coordination)}] history for {n} conids at {latency * 1000:.0f} ms latency: {wall:.2f} s; "
+        f"bound {bound:.2f} s (the tightest "
         f"schedule of 5 in flight and 10 req/s together); ratio {wall / bound:.3f} (target <= 1.10); against the "
         f"lower bound max(ceil(n/5) x latency, floor((n-1)/10) s + latency) = {lower:.2f} s: {wall / lower:.3f}"
     )

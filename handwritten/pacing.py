@@ -74,9 +74,17 @@ class _RoundTrips:
         self.lowest = 0.0
 
     def add(self, seconds: float) -> float:
+        seconds = max(0.0, seconds)
         with self._lock:
-            self._samples.append(max(0.0, seconds))
-            self.lowest = min(self._samples)
+            full = len(self._samples) == self._samples.maxlen
+            dropped = self._samples[0] if full else None
+            self._samples.append(seconds)
+            if not full and len(self._samples) == 1:
+                self.lowest = seconds
+            elif dropped is not None and dropped <= self.lowest:
+                self.lowest = min(self._samples)  # the lowest left the window: look again
+            elif seconds < self.lowest:
+                self.lowest = seconds
             return self.lowest
 
 

@@ -35,6 +35,7 @@ import random
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,10 @@ have arrived then, so a stalled request does not hold a slot for long."""
 
 POLL = 0.005
 """Seconds between tries while waiting on something only another process can end (an in-flight slot, a lease)."""
+
+SETTLE_DELAY = 0.01
+"""Seconds a finished request's release may wait for this process's next request to carry it to a shared store
+(one write per request instead of two); until then it counts as in flight, which is the safe side."""
 
 PREFLIGHT_TTL = 3600.0
 """Seconds a preflight request run by one client (e.g. `/iserver/accounts`) serves the others sharing the store."""
@@ -212,21 +217,17 @@ class WindowState:
             self.windows.setdefault(w.name, []).append(list(entry))
         return 0.0, "", True
 
-    def settle(self, grant_id: int, names: tuple[str, ...], counted: float) -> None:
+    def settle(self, grant_id: int, names: tuple[str, ...], counted: Callable[[float], float]) -> bool:
+        """Fix the counting time of a finished request: `counted(granted)`. False when its entries are gone."""
         key = float(grant_id)
+        found = False
         for name in names:
             for entry in self.windows.get(name, ()):
                 if entry[3] == key:
-                    entry[1] = counted
+                    entry[1] = counted(entry[0])
+                    found = True
                     break
-
-    def granted_at(self, grant_id: int, names: tuple[str, ...]) -> float | None:
-        key = float(grant_id)
-        for name in names:
-            for entry in self.windows.get(name, ()):
-                if entry[3] == key:
-                    return entry[0]
-        return None
+        return found
 
     def extend_pause(self, until: float) -> None:
         self.pause = max(self.pause, until)

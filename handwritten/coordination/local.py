@@ -31,19 +31,21 @@ import sys
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ..errors import CoordinationError
 from .base import (
+    SETTLE_DELAY,
     Backend,
     Grant,
     Lease,
     Limits,
     PacingStore,
     Wait,
+    WindowSpec,
     WindowState,
     holder_info,
     new_id,
@@ -95,6 +97,8 @@ class LocalPacingStore(PacingStore):
     def __init__(self, path: Path, limits: Limits) -> None:
         self.limits = limits
         self.path = path
+        self._index = {w.name: float(i) for i, w in enumerate(limits.windows)}
+        self._specs: dict[tuple[str, ...], tuple[WindowSpec, ...]] = {}
         self._mutex = threading.Lock()  # flock does not exclude the threads of one process from each other
         self._fd = -1
         self._map: mmap.mmap | None = None
@@ -102,6 +106,9 @@ class LocalPacingStore(PacingStore):
         self._state = WindowState()
         self._slot_fds: dict[str, list[int]] = {}
         self._slot_free: dict[str, list[int]] = {}
+        self._pending: list[tuple[int, tuple[str, ...], float | None, float, float]] = []
+        self._flusher: threading.Thread | None = None
+        self._wake = threading.Event()
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
             try:
@@ -165,16 +172,19 @@ class LocalPacingStore(PacingStore):
         return self._state
 
     def _decode(self, values: array.array[float]) -> WindowState:
+        """[pause, number of windows, then per window: its index in the limits, its number of entries, the
+        entries' four numbers each]."""
         try:
             state = WindowState(pause=values[0])
-            i = 1
-            for w in self.limits.windows:
-                n = int(values[i])
-                if n < 0 or n != values[i] or i + 1 + 4 * n > len(values):
+            names = self.limits.windows
+            i = 2
+            for _ in range(int(values[1])):
+                index, n = int(values[i]), int(values[i + 1])
+                if n < 0 or i + 2 + 4 * n > len(values):
                     raise ValueError
-                flat = values[i + 1 : i + 1 + 4 * n]
-                state.windows[w.name] = [list(flat[j : j + 4]) for j in range(0, 4 * n, 4)]
-                i += 1 + 4 * n
+                flat = values[i + 2 : i + 2 + 4 * n]
+                state.windows[names[index].name] = [list(flat[j : j + 4]) for j in range(0, 4 * n, 4)]
+                i += 2 + 4 * n
         except (IndexError, ValueError):
             raise self._corrupt("entries do not match the limits") from None
         return state
@@ -191,12 +201,16 @@ class LocalPacingStore(PacingStore):
         return self._state
 
     def _save(self, state: WindowState) -> None:
-        values = array.array("d", [state.pause])
-        for w in self.limits.windows:
-            entries = state.windows.get(w.name, [])
-            values.append(float(len(entries)))
-            for entry in entries:
-                values.extend(entry)
+        flat = [state.pause, 0.0]
+        count = 0
+        for name, entries in state.windows.items():
+            if entries:
+                flat += (self._index[name], len(entries))
+                for entry in entries:
+                    flat += entry
+                count += 1
+        flat[1] = count
+        values = array.array("d", flat)
         if len(values) > _MAX_DOUBLES:
             raise CoordinationError(f"the pacing state file {self.path} is full", store=str(self.path))
         m = self._map
@@ -229,8 +243,26 @@ class LocalPacingStore(PacingStore):
         fcntl.flock(self._slot_fds[name][index], fcntl.LOCK_UN)
         self._slot_free[name].append(index)
 
+    def _settle_pending(self, state: WindowState, now: float) -> bool:
+        """Apply the releases waiting in `_pending` (caller holds the locks); True when an entry changed."""
+        changed = False
+        cap = self.limits.cap
+        for grant_id, names, sent, answered, owd in self._pending:
+            sent_ago = None if sent is None else now - sent
+
+            def counted(
+                granted: float, sent_ago: float | None = sent_ago, answered: float = answered, owd: float = owd
+            ) -> float:
+                return settled_time(now, granted, sent_ago, now - answered, owd, cap)
+
+            changed = state.settle(grant_id, names, counted) or changed
+        self._pending.clear()
+        return changed
+
     def try_acquire(self, windows: tuple[str, ...], slot: str | None, owd: float) -> Grant | Wait:
-        specs = tuple(w for w in self.limits.windows if w.name in windows)
+        specs = self._specs.get(windows)
+        if specs is None:
+            specs = self._specs[windows] = tuple(w for w in self.limits.windows if w.name in windows)
         try:
             with self._mutex:
                 index: int | None = None
@@ -239,13 +271,17 @@ class LocalPacingStore(PacingStore):
                     if index is None:
                         return Wait(1.0, slot, exact=False)
                 try:
-                    with self._flock(self._fd):
+                    fcntl.flock(self._fd, fcntl.LOCK_EX)
+                    try:
                         state = self._load()
                         now = time.monotonic()
+                        changed = self._settle_pending(state, now) if self._pending else False
                         grant_id = new_id()
                         wait, reason, exact = state.acquire(specs, now, self.limits.cap, grant_id, owd)
-                        if wait <= 0:
+                        if wait <= 0 or changed:
                             self._save(state)
+                    finally:
+                        fcntl.flock(self._fd, fcntl.LOCK_UN)
                 except BaseException:
                     if index is not None:
                         self._free_slot(slot, index)  # type: ignore[arg-type]
@@ -261,22 +297,50 @@ class LocalPacingStore(PacingStore):
             raise CoordinationError(f"the pacing state file {self.path}: {exc}", store=str(self.path)) from exc
 
     def release(self, grant: Grant, sent_ago: float | None, answered_ago: float, owd: float) -> None:
-        try:
+        """Settle the request's entries. Without an in-flight slot to free, the write waits (at most
+        `SETTLE_DELAY`) for this process's next request to carry it: one locked update per request, not two.
+        Until then the entry counts as in flight, the safe side."""
+        now = time.monotonic()
+        item = (grant.id, grant.windows, None if sent_ago is None else now - sent_ago, now - answered_ago, owd)
+        if grant.slot is None:
             with self._mutex:
-                try:
-                    with self._flock(self._fd):
-                        state = self._load()
-                        now = time.monotonic()
-                        granted = state.granted_at(grant.id, grant.windows)
-                        if granted is not None:
-                            counted = settled_time(now, granted, sent_ago, answered_ago, owd, self.limits.cap)
-                            state.settle(grant.id, grant.windows, counted)
-                            self._save(state)
-                finally:
-                    if grant.slot is not None and grant.handle is not None:
-                        self._free_slot(grant.slot, int(grant.handle))
+                self._pending.append(item)
+                if self._flusher is None or not self._flusher.is_alive():
+                    self._flusher = threading.Thread(target=self._flush_loop, name="ibkr_sdk-pacing-flush", daemon=True)
+                    self._flusher.start()
+            self._wake.set()
+            return
+        with self._mutex:
+            self._pending.append(item)
+            self._flush_locked(lambda: self._free_slot(grant.slot, int(grant.handle)))  # type: ignore[arg-type]
+
+    def _flush_locked(self, then: Callable[[], None] | None = None) -> None:
+        """Write the pending releases (caller holds `_mutex`); `then` runs in any case (freeing a slot)."""
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                state = self._load()
+                if self._settle_pending(state, time.monotonic()):
+                    self._save(state)
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
         except OSError as exc:
             raise CoordinationError(f"the pacing state file {self.path}: {exc}", store=str(self.path)) from exc
+        finally:
+            if then is not None:
+                then()
+
+    def _flush_loop(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            time.sleep(SETTLE_DELAY)  # this process's next request may carry them
+            try:
+                with self._mutex:
+                    if self._pending and self._map is not None:
+                        self._flush_locked()
+            except CoordinationError as exc:  # the entries stay in flight: others wait a little longer
+                logger.warning("coordination: settling pacing entries failed: %s", exc)
 
     def pause(self, seconds: float) -> None:
         try:
@@ -288,6 +352,9 @@ class LocalPacingStore(PacingStore):
             raise CoordinationError(f"the pacing state file {self.path}: {exc}", store=str(self.path)) from exc
 
     def describe(self) -> dict[str, Any]:
+        with self._mutex:
+            if self._pending:
+                self._flush_locked()
         with self._mutex, self._flock(self._fd):
             state = self._load()
             now = time.monotonic()
@@ -305,6 +372,12 @@ class LocalPacingStore(PacingStore):
         return {"windows": windows, "in_flight": held, "pause_left": round(max(0.0, pause), 3), "file": str(self.path)}
 
     def close(self) -> None:
+        with self._mutex:
+            if self._pending and self._map is not None:
+                try:
+                    self._flush_locked()
+                except CoordinationError:
+                    pass
         if self._map is not None:
             self._map.close()
             self._map = None

@@ -15,6 +15,7 @@ from .base import (
     Limits,
     PacingStore,
     Wait,
+    WindowSpec,
     WindowState,
     holder_info,
     new_id,
@@ -32,10 +33,13 @@ class ProcessPacingStore(PacingStore):
         self._cond = threading.Condition(threading.Lock())
         self._state = WindowState()
         self._in_flight = {s.name: 0 for s in limits.slots}
+        self._specs: dict[tuple[str, ...], tuple[WindowSpec, ...]] = {}
         self._generation = 0  # bumped by every release: a waiter that saw an older one tries again at once
 
     def try_acquire(self, windows: tuple[str, ...], slot: str | None, owd: float) -> Grant | Wait:
-        specs = tuple(w for w in self.limits.windows if w.name in windows)
+        specs = self._specs.get(windows)
+        if specs is None:
+            specs = self._specs[windows] = tuple(w for w in self.limits.windows if w.name in windows)
         with self._cond:
             limit = self.limits.slot(slot) if slot else None
             if limit is not None and self._in_flight[limit.name] >= limit.limit:
@@ -52,8 +56,10 @@ class ProcessPacingStore(PacingStore):
     def release(self, grant: Grant, sent_ago: float | None, answered_ago: float, owd: float) -> None:
         with self._cond:
             now = self.clock()
-            counted = settled_time(now, grant.granted_at, sent_ago, answered_ago, owd, self.limits.cap)
-            self._state.settle(grant.id, grant.windows, counted)
+            cap = self.limits.cap
+            self._state.settle(
+                grant.id, grant.windows, lambda g: settled_time(now, g, sent_ago, answered_ago, owd, cap)
+            )
             if grant.slot is not None:
                 self._in_flight[grant.slot] -= 1
             self._generation += 1

@@ -34,6 +34,7 @@ from ..errors import CoordinationError
 from .base import (
     NAN,
     POLL,
+    SETTLE_DELAY,
     Backend,
     Grant,
     Lease,
@@ -57,8 +58,6 @@ RENEW_EVERY = 1.5
 """Seconds between renewals of held slots and leases."""
 RESTART_GRACE = RENEW_EVERY + 0.5
 """After a restart of Redis, seconds during which only the holders of slots and leases (renewing them) get them."""
-FLUSH_DELAY = 0.01
-"""Seconds a finished request's release waits for the next request's script to carry it, before it is sent alone."""
 CONNECT_TIMEOUT = 2.0
 IO_TIMEOUT = 2.0
 
@@ -448,7 +447,7 @@ class RedisPacingStore(PacingStore):
             with self._cond:
                 while not self._pending:
                     self._cond.wait()
-            time.sleep(FLUSH_DELAY)  # the next request's script may carry them
+            time.sleep(SETTLE_DELAY)  # the next request's script may carry them
             pending = self._take_pending()
             if not pending:
                 continue
