@@ -6,9 +6,9 @@ the generated `_place_order`, `_modify_order` and `_whatif_order`.
 
 Never twice: no order request (the order, a reply, a modification) is ever re-sent. A failure after which the order
 may exist (timeout, broken connection, HTTP 5xx, an unreadable or unexpected 200) ends the flow; the account's order
-lock is released, and the order is looked up by cOID in `live_orders()` snapshots shared by every thread of the
-process reconciling on that server and account. It is returned when found; otherwise `OrderStateUnknownError`
-carries the cOID. A failure before anything was sent, or a refusal by IBKR, says the order was not placed.
+lock is released, and the order is looked up by cOID in `live_orders()` snapshots shared by every thread (and,
+through the coordination store, every process) reconciling on that server and account. It is returned when found;
+otherwise `OrderStateUnknownError` carries the cOID. A failure before anything was sent, or a refusal by IBKR, says the order was not placed.
 
 Known questions: `QuestionType` below is the one list of the confirmation messages IBKR documents, each with its
 stable message id and a phrase of its text. `answers` may name a question by `QuestionType`, by message id
@@ -939,8 +939,8 @@ class OrdersOverlay(GeneratedEndpoints):
         suggested), side, order type, tif, conid or conidex, and every quantity and price a finite number above 0
         (a combo's price may be zero or negative). `side`, `orderType` and `tif` are upper-cased, the only
         normalisation. An order without `cOID` gets a unique one, so it can always be found again in
-        `live_orders()`. One order exchange at a time runs per server and account in this process (IBKR allows
-        one question/reply flow per session); concurrent callers wait.
+        `live_orders()`. One order exchange at a time runs per server and account among every thread and process
+        sharing the coordination store (IBKR allows one question/reply flow per session); the others wait.
 
         Never sent twice: when an answer is lost (timeout, broken connection, HTTP 5xx, unreadable answer) on the
         order request or any reply, the order is looked up by cOID in `live_orders()` and returned if found;
@@ -958,6 +958,8 @@ class OrdersOverlay(GeneratedEndpoints):
             OrderRejectedError: IBKR refused the order; it was not placed.
             OrderStateUnknownError: the order may exist and was not found; check its cOID before sending again.
             ApiConnectionError: the gateway could not be reached; nothing was sent (`maybe_sent` is False).
+            CoordinationError: the coordination store shared with other processes is unusable; nothing was sent
+                (orders never fall back to per-process coordination).
         """
         checked = check_answers("place_order", answers)
         orders = prepare_orders("place_order", "order_request", order_request)
