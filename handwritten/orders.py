@@ -8,7 +8,8 @@ Never twice: no order request (the order, a reply, a modification) is ever re-se
 may exist (timeout, broken connection, HTTP 5xx, an unreadable or unexpected 200) ends the flow; the account's order
 lock is released, and the order is looked up by cOID in `live_orders()` snapshots shared by every thread (and,
 through the coordination store, every process) reconciling on that server and account. It is returned when found;
-otherwise `OrderStateUnknownError` carries the cOID. A failure before anything was sent, or a refusal by IBKR, says the order was not placed.
+otherwise `OrderStateUnknownError` carries the cOID. A failure before anything was sent, or a refusal by IBKR, says
+the order was not placed.
 
 Known questions: `QuestionType` below is the one list of the confirmation messages IBKR documents, each with its
 stable message id and a phrase of its text. `answers` may name a question by `QuestionType`, by message id
