@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import socket
 import threading
 import time
@@ -249,3 +250,38 @@ def test_the_coordination_command_shows_windows_and_the_order_flow_holder(sim: S
     assert report["windows"]["portfolio_accounts"]["next_in"] > 0
     assert report["order_flow"]["account"] == ACCOUNT and report["order_flow"]["holder"]["token"] == token
     assert sim.requests[-1].endpoint == "portfolio_accounts", "the command sent nothing"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX only")
+def test_a_forked_child_opens_its_own_descriptors(state_dir: Path) -> None:
+    """Inherited descriptors share their flock with the parent and would not exclude it: a forked child (a web
+    server's workers) opens its own on first use."""
+    import fcntl
+
+    from ibkr_sdk._endpoint_table import GLOBAL_LIMITS, PACING_BUCKETS
+    from ibkr_sdk.lib.coordination import Grant
+    from ibkr_sdk.lib.pacing import Pacer
+
+    pacer = Pacer(PACING_BUCKETS, GLOBAL_LIMITS["gateway"], coordination=LocalBackend(state_dir), key="h:1")
+    pacer.release(pacer.try_acquire(None))  # type: ignore[arg-type]
+    store: Any = pacer._shared_store()
+    parent_fd = store._fd
+    to_parent, to_child = os.pipe(), os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: lock through its own descriptor, wait for the parent's verdict, leave at once
+        try:
+            if isinstance(pacer.try_acquire(None), Grant):
+                fcntl.flock(store._fd, fcntl.LOCK_EX)
+                os.write(to_parent[1], b"1")
+                os.read(to_child[0], 1)
+        finally:
+            os.write(to_parent[1], b"0")
+            os._exit(0)
+    try:
+        assert os.read(to_parent[0], 1) == b"1"
+        with pytest.raises(BlockingIOError):  # the child's lock excludes the parent: separate descriptions
+            fcntl.flock(parent_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.write(to_child[1], b"x")
+        os.waitpid(pid, 0)
+    assert isinstance(pacer.try_acquire(None), Grant) and store._fd == parent_fd

@@ -109,6 +109,11 @@ class LocalPacingStore(PacingStore):
         self._pending: list[tuple[int, tuple[str, ...], float | None, float, float]] = []
         self._flusher: threading.Thread | None = None
         self._wake = threading.Event()
+        self._pid = os.getpid()
+        self._open()
+
+    def _open(self) -> None:
+        path = self.path
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
             try:
@@ -121,7 +126,7 @@ class LocalPacingStore(PacingStore):
                 os.close(fd)
                 raise
             self._fd = fd
-            for slot in limits.slots:
+            for slot in self.limits.slots:
                 self._slot_fds[slot.name] = [
                     os.open(f"{path}.{slot.name}.{i}", os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
                     for i in range(slot.limit)
@@ -130,6 +135,31 @@ class LocalPacingStore(PacingStore):
         except OSError as exc:
             self.close()
             raise CoordinationError(f"cannot use the pacing state file {path}: {exc}", store=str(path)) from exc
+
+    def _after_fork(self) -> None:
+        """In a forked child: the inherited descriptors share their locks with the parent, so they would not
+        exclude it. Open our own (closing the copies releases nothing of the parent's)."""
+        self._pid = os.getpid()
+        self._mutex = threading.Lock()
+        self._wake = threading.Event()
+        self._flusher = None
+        self._pending = []
+        self._seq = -1
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+        for fd in [self._fd, *(fd for fds in self._slot_fds.values() for fd in fds)]:
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._fd = -1
+        self._slot_fds, self._slot_free = {}, {}
+        try:
+            self._open()
+        except CoordinationError as exc:
+            logger.warning("coordination: reopening %s after fork failed: %s", self.path, exc)
 
     @staticmethod
     @contextmanager
@@ -260,6 +290,8 @@ class LocalPacingStore(PacingStore):
         return changed
 
     def try_acquire(self, windows: tuple[str, ...], slot: str | None, owd: float) -> Grant | Wait:
+        if self._pid != os.getpid():
+            self._after_fork()
         specs = self._specs.get(windows)
         if specs is None:
             specs = self._specs[windows] = tuple(w for w in self.limits.windows if w.name in windows)
@@ -300,6 +332,8 @@ class LocalPacingStore(PacingStore):
         """Settle the request's entries. Without an in-flight slot to free, the write waits (at most
         `SETTLE_DELAY`) for this process's next request to carry it: one locked update per request, not two.
         Until then the entry counts as in flight, the safe side."""
+        if self._pid != os.getpid():
+            return  # a grant of the parent process
         now = time.monotonic()
         item = (grant.id, grant.windows, None if sent_ago is None else now - sent_ago, now - answered_ago, owd)
         if grant.slot is None:
@@ -343,6 +377,8 @@ class LocalPacingStore(PacingStore):
                 logger.warning("coordination: settling pacing entries failed: %s", exc)
 
     def pause(self, seconds: float) -> None:
+        if self._pid != os.getpid():
+            self._after_fork()
         try:
             with self._mutex, self._flock(self._fd):
                 state = self._load()
@@ -352,6 +388,8 @@ class LocalPacingStore(PacingStore):
             raise CoordinationError(f"the pacing state file {self.path}: {exc}", store=str(self.path)) from exc
 
     def describe(self) -> dict[str, Any]:
+        if self._pid != os.getpid():
+            self._after_fork()
         with self._mutex:
             if self._pending:
                 self._flush_locked()
@@ -399,11 +437,24 @@ class LocalLease(Lease):
         self._mutex = threading.Lock()
         self._fd = -1
         self._token: str | None = None
+        self._pid = os.getpid()
+
+    def _after_fork(self) -> None:
+        """In a forked child the parent's lease is not ours: forget it (without unlocking the parent's lock)."""
+        self._pid = os.getpid()
+        if self._fd >= 0:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+        self._fd, self._token, self._mutex = -1, None, threading.Lock()
 
     def _error(self, exc: OSError) -> CoordinationError:
         return CoordinationError(f"cannot use the lock file {self.path}: {exc}", store=str(self.path))
 
     def try_acquire(self, seconds: float) -> str | None:
+        if self._pid != os.getpid():
+            self._after_fork()
         if not self._mutex.acquire(blocking=False):
             return None
         try:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -306,8 +307,11 @@ class _Renewer:
         self._items: dict[str, tuple[Callable[[], bool], float]] = {}
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
+        self._pid = os.getpid()
 
     def add(self, token: str, renew: Callable[[], bool], ttl: float) -> None:
+        if self._pid != os.getpid():  # a forked child: the parent's leases are not ours to renew
+            self._pid, self._lock, self._items, self._thread = os.getpid(), threading.Lock(), {}, None
         with self._lock:
             self._items[token] = (renew, min(RENEW_EVERY, ttl / 3))
             if self._thread is None or not self._thread.is_alive():
