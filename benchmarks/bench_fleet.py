@@ -32,7 +32,7 @@ PROCESSES = (1, 2, 4, 8)
 ROUNDS = 15
 BURSTS_PER_ROUND = 10
 CALLS_PER_BURST = 9
-SCALE = 0.001  # the global window of 10 lasts 1 ms x 1.01 + the 50 ms safety margin: a burst of 9 never waits
+SCALE = 0.001  # the global window of 10 lasts 1 ms x 1.01 + the 25 ms safety margin: a burst of 9 never waits
 
 
 def _name(coordination: str) -> str:
@@ -79,7 +79,7 @@ def per_call(backends: list[str]) -> None:
                 call = clients[backend].receive_brokerage_accounts
                 spent = 0.0
                 for _ in range(BURSTS_PER_ROUND):
-                    time.sleep(0.06)  # the window (10 per 51 ms) empties
+                    time.sleep(0.04)  # the window (10 per 26 ms) empties
                     started = time.perf_counter()
                     for _ in range(CALLS_PER_BURST):
                         call()

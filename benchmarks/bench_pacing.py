@@ -9,7 +9,7 @@
    which no schedule reaches, is printed beside it. Target <= 1.10.
 The client counts a request from the moment its bytes went to the socket plus the one-way delay (the lowest round
 trip seen, a TCP handshake included), so a window of 10 lasts its period plus the pacer's safety margin (1 % and
-50 ms), not period plus latency. Each workload runs with every coordination backend (`process`, `local`, and
+25 ms), not period plus latency. Each workload runs with every coordination backend (`process`, `local`, and
 `redis` against a redis-server started on loopback when one is installed). Prints wall time, bound and ratio for
 each. Loopback only.
 """

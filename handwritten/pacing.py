@@ -10,9 +10,12 @@ machine shares (the default), or Redis for several hosts. IBKR counts per IP, so
 server draws from the same limits. A 429 seen by any of them pauses them all.
 
 Counting rule: the server counts a request when it arrives. A request counts in the windows from the moment its
-bytes went to the socket (`note_sent`, called by the transport's connection) plus an estimate of the one-way delay
-(the lowest round trip seen, an upper bound of it); while its answer is pending it counts as arriving now (at most
-`SEND_JITTER` after it was let through). A request whose send time is unknown counts until its answer arrived.
+bytes went to the socket (`note_sent`, called by the transport's connection) plus an estimate of the one-way delay:
+the lowest round trip seen (a TCP handshake included), plus whatever its round trip took beyond the usual one of
+its kind (method and path): a server that picks a request up late (a busy machine, a new connection waiting to be
+accepted) answers it late by as much, and we cannot tell that from slow processing. While its answer is pending it
+counts as arriving now (at most `SEND_JITTER` after it was let through). A request whose departure is unknown, or
+the first of its kind, counts until its answer arrived.
 
 The core operations never block: `try_acquire(bucket) -> Grant | Wait` and `release(grant, sent_at=...)`; `slot()`
 is the waiting loop for threads (an asyncio client awaits the `Wait` instead).
@@ -44,6 +47,10 @@ LOG_WAIT = 1.0
 SEND_JITTER = SEND_CAP
 """Seconds a request may take from being let through to reaching the server (thread scheduling, the GIL,
 connection set-up): while its answer is pending it counts as arriving no later than that."""
+SAFETY = 0.025
+"""Seconds added to every period (with 1 % of it): the server's clock granularity and what the counting rule cannot
+see. The rule itself never counts a request earlier than the server can have: its departure, plus the lowest
+round trip, plus any delay beyond the usual round trip of its kind."""
 GLOBAL = "<global>"
 RETRY_STORE = 5.0
 """Seconds a pacer that fell back to per-process pacing (`coordination_fallback="process"`) waits before trying
@@ -66,12 +73,30 @@ def note_connected(seconds: float) -> None:
 
 
 class _RoundTrips:
-    """The lowest round trip among the recent ones: an upper bound of the one-way delay to the server."""
+    """The lowest round trip among the recent ones (an upper bound of the one-way delay to the server), and the
+    lowest per kind of request (its usual processing time)."""
 
     def __init__(self) -> None:
         self._samples: deque[float] = deque(maxlen=64)
         self._lock = threading.Lock()
         self.lowest = 0.0
+        self._usual: dict[str, float] = {}
+
+    def delay(self, kind: str | None, round_trip: float) -> float | None:
+        """How long after its departure the server counted a request at the latest, as far as we can tell: the
+        one-way delay plus what its round trip took beyond the usual one of its kind; None when nothing tells
+        (the first of its kind: count it until its answer)."""
+        lowest = self.add(round_trip)
+        if kind is None:
+            return None
+        usual = self._usual.get(kind)
+        if usual is None or round_trip < usual:
+            if len(self._usual) >= 1024:
+                self._usual.clear()  # bounded: paths carry ids
+            self._usual[kind] = round_trip
+        if usual is None:
+            return None
+        return lowest + max(0.0, round_trip - usual)
 
     def add(self, seconds: float) -> float:
         seconds = max(0.0, seconds)
@@ -123,7 +148,7 @@ class Pacer:
         buckets: Per-endpoint buckets by name.
         global_limit: The global bucket (rate per period); None for no global limit.
         time_scale: Multiplies every period (tests use small values to run IBKR's minutes in milliseconds).
-        safety: Seconds added to every (scaled) period, plus 1 % of it, for the server's clock granularity.
+        safety: Seconds added to every (scaled) period, plus 1 % of it (`SAFETY`).
         clock, sleep: Time source and sleep, replaced in tests (with the process store only).
         jitter: `SEND_JITTER`.
         coordination: The backend holding the state (None: this process's memory); `key` names the server in it.
@@ -137,7 +162,7 @@ class Pacer:
         global_limit: PacingBucket | None,
         *,
         time_scale: float = 1.0,
-        safety: float = 0.05,
+        safety: float = SAFETY,
         clock: Clock = time.monotonic,
         sleep: Sleep | None = None,
         jitter: float = SEND_JITTER,
@@ -239,18 +264,28 @@ class Pacer:
                 logger.warning("coordination store usable again: pacing is shared again")
         return got
 
-    def release(self, grant: Grant, sent_at: float | None = None, answered_at: float | None = None) -> None:
-        """The request is over. `sent_at`: when its bytes went to the socket; `answered_at`: when its answer (or
-        failure) came, default now; both on the pacer's clock. Never raises: a store failure is logged."""
+    def release(
+        self,
+        grant: Grant,
+        sent_at: float | None = None,
+        answered_at: float | None = None,
+        kind: str | None = None,
+    ) -> None:
+        """The request is over. `sent_at`: when its bytes went to the socket (None: unknown, it counts until its
+        answer); `answered_at`: when its answer (or failure) came, default now; both on the pacer's clock. `kind`
+        (e.g. "GET /iserver/accounts") lets a slow answer be compared with the usual one of its kind; without it
+        the request counts until its answer. Never raises: a store failure is logged."""
         if grant.released:
             return
         grant.released = True
         now = self._clock()
         answered = now if answered_at is None else answered_at
         sent = grant.sent_at if sent_at is None else sent_at
-        owd = self._trips.add(answered - sent) if sent is not None else self._trips.lowest
+        delay = self._trips.delay(kind, answered - sent) if sent is not None else None
+        if delay is None:
+            sent = None
         try:
-            grant.store.release(grant, None if sent is None else now - sent, now - answered, owd)
+            grant.store.release(grant, None if sent is None else now - sent, now - answered, delay or 0.0)
         except CoordinationError as exc:
             logger.warning("coordination: releasing a pacing slot failed: %s", exc)
         with self._released:
@@ -308,9 +343,10 @@ class Pacer:
         return seconds
 
     @contextmanager
-    def slot(self, bucket: str | None, max_wait: float | None = None) -> Iterator[Grant]:
+    def slot(self, bucket: str | None, max_wait: float | None = None, kind: str | None = None) -> Iterator[Grant]:
         """Hold a slot for one request: waits for the in-flight limit and the rate limits, then yields the grant.
-        The request's send time is taken from the connection (`note_sent`) unless the caller sets `grant.sent_at`.
+        The request's send time is taken from the connection (`note_sent`) unless the caller sets `grant.sent_at`;
+        `kind` names the request for the counting rule (see `release`).
 
         Raises:
             RateLimitedError: the wait would exceed `max_wait` seconds (nothing was sent).
@@ -345,8 +381,8 @@ class Pacer:
             connect = getattr(_SENT, "connect", None)
             _SENT.at = _SENT.connect = None
             if connect is not None:
-                self._trips.add(connect)
-            self.release(got, sent_at=got.sent_at if got.sent_at is not None else sent)
+                self._trips.add(connect)  # a handshake: one network round trip without any processing
+            self.release(got, sent_at=got.sent_at if got.sent_at is not None else sent, kind=kind)
 
 
 class PacerView(Pacer):
@@ -381,8 +417,14 @@ class PacerView(Pacer):
         with self.shared.strict():
             yield
 
-    def release(self, grant: Grant, sent_at: float | None = None, answered_at: float | None = None) -> None:
-        self.shared.release(grant, sent_at, answered_at)
+    def release(
+        self,
+        grant: Grant,
+        sent_at: float | None = None,
+        answered_at: float | None = None,
+        kind: str | None = None,
+    ) -> None:
+        self.shared.release(grant, sent_at, answered_at, kind)
 
     def pause(self, seconds: float | None = None) -> None:
         self.shared.pause(seconds)
@@ -391,8 +433,9 @@ class PacerView(Pacer):
         return self.shared.describe()
 
     @contextmanager
-    def slot(self, bucket: str | None, max_wait: float | None = None) -> Iterator[Grant]:
-        with self.shared.slot(bucket, self.max_wait if max_wait is None else min(max_wait, self.max_wait)) as grant:
+    def slot(self, bucket: str | None, max_wait: float | None = None, kind: str | None = None) -> Iterator[Grant]:
+        limit = self.max_wait if max_wait is None else min(max_wait, self.max_wait)
+        with self.shared.slot(bucket, limit, kind) as grant:
             yield grant
 
 
@@ -425,12 +468,18 @@ class NoPacer(Pacer):
     def try_acquire(self, bucket: str | None) -> Grant | Wait:
         return Grant(0, (), None, 0.0, self._local_store)
 
-    def release(self, grant: Grant, sent_at: float | None = None, answered_at: float | None = None) -> None:
+    def release(
+        self,
+        grant: Grant,
+        sent_at: float | None = None,
+        answered_at: float | None = None,
+        kind: str | None = None,
+    ) -> None:
         pass
 
     def pause(self, seconds: float | None = None) -> None:
         pass
 
     @contextmanager
-    def slot(self, bucket: str | None, max_wait: float | None = None) -> Iterator[Grant]:
+    def slot(self, bucket: str | None, max_wait: float | None = None, kind: str | None = None) -> Iterator[Grant]:
         yield Grant(0, (), None, 0.0, self._local_store)

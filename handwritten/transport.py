@@ -453,7 +453,7 @@ class Transport:
             failure: ExternalBrokerError
             resp: requests.Response | None = None
             if self._paced:
-                with self.pacer.slot(pacing):
+                with self.pacer.slot(pacing, kind=f"{call.method} {call.path}"):
                     resp, failure = self._attempt(call, url, kwargs, headers, signer, debug)
             else:
                 resp, failure = self._attempt(call, url, kwargs, headers, signer, debug)

@@ -164,11 +164,12 @@ def counted_at(entry: list[float], now: float, cap: float) -> float:
 def settled_time(
     now: float, granted: float, sent_ago: float | None, answered_ago: float, owd: float, cap: float
 ) -> float:
-    """The counting time of a finished request: its bytes' departure plus the one-way delay; when that is unknown,
-    its answer (the server has surely counted it by then), but no later than `cap` after it was let through."""
+    """The counting time of a finished request: its bytes' departure plus `owd` (the pacer's estimate of how long
+    it took to be counted), never later than its answer; when the departure is unknown, its answer (the server has
+    surely counted it by then)."""
     answered = now - answered_ago
     if sent_ago is None:
-        return min(answered, granted + cap)
+        return answered
     return min(now - sent_ago + owd, answered)
 
 

@@ -93,7 +93,7 @@ local function settle(doc, now, r, cap)
     for _, e in ipairs(doc.w[name] or {}) do
       if e[4] == r[1] then
         local answered = now - r[4]
-        if r[3] < 0 then e[2] = math.min(answered, e[1] + cap) else e[2] = math.min(now - r[3] + r[5], answered) end
+        if r[3] < 0 then e[2] = answered else e[2] = math.min(now - r[3] + r[5], answered) end
         break
       end
     end
