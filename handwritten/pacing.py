@@ -23,6 +23,7 @@ is the waiting loop for threads (an asyncio client awaits the `Wait` instead).
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -59,6 +60,7 @@ MAX_PAUSE = 900.0
 """The longest pause a 429's Retry-After imposes on every process (IBKR's penalty box lasts 10-15 minutes)."""
 
 _SENT = threading.local()
+_STRICT: contextvars.ContextVar[bool] = contextvars.ContextVar("ibkr_sdk_strict_pacing", default=False)
 
 
 def note_sent() -> None:
@@ -190,14 +192,14 @@ class Pacer:
 
     @contextmanager
     def strict(self) -> Iterator[None]:
-        """Within this block, requests of this thread never fall back to per-process pacing: an order raises
-        `CoordinationError` when the shared store is unusable, whatever `coordination_fallback` says."""
-        before = getattr(self._local, "strict", False)
-        self._local.strict = True
+        """Within this block (this thread, or this asyncio task), requests never fall back to per-process pacing:
+        an order raises `CoordinationError` when the shared store is unusable, whatever `coordination_fallback`
+        says."""
+        token = _STRICT.set(True)
         try:
             yield
         finally:
-            self._local.strict = before
+            _STRICT.reset(token)
 
     @property
     def backend(self) -> str:
@@ -230,7 +232,7 @@ class Pacer:
 
     def _unusable(self, exc: CoordinationError) -> PacingStore:
         """The store failed: raise, or (with the fallback) pace within this process for a while."""
-        if self.fallback != "process" or getattr(self._local, "strict", False):
+        if self.fallback != "process" or _STRICT.get():
             raise exc
         if self._warned.first():
             logger.warning(
@@ -252,7 +254,7 @@ class Pacer:
         slot = bucket if bucket is not None and self.limits.slot(bucket) is not None else None
         owd = self._trips.lowest
         fell = self._fell_back_at
-        if fell is not None and time.monotonic() - fell < RETRY_STORE and not getattr(self._local, "strict", False):
+        if fell is not None and time.monotonic() - fell < RETRY_STORE and not _STRICT.get():
             return self._local_store.try_acquire(windows, slot, owd)
         try:
             got = self._shared_store().try_acquire(windows, slot, owd)
