@@ -193,8 +193,8 @@ def test_one_keep_alive_per_session(sim: Simulator, state_dir: Path) -> None:
         IbkrClient(url=sim.url, account_id=ACCOUNT, coordination="local") as a,
         IbkrClient(url=sim.url, account_id=ACCOUNT, coordination="local") as b,
     ):
-        assert a._keepalive_claim(5.0) is True
-        assert b._keepalive_claim(5.0) is False, "another client keeps the session alive"
+        assert a._keepalive_claim(60.0) is True
+        assert b._keepalive_claim(60.0) is False, "another client keeps the session alive"
         skipping = Tickler(b.tickle, 0.02)
         skipping.start()
         deadline = time.monotonic() + 5
