@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -18,12 +19,7 @@ TEST_ACCOUNT = "DU1234567"
 # processes it starts, gets a directory of its own, so parallel runs never share limits or locks.
 STATE_DIR = tempfile.mkdtemp(prefix="ibkr_sdk_state_")
 os.environ["IBKR_SDK_STATE_DIR"] = STATE_DIR
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _state_dir() -> Iterator[str]:
-    yield STATE_DIR
-    shutil.rmtree(STATE_DIR, ignore_errors=True)
+atexit.register(shutil.rmtree, STATE_DIR, True)
 
 
 @pytest.fixture(scope="session")
