@@ -29,7 +29,6 @@ rule in a Lua script (`redis.py`), checked against the same scenarios by the tes
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 import threading
@@ -92,6 +91,8 @@ class Limits:
     cap: float = SEND_CAP
 
     def fingerprint(self) -> str:
+        import hashlib  # on first use: `import ibkr_sdk` stays light
+
         text = repr((self.windows, self.slots, self.cap))
         return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:12]
 
