@@ -19,6 +19,7 @@ from .wire import PreparedCall, prepare
 
 if TYPE_CHECKING:
     from .oauth import OAuth1aSigner
+    from .oauth2 import OAuth2Session
 
 ACCOUNTS_FIRST = "receive_brokerage_accounts"
 
@@ -37,7 +38,7 @@ class ClientCore:
     _auto_preflight: bool
     _preflight_done: set[str]
     _preflight_lock: threading.Lock
-    _oauth_signer: OAuth1aSigner | None = None
+    _oauth_signer: OAuth1aSigner | OAuth2Session | None = None
 
     def _call(self, spec: EndpointSpec, args: Mapping[str, Any], *, method_name: str | None = None) -> Result:
         if self._transport.closed:
@@ -68,6 +69,8 @@ class ClientCore:
 
     def _send(self, spec: EndpointSpec, call: PreparedCall, headers: dict[str, str] | None = None) -> Result:
         signer = self._oauth_signer
+        if spec.security is not None:
+            self._check_oauth2(spec)  # /gw/api/v1: OAuth 2.0 with a scope that admits the operation
         if signer is None:
             return self._transport.send(call, retry_safe=spec.retry_safe, pacing=spec.pacing, headers=headers)
         self._ensure_token()
@@ -79,12 +82,17 @@ class ClientCore:
                 raise
             # A 401 means the request was refused, not processed: renew the token once and send it again.
             self._renew_after_401(used_expiry)
+            if not (spec.retry_safe or getattr(signer, "resend_after_401", True)):
+                raise  # OAuth 2.0 sends again only what the catalogue marks retry-safe
             return self._transport.send(call, retry_safe=spec.retry_safe, pacing=spec.pacing, headers=headers)
 
     def _ensure_token(self) -> None:
         raise NotImplementedError  # provided by the OAuth overlay
 
-    def _renew_after_401(self, used_expiry: float | None) -> None:
+    def _check_oauth2(self, spec: EndpointSpec) -> None:
+        raise NotImplementedError  # provided by the OAuth 2.0 overlay
+
+    def _renew_after_401(self, used_expiry: Any) -> None:
         raise NotImplementedError  # provided by the OAuth overlay
 
     def _run_preflight(self, spec: EndpointSpec) -> None:
