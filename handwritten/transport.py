@@ -73,7 +73,7 @@ def _server_message(resp: requests.Response) -> str:
         text = resp.text.strip()
         return (text[:_MAX_MESSAGE] + "...") if len(text) > _MAX_MESSAGE else (text or resp.reason or "no message")
     if isinstance(payload, Mapping):
-        for key in ("error", "message", "msg"):
+        for key in ("error", "message", "msg", "detail"):  # detail: an RFC 9457 problem (/gw/api/v1)
             if payload.get(key):
                 return str(payload[key])
     return json.dumps(payload)[:_MAX_MESSAGE]

@@ -11,6 +11,7 @@ __all__ = ["ENDPOINTS", "PACING_BUCKETS", "GLOBAL_LIMITS"]
 PACING_BUCKETS: dict[str, PacingBucket] = {
     "fyi": PacingBucket("fyi", rate=1, per=1, concurrent=None),
     "gw": PacingBucket("gw", rate=10, per=1, concurrent=None),
+    "gw_master_account": PacingBucket("gw_master_account", rate=600, per=60, concurrent=None),
     "hmds_history": PacingBucket("hmds_history", rate=None, per=None, concurrent=5),
     "live_orders": PacingBucket("live_orders", rate=1, per=5, concurrent=None),
     "md_history": PacingBucket("md_history", rate=None, per=None, concurrent=5),
