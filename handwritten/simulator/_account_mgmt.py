@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._core import GatewayError, SimRequest, SimResponse, handles
+from ._core import GatewayError, SimRequest, SimResponse, as_int, handles
 from ._state import GatewayState
 
 MASTER = "U1234560"
@@ -54,7 +54,10 @@ ENUMERATIONS: dict[str, list[dict[str, Any]]] = {
     "product-country-bundles": [{"product": "STK", "countries": ["US", "CA"]}],
 }
 BROKERS = ["EXAMPLE SECURITIES", "SAMPLE CLEARING LLC"]
-BANKS = [{"institutionName": "Example Bank", "bic": "EXAMPLEHK"}, {"institutionName": "Sample Bank", "bic": "SAMPLEHK"}]
+BANKS = [
+    {"institutionName": "Example Bank", "BIC": "EXAMPLEHKXXX", "clearingCode": "390"},
+    {"institutionName": "Sample Bank", "BIC": "SAMPLEHKXXX", "clearingCode": "391"},
+]
 ASYNC_TYPES = {
     "ACH_INSTRUCTION",
     "TRADITIONAL_BANK_INSTRUCTION_VERIFICATION",
@@ -137,7 +140,7 @@ def am(state: GatewayState) -> AccountManagement:
     found = state.__dict__.get("_account_management")
     if found is None:
         found = AccountManagement()
-        opened = _date(state, -400)
+        opened = "2023-06-01"  # statements, tax documents and confirmations exist from then on
         found.accounts["U1234567"] = _Account(
             "U1234567", "O", opened, opened, "ext-1", "owner@example.com", ["simuser1"], {5001: True, 8001: True},
             {"USD": 250000.0}, {"AAPL": 100.0},
@@ -171,8 +174,8 @@ def _in_range(req: SimRequest, when: str | None) -> bool:
 
 
 def _page(req: SimRequest, items: list[dict[str, Any]], key: str) -> dict[str, Any]:
-    offset = int(req.q("offset", "0") or 0)
-    limit = int(req.q("limit", "100") or 100)
+    offset = max(0, as_int(req.q("offset", "0"), "offset"))
+    limit = max(1, min(1000, as_int(req.q("limit", "100"), "limit")))
     return {key: items[offset : offset + limit], "limit": limit, "offset": offset, "total": len(items)}
 
 
@@ -234,7 +237,12 @@ def _create_account(state: GatewayState, req: SimRequest) -> Any:
     customer = body.get("customer")
     if not isinstance(customer, Mapping) or not customer.get("email"):
         raise _problem(400, "customer.email is required")
-    users = [str(u.get("userName")) for u in body.get("users") or [] if isinstance(u, Mapping) and u.get("userName")]
+    given = body.get("users")
+    users = (
+        [str(u.get("userName")) for u in given if isinstance(u, Mapping) and u.get("userName")]
+        if isinstance(given, list)
+        else []
+    )
     taken = {u for a in book.accounts.values() for u in a.users}
     if set(users) & taken:
         raise _problem(422, f"username {sorted(set(users) & taken)[0]!r} is taken")
@@ -328,7 +336,7 @@ def _kyc(state: GatewayState, req: SimRequest) -> Any:
         "externalId": account.external_id,
         "state": "VERIFIED" if account.status == "O" else "PENDING",
         "url": f"https://kyc.invalid/{account.account_id}",
-        "startDate": account.started,
+        "startDate": account.started + "T00:00:00Z",
         "hasError": False,
     }
 
@@ -484,7 +492,7 @@ def _enumerations(state: GatewayState, req: SimRequest) -> Any:
     kind = req.params["enumerationType"]
     if kind not in ENUMERATIONS:
         raise _problem(400, f"unknown enumeration {kind!r}")
-    return {"enumerationsType": kind, "formNumber": req.q("form-number", ""), "jsonData": ENUMERATIONS[kind]}
+    return {"enumerationsType": kind, "formNumber": req.q("form-number", ""), "jsonData": {kind: ENUMERATIONS[kind]}}
 
 
 @handles("am_complex_asset_transfer_enums")
@@ -678,7 +686,8 @@ def _cancel(state: GatewayState, instruction: Any, set_id: int) -> dict[str, Any
     if not isinstance(instruction, Mapping):
         raise _problem(400, "instruction must be a JSON object")
     book = am(state)
-    target = book.instructions.get(instruction.get("instructionId"))  # type: ignore[arg-type]
+    wanted = instruction.get("instructionId")
+    target = book.instructions.get(wanted) if isinstance(wanted, int) else None
     if target is None:
         raise _problem(404, f"no instruction {instruction.get('instructionId')!r}")
     if target.status != "PENDING":
@@ -760,7 +769,7 @@ def _recent(state: GatewayState, req: SimRequest) -> Any:
     instruction = _payload(req).get("instruction") or {}
     account = _account(state, instruction.get("accountId") if isinstance(instruction, Mapping) else None)
     history = instruction.get("transactionHistory") or {}
-    days = int(history.get("daysToGoBack", 30)) if isinstance(history, Mapping) else 30
+    days = as_int(history.get("daysToGoBack", 30), "daysToGoBack") if isinstance(history, Mapping) else 30
     since = state.now() - days * 86400
     found = [
         _result(i) for i in am(state).instructions.values() if i.account_id == account.account_id and i.created >= since
@@ -823,8 +832,12 @@ def _statements(state: GatewayState, req: SimRequest) -> Any:
 def _available_tax(state: GatewayState, req: SimRequest) -> Any:
     account = _account(state, req.require_q("accountId"))
     year = req.require_q("year")
-    forms = ["1099"] if any(m.startswith(year) for m in _months(state, account)) else []
-    return {"data": {"dataType": "Available Tax Forms", "value": {"year": int(year), "forms": forms}}}
+    forms = (
+        [{"taxFormName": "1099", "formats": ["PDF", "HTML", "CSV"], "isForm": True}]
+        if any(m.startswith(year) for m in _months(state, account))
+        else []
+    )
+    return {"data": {"dataType": "Available Tax Forms", "value": {"year": as_int(year, "year"), "forms": forms}}}
 
 
 @handles("am_tax_documents")
@@ -839,7 +852,7 @@ def _tax(state: GatewayState, req: SimRequest) -> Any:
 @handles("am_available_trade_confirmations")
 def _available_confirmations(state: GatewayState, req: SimRequest) -> Any:
     account = _account(state, req.require_q("accountId"))
-    return {"data": {"dataType": "Available Trade Confirmations", "value": {"monthly": _months(state, account)}}}
+    return {"data": {"dataType": "Available Trade Confirmations", "value": _months(state, account)}}
 
 
 @handles("am_trade_confirmations")

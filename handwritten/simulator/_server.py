@@ -694,6 +694,10 @@ class Simulator:
         auth = self.oauth2
         authorization = incoming.headers.get("authorization")
         content_type = incoming.headers.get("content-type", "")
+        if spec.security == "SIGNED_JWT" and raw and body_error:
+            members = unverified_body(raw)  # what is recorded; under OAuth 2.0 it is verified below
+            if members is not None:
+                incoming = dataclasses.replace(incoming, body=members)
         try:
             if self.oauth is not None:
                 raise problem(401, "Unauthorized", "the Account Management API takes OAuth 2.0 bearer tokens only")
@@ -702,7 +706,7 @@ class Simulator:
                 with self._state.lock:
                     if not self._state.session.logged_in:
                         self._state.login(False)  # with OAuth 2.0, a new SSO session is the login
-                self._record(dataclasses.replace(incoming, body=None), spec.name, 200, None)
+                self._record(incoming, spec.name, 200, None)
                 return _Answer(200, _json_bytes(payload)), incoming, body_error
             if auth is not None:
                 auth.check_access(authorization, spec.scopes)
@@ -711,10 +715,8 @@ class Simulator:
                     if not content_type.startswith("application/jwt"):
                         raise problem(415, "Unsupported Media Type", "this operation takes a signed JWT body")
                     incoming, body_error = dataclasses.replace(incoming, body=auth.signed_body(raw)), False
-                elif body_error:
-                    members = unverified_body(raw)
-                    if members is not None:
-                        incoming, body_error = dataclasses.replace(incoming, body=members), False
+                elif body_error and isinstance(incoming.body, dict):
+                    body_error = False  # without OAuth 2.0 there is no key to verify with: the members are taken
         except OAuth2Refused as exc:
             self._record(incoming, spec.name, exc.status, None)
             return _Answer(exc.status, _json_bytes(exc.body)), incoming, body_error
