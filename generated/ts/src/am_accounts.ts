@@ -17,6 +17,7 @@ export const ENDPOINTS = {
     name: "am_accounts",
     method: "amAccounts",
     http: "GET",
+    base: "/gw/api/v1",
     path: "/accounts",
     retry: "safe",
     params: [
@@ -28,6 +29,7 @@ export const ENDPOINTS = {
     name: "am_update_account",
     method: "amUpdateAccount",
     http: "PATCH",
+    base: "/gw/api/v1",
     path: "/accounts",
     retry: "unsafe",
     params: [
@@ -38,6 +40,7 @@ export const ENDPOINTS = {
     name: "am_create_account",
     method: "amCreateAccount",
     http: "POST",
+    base: "/gw/api/v1",
     path: "/accounts",
     retry: "unsafe",
     params: [
@@ -48,6 +51,7 @@ export const ENDPOINTS = {
     name: "am_submit_documents",
     method: "amSubmitDocuments",
     http: "POST",
+    base: "/gw/api/v1",
     path: "/accounts/documents",
     retry: "unsafe",
     params: [
@@ -58,6 +62,7 @@ export const ENDPOINTS = {
     name: "am_login_messages",
     method: "amLoginMessages",
     http: "GET",
+    base: "/gw/api/v1",
     path: "/accounts/login-messages",
     retry: "safe",
     params: [
@@ -94,6 +99,7 @@ export const ENDPOINTS = {
     name: "am_account_statuses",
     method: "amAccountStatuses",
     http: "GET",
+    base: "/gw/api/v1",
     path: "/accounts/status",
     retry: "safe",
     params: [
@@ -129,6 +135,7 @@ export const ENDPOINTS = {
     name: "am_account_details",
     method: "amAccountDetails",
     http: "GET",
+    base: "/gw/api/v1",
     path: "/accounts/{accountId}/details",
     retry: "safe",
     params: [
@@ -139,6 +146,7 @@ export const ENDPOINTS = {
     name: "am_account_kyc",
     method: "amAccountKyc",
     http: "GET",
+    base: "/gw/api/v1",
     path: "/accounts/{accountId}/kyc",
     retry: "safe",
     params: [
@@ -149,6 +157,7 @@ export const ENDPOINTS = {
     name: "am_account_login_messages",
     method: "amAccountLoginMessages",
     http: "GET",
+    base: "/gw/api/v1",
     path: "/accounts/{accountId}/login-messages",
     retry: "safe",
     params: [
@@ -160,6 +169,7 @@ export const ENDPOINTS = {
     name: "am_account_status",
     method: "amAccountStatus",
     http: "GET",
+    base: "/gw/api/v1",
     path: "/accounts/{accountId}/status",
     retry: "safe",
     params: [
@@ -170,6 +180,7 @@ export const ENDPOINTS = {
     name: "am_update_account_status",
     method: "amUpdateAccountStatus",
     http: "PATCH",
+    base: "/gw/api/v1",
     path: "/accounts/{accountId}/status",
     retry: "unsafe",
     params: [
@@ -181,6 +192,7 @@ export const ENDPOINTS = {
     name: "am_account_tasks",
     method: "amAccountTasks",
     http: "GET",
+    base: "/gw/api/v1",
     path: "/accounts/{accountId}/tasks",
     retry: "safe",
     params: [
@@ -199,6 +211,7 @@ export const ENDPOINTS = {
     name: "am_update_account_tasks",
     method: "amUpdateAccountTasks",
     http: "PATCH",
+    base: "/gw/api/v1",
     path: "/accounts/{accountId}/tasks",
     retry: "unsafe",
     params: [
@@ -210,6 +223,7 @@ export const ENDPOINTS = {
     name: "am_assign_account_tasks",
     method: "amAssignAccountTasks",
     http: "POST",
+    base: "/gw/api/v1",
     path: "/accounts/{accountId}/tasks",
     retry: "unsafe",
     params: [

@@ -17,6 +17,7 @@ export const ENDPOINTS = {
     name: "am_create_bank_instruction",
     method: "amCreateBankInstruction",
     http: "POST",
+    base: "/gw/api/v1",
     path: "/bank-instructions",
     retry: "unsafe",
     params: [
@@ -28,6 +29,7 @@ export const ENDPOINTS = {
     name: "am_query_bank_instructions",
     method: "amQueryBankInstructions",
     http: "POST",
+    base: "/gw/api/v1",
     path: "/bank-instructions/query",
     retry: "safe",
     params: [
@@ -39,6 +41,7 @@ export const ENDPOINTS = {
     name: "am_create_bank_instructions_bulk",
     method: "amCreateBankInstructionsBulk",
     http: "POST",
+    base: "/gw/api/v1",
     path: "/bank-instructions:bulk",
     retry: "unsafe",
     params: [
@@ -50,6 +53,7 @@ export const ENDPOINTS = {
     name: "am_client_instruction_status",
     method: "amClientInstructionStatus",
     http: "GET",
+    base: "/gw/api/v1",
     path: "/client-instructions/{clientInstructionId}",
     retry: "safe",
     params: [
@@ -61,6 +65,7 @@ export const ENDPOINTS = {
     name: "am_external_asset_transfer",
     method: "amExternalAssetTransfer",
     http: "POST",
+    base: "/gw/api/v1",
     path: "/external-asset-transfers",
     retry: "unsafe",
     params: [
@@ -72,6 +77,7 @@ export const ENDPOINTS = {
     name: "am_external_asset_transfers_bulk",
     method: "amExternalAssetTransfersBulk",
     http: "POST",
+    base: "/gw/api/v1",
     path: "/external-asset-transfers:bulk",
     retry: "unsafe",
     params: [
@@ -83,6 +89,7 @@ export const ENDPOINTS = {
     name: "am_external_cash_transfer",
     method: "amExternalCashTransfer",
     http: "POST",
+    base: "/gw/api/v1",
     path: "/external-cash-transfers",
     retry: "unsafe",
     params: [
@@ -94,6 +101,7 @@ export const ENDPOINTS = {
     name: "am_query_external_cash",
     method: "amQueryExternalCash",
     http: "POST",
+    base: "/gw/api/v1",
     path: "/external-cash-transfers/query",
     retry: "safe",
     params: [
@@ -105,6 +113,7 @@ export const ENDPOINTS = {
     name: "am_external_cash_transfers_bulk",
     method: "amExternalCashTransfersBulk",
     http: "POST",
+    base: "/gw/api/v1",
     path: "/external-cash-transfers:bulk",
     retry: "unsafe",
     params: [
@@ -116,6 +125,7 @@ export const ENDPOINTS = {
     name: "am_instruction_set_status",
     method: "amInstructionSetStatus",
     http: "GET",
+    base: "/gw/api/v1",
     path: "/instruction-sets/{instructionSetId}",
     retry: "safe",
     params: [
@@ -127,6 +137,7 @@ export const ENDPOINTS = {
     name: "am_cancel_instruction",
     method: "amCancelInstruction",
     http: "POST",
+    base: "/gw/api/v1",
     path: "/instructions/cancel",
     retry: "unsafe",
     params: [
@@ -138,6 +149,7 @@ export const ENDPOINTS = {
     name: "am_cancel_instructions_bulk",
     method: "amCancelInstructionsBulk",
     http: "POST",
+    base: "/gw/api/v1",
     path: "/instructions/cancel:bulk",
     retry: "unsafe",
     params: [
@@ -149,6 +161,7 @@ export const ENDPOINTS = {
     name: "am_query_recent_instructions",
     method: "amQueryRecentInstructions",
     http: "POST",
+    base: "/gw/api/v1",
     path: "/instructions/query",
     retry: "safe",
     params: [
@@ -160,6 +173,7 @@ export const ENDPOINTS = {
     name: "am_instruction_status",
     method: "amInstructionStatus",
     http: "GET",
+    base: "/gw/api/v1",
     path: "/instructions/{instructionId}",
     retry: "safe",
     params: [
@@ -171,6 +185,7 @@ export const ENDPOINTS = {
     name: "am_internal_asset_transfer",
     method: "amInternalAssetTransfer",
     http: "POST",
+    base: "/gw/api/v1",
     path: "/internal-asset-transfers",
     retry: "unsafe",
     params: [
@@ -182,6 +197,7 @@ export const ENDPOINTS = {
     name: "am_internal_asset_transfers_bulk",
     method: "amInternalAssetTransfersBulk",
     http: "POST",
+    base: "/gw/api/v1",
     path: "/internal-asset-transfers:bulk",
     retry: "unsafe",
     params: [
@@ -193,6 +209,7 @@ export const ENDPOINTS = {
     name: "am_internal_cash_transfer",
     method: "amInternalCashTransfer",
     http: "POST",
+    base: "/gw/api/v1",
     path: "/internal-cash-transfers",
     retry: "unsafe",
     params: [
@@ -204,6 +221,7 @@ export const ENDPOINTS = {
     name: "am_internal_cash_transfers_bulk",
     method: "amInternalCashTransfersBulk",
     http: "POST",
+    base: "/gw/api/v1",
     path: "/internal-cash-transfers:bulk",
     retry: "unsafe",
     params: [

@@ -16,6 +16,7 @@ export const ENDPOINTS = {
     name: "am_statements",
     method: "amStatements",
     http: "POST",
+    base: "/gw/api/v1",
     path: "/statements",
     retry: "safe",
     params: [
@@ -26,6 +27,7 @@ export const ENDPOINTS = {
     name: "am_available_statements",
     method: "amAvailableStatements",
     http: "GET",
+    base: "/gw/api/v1",
     path: "/statements/available",
     retry: "safe",
     params: [
@@ -36,6 +38,7 @@ export const ENDPOINTS = {
     name: "am_tax_documents",
     method: "amTaxDocuments",
     http: "POST",
+    base: "/gw/api/v1",
     path: "/tax-documents",
     retry: "safe",
     params: [
@@ -46,6 +49,7 @@ export const ENDPOINTS = {
     name: "am_available_tax_documents",
     method: "amAvailableTaxDocuments",
     http: "GET",
+    base: "/gw/api/v1",
     path: "/tax-documents/available",
     retry: "safe",
     params: [
@@ -57,6 +61,7 @@ export const ENDPOINTS = {
     name: "am_trade_confirmations",
     method: "amTradeConfirmations",
     http: "POST",
+    base: "/gw/api/v1",
     path: "/trade-confirmations",
     retry: "safe",
     params: [
@@ -67,6 +72,7 @@ export const ENDPOINTS = {
     name: "am_available_trade_confirmations",
     method: "amAvailableTradeConfirmations",
     http: "GET",
+    base: "/gw/api/v1",
     path: "/trade-confirmations/available",
     retry: "safe",
     params: [

@@ -16,6 +16,7 @@ export const ENDPOINTS = {
     name: "am_query_balances",
     method: "amQueryBalances",
     http: "POST",
+    base: "/gw/api/v1",
     path: "/balances/query",
     retry: "safe",
     params: [
@@ -27,6 +28,7 @@ export const ENDPOINTS = {
     name: "am_complex_asset_transfer_enums",
     method: "amComplexAssetTransferEnums",
     http: "GET",
+    base: "/gw/api/v1",
     path: "/enumerations/complex-asset-transfer",
     retry: "safe",
     params: [
@@ -38,6 +40,7 @@ export const ENDPOINTS = {
     name: "am_enumerations",
     method: "amEnumerations",
     http: "GET",
+    base: "/gw/api/v1",
     path: "/enumerations/{enumerationType}",
     retry: "safe",
     params: [
@@ -69,6 +72,7 @@ export const ENDPOINTS = {
     name: "am_forms",
     method: "amForms",
     http: "GET",
+    base: "/gw/api/v1",
     path: "/forms",
     retry: "safe",
     params: [
@@ -105,6 +109,7 @@ export const ENDPOINTS = {
     name: "am_required_forms",
     method: "amRequiredForms",
     http: "GET",
+    base: "/gw/api/v1",
     path: "/forms/required-forms",
     retry: "safe",
     params: [
@@ -135,6 +140,7 @@ export const ENDPOINTS = {
     name: "am_participating_banks",
     method: "amParticipatingBanks",
     http: "GET",
+    base: "/gw/api/v1",
     path: "/participating-banks",
     retry: "safe",
     params: [
@@ -146,6 +152,7 @@ export const ENDPOINTS = {
     name: "am_requests",
     method: "amRequests",
     http: "GET",
+    base: "/gw/api/v1",
     path: "/requests",
     retry: "safe",
     params: [
@@ -181,6 +188,7 @@ export const ENDPOINTS = {
     name: "am_update_request_status",
     method: "amUpdateRequestStatus",
     http: "PATCH",
+    base: "/gw/api/v1",
     path: "/requests/{requestId}/status",
     retry: "unsafe",
     params: [
@@ -192,6 +200,7 @@ export const ENDPOINTS = {
     name: "am_validate_username",
     method: "amValidateUsername",
     http: "GET",
+    base: "/gw/api/v1",
     path: "/validations/usernames/{username}",
     retry: "safe",
     params: [

@@ -16,6 +16,7 @@ export const ENDPOINTS = {
     name: "echo_https",
     method: "echoHttps",
     http: "GET",
+    base: "/gw/api/v1",
     path: "/echo/https",
     retry: "safe",
     params: [],
@@ -24,6 +25,7 @@ export const ENDPOINTS = {
     name: "echo_signed_jwt",
     method: "echoSignedJwt",
     http: "POST",
+    base: "/gw/api/v1",
     path: "/echo/signed-jwt",
     retry: "safe",
     params: [
@@ -34,6 +36,7 @@ export const ENDPOINTS = {
     name: "apply_restrictions",
     method: "applyRestrictions",
     http: "POST",
+    base: "/gw/api/v1",
     path: "/restrictions",
     retry: "unsafe",
     params: [
@@ -44,6 +47,7 @@ export const ENDPOINTS = {
     name: "verify_restrictions",
     method: "verifyRestrictions",
     http: "POST",
+    base: "/gw/api/v1",
     path: "/restrictions/verify",
     retry: "safe",
     params: [
@@ -54,6 +58,7 @@ export const ENDPOINTS = {
     name: "create_sso_browser_session",
     method: "createSsoBrowserSession",
     http: "POST",
+    base: "/gw/api/v1",
     path: "/sso-browser-sessions",
     retry: "unsafe",
     params: [
@@ -64,6 +69,7 @@ export const ENDPOINTS = {
     name: "create_sso_session",
     method: "createSsoSession",
     http: "POST",
+    base: "/gw/api/v1",
     path: "/sso-sessions",
     retry: "unsafe",
     params: [
