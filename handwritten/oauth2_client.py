@@ -92,10 +92,16 @@ class OAuth2Overlay(OAuthOverlay):
             OAuth2Error: the session request was refused (e.g. an IP address outside the whitelist) or not answered.
         """
         session = self._require_oauth2("create_sso_session()")
-        if session.access_needs_renewal():
+        fresh = session.access_needs_renewal()
+        if fresh:
             self.oauth2_access_token()
         headers, body = session.session_request()
         status, data, text = self._oauth2_post("SSO session", session.sso_session_url, headers, data=body)
+        if status == 401 and not fresh:
+            # The access token was refused (revoked or expired early on IBKR's side): a new one, then once more.
+            self.oauth2_access_token()
+            headers, body = session.session_request()
+            status, data, text = self._oauth2_post("SSO session", session.sso_session_url, headers, data=body)
         session.accept_session(status, data, text)
         shown = {**data, "access_token": "***"} if isinstance(data, dict) else data
         return Result(data=shown, request={"method": "POST", "url": session.sso_session_url})

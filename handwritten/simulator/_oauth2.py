@@ -42,7 +42,7 @@ def _data(name: str) -> Path:
     return Path(__file__).resolve().parent / "data" / name
 
 
-def test_private_key_pem() -> str:
+def simulator_private_key_pem() -> str:
     """PEM of the simulator's public test key pair (3072-bit RSA): give it to `OAuth2Config(private_key=...)`."""
     return _data("simulator-oauth2.key").read_text("ascii")
 
@@ -101,7 +101,7 @@ class OAuth2Authority:
         from Crypto.PublicKey import RSA
 
         self.settings = settings
-        pem = settings.public_key_pem or RSA.import_key(test_private_key_pem()).public_key().export_key().decode()
+        pem = settings.public_key_pem or RSA.import_key(simulator_private_key_pem()).public_key().export_key().decode()
         self._keys: dict[str, Any] = {settings.kid: RSA.import_key(pem)}
         self._lock = threading.Lock()
         self._jtis: set[str] = set()
@@ -110,6 +110,11 @@ class OAuth2Authority:
         self.tokens_issued = 0
         self.sessions_opened = 0
         self.signed_bodies = 0
+        # For tests: what was received and handed out (secret-leak checks look for these in logs and errors).
+        self.assertions: list[tuple[dict[str, Any], dict[str, Any]]] = []  # (header, claims) of each assertion
+        self.session_claims: list[dict[str, Any]] = []
+        self.received_jwts: list[str] = []
+        self.issued: list[str] = []
 
     # -- switches --------------------------------------------------------------------------------------------------
 
@@ -148,6 +153,7 @@ class OAuth2Authority:
         assertion = form.get("client_assertion")
         if not assertion:
             raise _oauth_error(400, "invalid_request", "client_assertion is missing")
+        self._note(assertion, self.assertions)
         claims = self._verified(assertion, lambda d: _oauth_error(401, "invalid_client", d))
         if claims.get("iss") != s.client_id or claims.get("sub") != s.client_id:
             raise _oauth_error(401, "invalid_client", "iss and sub must be the registered client id")
@@ -168,6 +174,7 @@ class OAuth2Authority:
             self._jtis.add(jti)
             self._access[token] = _Token(s.clock() + s.access_token_lifetime_s, frozenset(requested))
             self.tokens_issued += 1
+            self.issued.append(token)
         return {
             "access_token": token,
             "token_type": "Bearer",
@@ -183,7 +190,9 @@ class OAuth2Authority:
         self.check_access(authorization, ("sso-sessions.write",))
         if not content_type.startswith("application/jwt"):
             raise problem(415, "Unsupported Media Type", "the session request must be application/jwt")
+        self._note(raw.decode("ascii", "replace"), None)
         claims = self._verified(raw.decode("ascii", "replace"), lambda d: problem(401, "Unauthorized", d))
+        self.session_claims.append(claims)
         if claims.get("iss") != s.client_id:
             raise problem(401, "Unauthorized", "iss must be the registered client id")
         if claims.get("credential") != s.username:
@@ -195,6 +204,7 @@ class OAuth2Authority:
         with self._lock:
             self._sessions = {token: s.clock()}  # one session per user: a new one replaces the old
             self.sessions_opened += 1
+            self.issued.append(token)
         return {"access_token": token, "active": True, "token_type": "Bearer"}
 
     # -- bearers and signed bodies -----------------------------------------------------------------------------------
@@ -227,6 +237,7 @@ class OAuth2Authority:
 
     def signed_body(self, raw: bytes) -> dict[str, Any]:
         """The request members of a SIGNED_JWT body, after its signature, issuer and times are checked."""
+        self._note(raw.decode("ascii", "replace"), None)
         claims = self._verified(raw.decode("ascii", "replace"), lambda d: problem(401, "Unauthorized", d))
         if claims.get("iss") != self.settings.client_id:
             raise problem(401, "Unauthorized", "iss of the signed body must be the registered client id")
@@ -234,6 +245,15 @@ class OAuth2Authority:
         with self._lock:
             self.signed_bodies += 1
         return {k: v for k, v in claims.items() if k not in ENVELOPE_CLAIMS}
+
+    def _note(self, jwt: str, decoded: list[tuple[dict[str, Any], dict[str, Any]]] | None) -> None:
+        with self._lock:
+            self.received_jwts.append(jwt)
+        if decoded is not None:
+            try:
+                decoded.append(decode_jwt(jwt))
+            except ValueError:
+                pass
 
     def _verified(self, token: str, refuse: Callable[[str], OAuth2Refused]) -> dict[str, Any]:
         try:

@@ -57,7 +57,7 @@ from ._book import SimOrder
 from ._core import HANDLERS, GatewayError, SimRequest, SimResponse
 from ._faults import ANY_ROUTE, FAULT_KINDS, Fault, FaultBook
 from ._oauth import OAuthAuthority, OAuthRejected, OAuthSettings
-from ._oauth2 import OAuth2Authority, OAuth2Refused, OAuth2Settings, problem, test_private_key_pem, unverified_body
+from ._oauth2 import OAuth2Authority, OAuth2Refused, OAuth2Settings, problem, simulator_private_key_pem, unverified_body
 from ._pacing import Pacer
 from ._questions import QuestionRule, default_question_rules
 from ._routes import RouteTable
@@ -427,7 +427,7 @@ class Simulator:
         fields: dict[str, Any] = {
             "client_id": s.client_id,
             "client_key_id": s.kid,
-            "private_key": test_private_key_pem(),
+            "private_key": simulator_private_key_pem(),
             "username": s.username,
             "ip_address": "127.0.0.1",
             "oauth_rest_url": self.url,
