@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from Crypto.PublicKey import ECC, RSA
 
 from ibkr_sdk import IbkrClient, NotAuthenticatedError, OAuth2Config, OAuth2Error, OAuthConfigError
@@ -28,11 +29,13 @@ from ibkr_sdk.simulator import Simulator
 from ibkr_sdk.simulator._oauth2 import OAuth2Settings, simulator_private_key_pem
 
 SIM_KEY = simulator_private_key_pem()
+# A second, public test key (2048 bits: accepted with a warning): another client's key, or the one IBKR rotated to.
+OTHER_KEY_PEM = (Path(__file__).resolve().parent / "data" / "oauth2_test_2048.pem").read_text("ascii")
 
 
 @pytest.fixture(scope="module")
 def other_key() -> RSA.RsaKey:
-    return RSA.generate(3072)
+    return RSA.import_key(OTHER_KEY_PEM)
 
 
 @pytest.fixture
@@ -113,9 +116,8 @@ def test_pkcs1_and_pkcs8_are_read_and_short_keys_warned_or_refused() -> None:
     key = RSA.import_key(SIM_KEY)
     for pem in (key.export_key(pkcs=1).decode(), key.export_key(pkcs=8).decode()):
         OAuth2Config(client_id="c", client_key_id="k", username="u", private_key=pem)
-    small = RSA.generate(2048)
     with pytest.warns(UserWarning, match="2048 bits"):
-        OAuth2Config(client_id="c", client_key_id="k", username="u", private_key=small.export_key().decode())
+        OAuth2Config(client_id="c", client_key_id="k", username="u", private_key=OTHER_KEY_PEM)
     with pytest.raises(OAuthConfigError, match="1024-bit"):
         OAuth2Config(client_id="c", client_key_id="k", username="u", private_key=RSA.generate(1024).export_key())
 
@@ -285,16 +287,11 @@ def test_signed_jwt_bodies_are_verified_with_the_registered_key(sim: Simulator, 
         received = _named(sim, "echo_signed_jwt")[0]
         assert received.headers["content-type"] == "application/jwt" and received.body == {"note": "hello"}
         # A body signed with another key under the registered kid is refused.
-        forged = OAuth2Session(
-            OAuth2Config(
-                client_id="sim-client",
-                client_key_id="sim-key-1",
-                username="u",
-                private_key=other_key.export_key().decode(),
+        with pytest.warns(UserWarning):
+            forged_config = OAuth2Config(
+                client_id="sim-client", client_key_id="sim-key-1", username="u", private_key=OTHER_KEY_PEM
             )
-        ).sign_body({"note": "forged"})
-        import requests
-
+        forged = OAuth2Session(forged_config).sign_body({"note": "forged"})
         refused = requests.post(
             sim.gw_url + "echo/signed-jwt",
             data=forged,
