@@ -54,6 +54,8 @@ GW_PATHS = {path for path, item in _DOCUMENT["paths"].items() if "servers" in it
 
 def _base(sim: Simulator, path: str) -> str:
     return sim.gw_url.rstrip("/") if path in GW_PATHS else sim.url.rstrip("/")
+
+
 CHECKS = [response_schema_conformance, content_type_conformance]
 
 
