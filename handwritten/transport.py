@@ -339,6 +339,10 @@ class Transport:
     def closed(self) -> bool:
         return self._closed.is_set()
 
+    def pause(self, seconds: float) -> bool:
+        """Wait `seconds` unless the transport is closed meanwhile; True when it is closed."""
+        return self._closed.wait(seconds)
+
     def close(self) -> None:
         """Refuse further requests, cut requests in flight (they fail at once, without a retry) and release the
         connections. Idempotent."""
