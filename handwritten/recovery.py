@@ -58,9 +58,6 @@ class RecoveryOverlay(SessionOverlay):
             raise exc  # the status could not be read: the refusal speaks for itself
         if verdict is not Verdict.OPEN:
             raise session_error(verdict, exc, self._reopen_timeout()) from exc
-        # A new brokerage session: /iserver/accounts is wanted again, and suppressed questions are forgotten.
-        self._preflight_done.discard(ACCOUNTS_FIRST)
-        self._suppressed_ids.clear()
         if not may_resend(spec):
             raise not_resent(exc) from exc
         if self._auto_preflight and ACCOUNTS_FIRST in spec.preflight:
@@ -73,6 +70,10 @@ class RecoveryOverlay(SessionOverlay):
         early (the WebSocket client's shutdown)."""
         guard = self._session_guard
         verdict = guard.reopen(guard.generation if seen is None else seen, lambda: self._reopen(cancel))
+        if verdict is Verdict.OPEN:
+            # A new brokerage session: /iserver/accounts is wanted again, and suppressed questions are forgotten.
+            self._preflight_done.discard(ACCOUNTS_FIRST)
+            self._suppressed_ids.clear()
         self._say(verdict)
         return verdict
 
@@ -144,7 +145,6 @@ class RecoveryOverlay(SessionOverlay):
             self._say(verdict)
             return
         verdict = verdict_of_status(data)
+        self._say(verdict)
         if verdict is Verdict.CLOSED and self._auto_reauthenticate:
             self._restore_session()
-        else:
-            self._say(verdict)

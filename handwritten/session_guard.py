@@ -62,13 +62,13 @@ class SessionGuard:
 
     def report(self, verdict: Verdict) -> Verdict | None:
         """Note what the session is now. Returns the verdict reported before when this one differs (the caller says
-        so, once), else None. OPEN also ends any hold-off and wakes the listeners."""
+        so, once), else None. A verdict other than the last re-open's ends its hold-off; OPEN wakes the listeners."""
         if verdict is Verdict.UNKNOWN:
             return None
         with self._state:
             previous = self._reported
-            if verdict is Verdict.OPEN and self._last is not None and self._last is not Verdict.OPEN:
-                self._last = None  # a person fixed it: the next refusal is checked at once
+            if self._last is not None and verdict is not self._last:
+                self._last = None  # news (a person logged in, the other login left): no hold-off on old news
             if verdict is previous:
                 return None
             self._reported = verdict

@@ -443,7 +443,9 @@ class Transport:
                 if resp.status_code not in _RETRY_STATUSES:
                     return self._result(resp, call, request_info)
                 failure = self._status_error(resp, call)
-                may_retry = retry_safe
+                # A new brokerage session refuses with 500 until /iserver/accounts is called: waiting does not help
+                # (the client calls it and sends again, see core.py).
+                may_retry = retry_safe and "/accounts first" not in failure.message.lower()
                 if isinstance(failure, RateLimitedError) and failure.retry_after is not None:
                     if failure.retry_after > self.max_retry_after:
                         raise failure
