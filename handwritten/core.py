@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .endpoint import EndpointSpec
 from .errors import ClientClosedError, ExternalBrokerError, NotAuthenticatedError
-from .lifecycle import SESSION_ENDPOINTS, refused_for_session
+from .lifecycle import REOPEN_ENDPOINT, SESSION_ENDPOINTS, refused_for_session
 from .result import Result
 from .transport import Transport
 from .wire import PreparedCall, prepare
@@ -73,6 +73,8 @@ class ClientCore:
 
     def _send(self, spec: EndpointSpec, call: PreparedCall, headers: dict[str, str] | None = None) -> Result:
         if not self._auto_reauthenticate or spec.name in SESSION_ENDPOINTS:
+            if spec.name == REOPEN_ENDPOINT:
+                self._session_guard.note_asked()  # the user's own request: a re-open starting now waits for it
             return self._send_signed(spec, call, headers)
         seen = self._session_guard.generation  # tells the guard whether someone re-opened after this was sent
         try:

@@ -135,17 +135,22 @@ class Reopening:
     Check the status first (another thread or process may have re-opened it, or a person may be needed); when it
     is closed, ask for a new session with `compete=false`; the gateway answers before the session is open, so
     poll the status, more slowly each time, until it is open, needs a person, or `timeout` seconds have passed.
-    A request still not open after `ASK_AGAIN_AFTER` seconds is sent once more. Times are the caller's monotonic
-    clock.
+    A request still not open after `ASK_AGAIN_AFTER` seconds is sent once more; one made by someone else less than
+    that long ago (`asked_at`) counts as the first. Times are the caller's monotonic clock.
     """
 
-    def __init__(self, *, timeout: float, now: float) -> None:
+    def __init__(self, *, timeout: float, now: float, asked_at: float | None = None) -> None:
         self.deadline = now + timeout
         self.reopened = False
         self.requests = 0  # re-open requests sent (at most two)
         self.checks = 0
         self._delay = POLL_FIRST
         self._asked_at = now
+        if asked_at is not None and now - asked_at < ASK_AGAIN_AFTER:
+            # Someone (the user, another thread) asked for a session moments ago: wait for that one.
+            self.reopened = True
+            self.requests = 1
+            self._asked_at = asked_at
 
     def start(self) -> Step:
         return Step(Action.CHECK)

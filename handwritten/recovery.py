@@ -79,13 +79,15 @@ class RecoveryOverlay(SessionOverlay):
 
     def _reopen(self, cancel: threading.Event | None) -> Verdict:
         timeout = self._reopen_timeout()
-        plan = Reopening(timeout=timeout, now=time.monotonic())
+        guard = self._session_guard
+        plan = Reopening(timeout=timeout, now=time.monotonic(), asked_at=guard.asked_at)
         step = plan.start()
         while step.action is not Action.DONE:
             if step.action is Action.CHECK:
                 step = plan.status(self._status_verdict(STATUS_ENDPOINT), time.monotonic())
             elif step.action is Action.REOPEN:
                 self._say(Verdict.CLOSED)
+                guard.note_asked()
                 step = plan.reopen_answered(self._status_verdict(REOPEN_ENDPOINT), time.monotonic())
             else:
                 stopped = cancel.wait(step.delay) if cancel is not None else self._transport.pause(step.delay)

@@ -36,6 +36,8 @@ class SessionGuard:
         self._listeners: list[Listener] = []
         self.attempts = 0
         """Re-opens run (each one checks the status first; diagnostics and benchmarks)."""
+        self.asked_at = -math.inf
+        """When a brokerage session was last asked for (`ssodh/init`), by the client or its user."""
 
     @property
     def generation(self) -> int:
@@ -79,6 +81,10 @@ class SessionGuard:
             except Exception:  # a listener must not break the caller's request
                 logger.exception("session listener %r failed", listener)
         return previous
+
+    def note_asked(self) -> None:
+        """A brokerage session was just asked for: a re-open starting soon after polls for it instead of asking."""
+        self.asked_at = self._clock()
 
     @property
     def reported(self) -> Verdict:
