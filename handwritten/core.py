@@ -86,20 +86,28 @@ class ClientCore:
             self._recover_for(spec, seen, exc)
             return self._send_signed(spec, call, headers)
 
-    def _send_signed(self, spec: EndpointSpec, call: PreparedCall, headers: dict[str, str] | None = None) -> Result:
+    def _send_signed(
+        self,
+        spec: EndpointSpec,
+        call: PreparedCall,
+        headers: dict[str, str] | None = None,
+        *,
+        max_retries: int | None = None,
+    ) -> Result:
         signer = self._oauth_signer
+        send = self._transport.send
         if signer is None:
-            return self._transport.send(call, retry_safe=spec.retry_safe, pacing=spec.pacing, headers=headers)
+            return send(call, retry_safe=spec.retry_safe, pacing=spec.pacing, headers=headers, max_retries=max_retries)
         self._ensure_token()
         used_expiry = signer.expires_at
         try:
-            return self._transport.send(call, retry_safe=spec.retry_safe, pacing=spec.pacing, headers=headers)
+            return send(call, retry_safe=spec.retry_safe, pacing=spec.pacing, headers=headers, max_retries=max_retries)
         except NotAuthenticatedError as exc:
             if exc.status_code != 401:
                 raise
             # A 401 means the request was refused, not processed: renew the token once and send it again.
             self._renew_after_401(used_expiry)
-            return self._transport.send(call, retry_safe=spec.retry_safe, pacing=spec.pacing, headers=headers)
+            return send(call, retry_safe=spec.retry_safe, pacing=spec.pacing, headers=headers, max_retries=max_retries)
 
     def _recover_for(self, spec: EndpointSpec, seen: int, exc: NotAuthenticatedError) -> None:
         raise NotImplementedError  # provided by the recovery overlay

@@ -86,6 +86,17 @@ def refused_for_session(endpoint: str, path: str, status_code: int | None, messa
     return status_code == 400 and "no bridge" in (message or "").lower()
 
 
+def still_holds(verdict: Verdict, refusal: int | None) -> bool:
+    """Whether a verdict reached moments ago still explains a new refusal with HTTP status `refusal` (None: no new
+    evidence), so it can be given without asking the gateway again. A gateway that answers is not unreachable, and
+    one that answers 400 "no bridge" has a login."""
+    if verdict is Verdict.UNREACHABLE:
+        return refusal is None
+    if verdict is Verdict.LOGIN_GONE:
+        return refusal is None or refusal == 401
+    return True
+
+
 def may_resend(spec: EndpointSpec) -> bool:
     """Whether a request refused for a closed session may be sent again once it is open: only what the catalogue
     marks retry-safe. Orders, replies, cancels and other writes are never sent again without the user."""

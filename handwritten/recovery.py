@@ -53,7 +53,7 @@ class RecoveryOverlay(SessionOverlay):
     def _recover_for(self, spec: EndpointSpec, seen: int, exc: NotAuthenticatedError) -> None:
         """`spec`'s request was refused because the brokerage session is closed. Return once the session is open
         again and the request may be sent again; raise otherwise (nothing more is sent)."""
-        verdict = self._restore_session(seen)
+        verdict = self._restore_session(seen, refusal=exc.status_code)
         if verdict is Verdict.UNKNOWN:
             raise exc  # the status could not be read: the refusal speaks for itself
         if verdict is not Verdict.OPEN:
@@ -63,13 +63,16 @@ class RecoveryOverlay(SessionOverlay):
         if self._auto_preflight and ACCOUNTS_FIRST in spec.preflight:
             self._run_preflight(spec)
 
-    def _restore_session(self, seen: int | None = None, cancel: threading.Event | None = None) -> Verdict:
+    def _restore_session(
+        self, seen: int | None = None, cancel: threading.Event | None = None, refusal: int | None = None
+    ) -> Verdict:
         """Bring the brokerage session back if the client can (once at a time per gateway), and say what happened.
 
         `seen` is the guard's generation when the failed request was sent (None: now); `cancel` ends the polling
-        early (the WebSocket client's shutdown)."""
+        early (the WebSocket client's shutdown); `refusal` is the failed request's HTTP status."""
         guard = self._session_guard
-        verdict = guard.reopen(guard.generation if seen is None else seen, lambda: self._reopen(cancel))
+        seen = guard.generation if seen is None else seen
+        verdict = guard.reopen(seen, lambda: self._reopen(cancel), refusal)
         if verdict is Verdict.OPEN:
             # A new brokerage session: /iserver/accounts is wanted again, and suppressed questions are forgotten.
             self._preflight_done.discard(ACCOUNTS_FIRST)
@@ -136,8 +139,10 @@ class RecoveryOverlay(SessionOverlay):
     def _keep_alive(self) -> None:
         """One tick: tickle, and act on what the answer says about the session (re-open it ahead of the next
         request, or say once that a person is needed). A login that is gone costs one request per tick."""
+        spec = ENDPOINTS["tickle"]
         try:
-            data = self.tickle().data
+            # Not retried: a tick that fails is tried again at the next tick, so the tickler keeps its interval.
+            data = self._send_signed(spec, prepare(spec, {}, None), max_retries=0).data
         except ClientClosedError:
             raise
         except ExternalBrokerError as exc:

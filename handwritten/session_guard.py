@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from .lifecycle import HOLDOFF, Verdict
+from .lifecycle import HOLDOFF, Verdict, still_holds
 
 logger = logging.getLogger("ibkr_sdk")
 
@@ -44,15 +44,20 @@ class SessionGuard:
         """Read before sending a request; `reopen` uses it to see whether someone re-opened since."""
         return self._generation
 
-    def reopen(self, seen: int, attempt: Callable[[], Verdict]) -> Verdict:
+    def reopen(self, seen: int, attempt: Callable[[], Verdict], refusal: int | None = None) -> Verdict:
         """Run `attempt` (one re-open, I/O included) unless another caller did since generation `seen`, or the last
-        attempt failed less than `holdoff` seconds ago (competing, login gone, not opened in time); either way return
-        the outcome."""
+        attempt failed less than `holdoff` seconds ago (competing, login gone, not opened in time) and still explains
+        the caller's `refusal` (its HTTP status; None for a caller without one); either way return the outcome."""
         with self._lock:
             with self._state:
                 last, last_at = self._last, self._last_at
                 if last is not None and (
-                    self._generation != seen or (last is not Verdict.OPEN and self._clock() - last_at < self._holdoff)
+                    self._generation != seen
+                    or (
+                        last is not Verdict.OPEN
+                        and self._clock() - last_at < self._holdoff
+                        and still_holds(last, refusal)
+                    )
                 ):
                     return last
             verdict = attempt()

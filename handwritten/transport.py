@@ -413,9 +413,11 @@ class Transport:
         pacing: str | None = None,
         headers: Mapping[str, str] | None = None,
         sign: bool = True,
+        max_retries: int | None = None,
     ) -> Result:
         if self._closed.is_set():
             raise self._closed_error(call, maybe_sent=False)
+        retries = self.max_retries if max_retries is None else max_retries
         url = self.base_url + call.path
         kwargs: dict[str, Any] = {"timeout": self.timeout}
         request_info: dict[str, Any] = {"method": call.method, "url": url}
@@ -453,7 +455,7 @@ class Transport:
             else:
                 assert isinstance(failure, ApiConnectionError)
                 may_retry = retry_safe or not failure.maybe_sent
-            if not may_retry or attempt >= self.max_retries or isinstance(failure, ClientClosedError):
+            if not may_retry or attempt >= retries or isinstance(failure, ClientClosedError):
                 raise failure
             attempt += 1
             delay = wait if wait is not None else self._backoff(attempt)
@@ -463,7 +465,7 @@ class Transport:
                 call.path,
                 delay,
                 attempt,
-                self.max_retries,
+                retries,
                 failure,
             )
             if self._closed.wait(delay):

@@ -274,7 +274,6 @@ def test_the_nightly_reset_on_a_scaled_clock() -> None:
     with Simulator(time_scale=600, start_time=start, reset_at="01:00") as sim:  # a simulated minute in 0.1 s
         client = IbkrClient(url=sim.url, account_id=ACCOUNT, pacing=False, auto_reauthenticate=False)
         try:
-            assert client.check_auth_status()
             assert wait_until(lambda: sim.resets == 1)
             assert dt.datetime.fromtimestamp(sim.now(), zone).time() >= dt.time(1, 0)
             status = client.authentication_status(log=False).data

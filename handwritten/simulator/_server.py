@@ -60,7 +60,7 @@ from ._oauth import OAuthAuthority, OAuthRejected, OAuthSettings
 from ._pacing import Pacer
 from ._questions import QuestionRule, default_question_rules
 from ._routes import RouteTable
-from ._state import GatewayState
+from ._state import GatewayState, SessionEvent
 from ._stream import WS_ROUTE, StreamSettings, WsFaultBook
 
 logger = logging.getLogger("ibkr_sdk.simulator")
@@ -89,6 +89,7 @@ class RequestRecord:
     fault: str | None  # the injected fault kind that applied, if any
     time: float  # simulated clock reading when it arrived
     headers: dict[str, str] = field(default_factory=dict)  # request headers, lower-case names
+    received: float = 0.0  # time.monotonic() when it arrived (real time, also under a scaled clock)
 
 
 @dataclass(frozen=True)
@@ -556,7 +557,7 @@ class Simulator:
         """IBKR's nightly reset: the brokerage session drops (`/iserver` answers 400 "no bridge" until it is
         re-opened) and every stream ends; the login stays."""
         with self._state.lock:
-            self._state.close_brokerage(400)
+            self._state.close_brokerage(400, "reset")
             self.resets += 1
 
     def restart(self, down: float = 1.0) -> None:
@@ -573,6 +574,13 @@ class Simulator:
         time.sleep(max(0.0, down))
         self._port = port
         self.start()
+
+    @property
+    def session_events(self) -> list[SessionEvent]:
+        """The session's life cycle so far, oldest first: "opened", "dropped", "reset", "competing",
+        "competition ended", "logged out", "logged in", "restarted"."""
+        with self._state.lock:
+            return list(self._state.session_log)
 
     @property
     def open_delay(self) -> float:
@@ -678,6 +686,7 @@ class Simulator:
             fault,
             self._state.now(),
             incoming.headers,
+            time.monotonic(),
         )
         with self._log_lock:
             self._log.append(record)

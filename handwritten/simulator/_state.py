@@ -67,6 +67,15 @@ class PendingReply:
     order_id: int | None = None
 
 
+@dataclass(frozen=True)
+class SessionEvent:
+    """One change of the simulated session (`Simulator.session_events`)."""
+
+    what: str
+    time: float  # the simulated clock
+    monotonic: float  # time.monotonic(): real time, also under a scaled clock
+
+
 @dataclass
 class Watchlist:
     id: str
@@ -140,6 +149,7 @@ class GatewayState:
         self.started = clock()
         self.server_counter = self.rng.randrange(4_000_000, 5_000_000)
         self.open_delay = 0.2  # seconds (real time) between ssodh/init and an open brokerage session
+        self.session_log: list[SessionEvent] = []
 
     # -- helpers for handlers -------------------------------------------------------------------------------------
 
@@ -179,12 +189,17 @@ class GatewayState:
 
     # -- session transitions --------------------------------------------------------------------------------------
 
+    def note(self, what: str) -> None:
+        if len(self.session_log) < 10_000:
+            self.session_log.append(SessionEvent(what, self.clock(), time.monotonic()))
+
     def open_brokerage(self) -> None:
         s = self.session
         s.opening_at = None
         s.competing = False
         if s.brokerage:
             return
+        self.note("opened")
         s.brokerage = True
         s.session_serial += 1
         s.accounts_queried = False
@@ -213,10 +228,11 @@ class GatewayState:
         if s.opening_at is not None and time.monotonic() >= s.opening_at and s.logged_in:
             self.open_brokerage()
 
-    def close_brokerage(self, refusal: int = 400) -> None:
+    def close_brokerage(self, refusal: int = 400, why: str = "dropped") -> None:
         s = self.session
         s.opening_at = None
         s.refusal = refusal
+        self.note(why)
         if s.brokerage:
             s.brokerage = False
             s.closed_serial += 1
@@ -224,15 +240,18 @@ class GatewayState:
     def compete(self, active: bool) -> None:
         """Another login takes the brokerage session (`active`), or leaves it again (the session stays closed)."""
         if active:
-            self.close_brokerage(401)
+            self.close_brokerage(401, "competing")
+        else:
+            self.note("competition ended")
         self.session.competing = active
 
-    def logout(self) -> None:
+    def logout(self, why: str = "logged out") -> None:
         self.session.logged_in = False
         self.session.competing = False
-        self.close_brokerage()
+        self.close_brokerage(400, why)
 
     def login(self, brokerage: bool) -> None:
+        self.note("logged in")
         self.session.logged_in = True
         self.session.token = f"{self.rng.getrandbits(128):032x}"
         if brokerage:
@@ -240,7 +259,7 @@ class GatewayState:
 
     def restart(self) -> None:
         """A fresh gateway process: no login, no brokerage session (orders and positions live on at IBKR)."""
-        self.logout()
+        self.logout("restarted")
         self.session.token = f"{self.rng.getrandbits(128):032x}"
         self.session.accounts_queried = False
 
