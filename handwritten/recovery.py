@@ -81,6 +81,8 @@ class RecoveryOverlay(SessionOverlay):
         return verdict
 
     def _reopen(self, cancel: threading.Event | None) -> Verdict:
+        if cancel is not None and cancel.is_set():
+            return Verdict.UNKNOWN  # the streaming client stopped while waiting for its turn
         timeout = self._reopen_timeout()
         guard = self._session_guard
         plan = Reopening(timeout=timeout, now=time.monotonic(), asked_at=guard.asked_at)
