@@ -246,7 +246,8 @@ def main() -> None:
         recoveries.append((t0, opened + slowest))
         sim_time = dt.datetime.fromtimestamp(event.time, ZONE)
         person = acted.get(event.what)
-        waited = f" ({person - t0:.2f} s waiting for a person, then {opened - person:.2f} s)" if person else ""
+        who = "the gateway and a person" if event.what == "restarted" else "a person"
+        waited = f" ({person - t0:.2f} s waiting for {who}, then {opened - person:.2f} s)" if person else ""
         print(
             f"{names[event.what]} at {sim_time:%H:%M}: quotes lost {lost:.2f} s = {lost / 60:.3f} min real "
             f"({lost * SCALE / 60:.0f} simulated min at {SCALE:g}x); authenticated again after {opened - t0:.2f} s"
@@ -306,12 +307,15 @@ def main() -> None:
     connects = sum(1 for r in requests if r.endpoint == "ws")
     recovery_peak = max((peak_rate(times, start, min(end, start + 60) + 1.0) for start, end in recoveries), default=0)
     overall_peak = peak_rate(times, times[0], times[-1]) if times else 0
+    session_times = sorted(r.received for r in requests if r.endpoint in SESSION_ENDPOINTS - {"tickle"})
+    session_peak = peak_rate(session_times, session_times[0], session_times[-1]) if session_times else 0
 
     too_many = sum(1 for r in requests if r.status == 429)
     print(
         f"peak request rate during recovery {recovery_peak}/s (from each event until every subscription is back, "
-        f"+1 s), all day {overall_peak}/s; IBKR's limit {GLOBAL_LIMIT}/s; 429s {too_many} (target 0); "
-        f"socket connects {connects}"
+        f"+1 s; the bot's own traffic included), all day {overall_peak}/s; the re-opening's own requests (status, "
+        f"ssodh/init) at most {session_peak}/s; IBKR's limit {GLOBAL_LIMIT}/s; 429s {too_many} (target 0); socket "
+        f"connects {connects}"
     )
     ok = duplicates == 0 and worst_back <= 5.0 and recovery_peak <= GLOBAL_LIMIT and too_many == 0
     ok = ok and orders_resent == 0 and events_at["competing reported"] <= 10
