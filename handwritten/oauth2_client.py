@@ -159,21 +159,13 @@ class OAuth2Overlay(OAuthOverlay):
         super().generate_live_session_token()
 
     def tickle(self, log: bool = False) -> Result:
-        """Ping the session (POST /tickle). With OAuth 2.0, a tickle whose answer shows the session gone opens a new
-        one (a 401 does so on the way), and a closed brokerage session is opened again."""
+        """Ping the session (POST /tickle). With OAuth 2.0, an answer without a session opens a new SSO session (a
+        401 does so on the way); the brokerage session's own life cycle is the recovery overlay's."""
         result = super().tickle(log)
         session = self._oauth2
-        if session is None or not isinstance(result.data, Mapping):
-            return result
-        if not result.data.get("session"):
+        if session is not None and isinstance(result.data, Mapping) and not result.data.get("session"):
             logger.info("the tickle reports no SSO session: opening a new one")
             self._oauth2_reopen(session.expires_at, "session")
-            return result
-        iserver = result.data.get("iserver")
-        status = iserver.get("authStatus") if isinstance(iserver, Mapping) else None
-        if self._oauth2_brokerage and isinstance(status, Mapping) and status.get("authenticated") is False:
-            logger.info("the tickle reports the brokerage session closed: opening it again")
-            self._oauth2_open_brokerage()
         return result
 
     # -- hooks of ClientCore._send ---------------------------------------------------------------------------------

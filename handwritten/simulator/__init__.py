@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from ._oauth2 import OAuth2Authority, OAuth2Settings
     from ._questions import OrderCheck, QuestionRule, default_question_rules
     from ._server import RequestRecord, Simulator
+    from ._state import SessionEvent
     from ._stream import Burst, StreamSettings
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "OrderCheck",
     "QuestionRule",
     "RequestRecord",
+    "SessionEvent",
     "SimOrder",
     "Simulator",
     "StreamSettings",
@@ -66,6 +68,7 @@ _EXPORTS = {
     "OrderCheck": "._questions",
     "QuestionRule": "._questions",
     "RequestRecord": "._server",
+    "SessionEvent": "._state",
     "SimOrder": "._book",
     "Simulator": "._server",
     "StreamSettings": "._stream",
