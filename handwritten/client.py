@@ -15,11 +15,14 @@ from .coordination import backend_for, check_spec
 from .env import env_bool, env_cacert, env_str
 from .marketdata import MarketdataOverlay
 from .oauth import OAuth1aConfig, OAuth1aSigner
-from .oauth_client import OAuthOverlay
+from .oauth2 import OAuth2Config, OAuth2Session, env_configured as oauth2_env_configured
+from .oauth2_client import OAuth2Overlay
 from .orders import OrdersOverlay
 from .pacing import NoPacer, Pacer, PacerView, shared_pacer
 from .portfolio import PortfolioOverlay
+from .recovery import RecoveryOverlay
 from .session import SHUTDOWN_HANDLERS
+from .session_guard import shared_guard
 from .settings import check_max_retries, check_timeout, check_url, resolve_verify
 from .stock_query import StockQueryOverlay
 from .transport import Transport, mask_account_ids
@@ -27,7 +30,15 @@ from .transport import Transport, mask_account_ids
 logger = logging.getLogger("ibkr_sdk")
 
 
-class IbkrClient(CompatOverlay, OrdersOverlay, MarketdataOverlay, StockQueryOverlay, PortfolioOverlay, OAuthOverlay):
+class IbkrClient(
+    CompatOverlay,
+    OrdersOverlay,
+    MarketdataOverlay,
+    StockQueryOverlay,
+    PortfolioOverlay,
+    OAuth2Overlay,
+    RecoveryOverlay,
+):
     """Client for the IBKR Client Portal Web API (through the gateway, or IBKR's hosted API with OAuth).
 
     Every endpoint of the catalogue is a method returning a `Result`. Arguments are checked before anything is
@@ -58,9 +69,10 @@ class IbkrClient(CompatOverlay, OrdersOverlay, MarketdataOverlay, StockQueryOver
             `mask_account_ids`). From `IBKR_SDK_LOG_RESPONSES` when not given; default False.
         verbose_retries: Log each retry at INFO instead of DEBUG. From `IBKR_SDK_VERBOSE_RETRIES` when not given;
             default True.
-        use_oauth: Connect to IBKR's hosted API with OAuth 1.0a. From `IBKR_SDK_USE_OAUTH` when not given.
-        oauth_config: `OAuth1aConfig` (used with `use_oauth`; read from `IBKR_SDK_OAUTH1A_*` / `IBIND_OAUTH1A_*`
-            when None). Unless its `init_oauth` is False, the client obtains a live session token and opens the
+        use_oauth: Connect to IBKR's hosted API with OAuth. From `IBKR_SDK_USE_OAUTH` when not given.
+        oauth_config: `OAuth1aConfig` or `OAuth2Config` (used with `use_oauth`; when None, an `OAuth2Config` from
+            `IBKR_SDK_OAUTH2_*` if any of them is set, else an `OAuth1aConfig` from `IBKR_SDK_OAUTH1A_*` /
+            `IBIND_OAUTH1A_*`). Unless its `init_oauth` is False, the client obtains its tokens and opens the
             brokerage session while it is constructed.
         auto_preflight: Call the endpoints IBKR requires before others (e.g. `/iserver/accounts` before orders)
             automatically, once per client.
@@ -74,6 +86,12 @@ class IbkrClient(CompatOverlay, OrdersOverlay, MarketdataOverlay, StockQueryOver
         mask_account_ids: Hide account id digits in debug logs.
         auto_suppress: Before placing an order, suppress (for the rest of the brokerage session) the questions
             its `answers` approve by `QuestionType` or message id, so later orders need fewer round trips.
+        auto_reauthenticate: When a request finds the brokerage session closed while the login is alive (a 401 on
+            `/iserver/...` or 400 "no bridge"), re-open it with `compete=false` (once at a time for every client
+            of the process talking to this gateway), wait until the status says authenticated (within `timeout`),
+            then send the request again if it is safe to repeat; orders and other writes are never sent again.
+            A competing login raises `SessionCompetingError`; the client never takes the session over on its own.
+            The tickler re-opens ahead of time. From `IBKR_SDK_AUTO_REAUTHENTICATE` when not given; default True.
         coordination: What the processes talking to the same server share (the pacing limits, a 429 pause, per
             account the order flow, the preflight, the tickler's keep-alive and live-order snapshots): "local"
             (the default: every process of this machine, through files in `IBKR_SDK_STATE_DIR`), "process" (this
@@ -109,21 +127,26 @@ class IbkrClient(CompatOverlay, OrdersOverlay, MarketdataOverlay, StockQueryOver
         max_pacing_wait: float | None = None,
         mask_account_ids: bool = False,
         auto_suppress: bool = False,
+        auto_reauthenticate: bool | None = None,
         coordination: str | None = None,
         coordination_fallback: str | None = None,
     ) -> None:
         if use_oauth is None:
             use_oauth = env_bool("USE_OAUTH", False)
         self.use_oauth = use_oauth
-        signer: OAuth1aSigner | None = None
+        signer: OAuth1aSigner | OAuth2Session | None = None
         if use_oauth:
             if oauth_config is None:
-                oauth_config = OAuth1aConfig()
-            if not isinstance(oauth_config, OAuth1aConfig):
+                oauth_config = OAuth2Config() if oauth2_env_configured() else OAuth1aConfig()
+            if isinstance(oauth_config, OAuth2Config):
+                signer = OAuth2Session(oauth_config)  # the config checked itself when it was made
+            elif isinstance(oauth_config, OAuth1aConfig):
+                signer = OAuth1aSigner(oauth_config)  # checks the settings: one clear error per problem
+            else:
                 raise TypeError(
-                    f"IbkrClient(): oauth_config must be an OAuth1aConfig, got {type(oauth_config).__name__}"
+                    "IbkrClient(): oauth_config must be an OAuth1aConfig or an OAuth2Config, "
+                    f"got {type(oauth_config).__name__}"
                 )
-            signer = OAuth1aSigner(oauth_config)  # checks the settings: one clear error per problem
             url = oauth_config.oauth_rest_url or url
             if cacert is None or cacert is False:
                 cacert = True  # IBKR's hosted API has a proper certificate: always verify it
@@ -183,6 +206,8 @@ class IbkrClient(CompatOverlay, OrdersOverlay, MarketdataOverlay, StockQueryOver
             mask_accounts=mask_account_ids,
             signer=signer,
         )
+        if isinstance(signer, OAuth2Session):
+            self._transport.body_signer = signer.sign_body
         self._transport.verbose_retries = (
             env_bool("VERBOSE_RETRIES", True) if verbose_retries is None else verbose_retries
         )
@@ -199,12 +224,18 @@ class IbkrClient(CompatOverlay, OrdersOverlay, MarketdataOverlay, StockQueryOver
         self._suppressed_ids: set[str] = set()
         self._oauth_signer = signer
         self._token_lock = threading.Lock()
+        if auto_reauthenticate is None:
+            auto_reauthenticate = env_bool("AUTO_REAUTHENTICATE", True)
+        elif not isinstance(auto_reauthenticate, bool):
+            raise TypeError(f"IbkrClient(): auto_reauthenticate must be True or False, got {auto_reauthenticate!r}")
+        self._auto_reauthenticate = auto_reauthenticate
+        self._session_guard = shared_guard(self._transport.base_url.lower())
         if env_bool("AUTO_REGISTER_SHUTDOWN", False) if auto_register_shutdown is None else auto_register_shutdown:
             if threading.current_thread() is threading.main_thread():
                 self.register_shutdown_handler()
             else:
                 logger.warning("IbkrClient(auto_register_shutdown=True): not on the main thread; no handler registered")
-        if signer is not None and isinstance(oauth_config, OAuth1aConfig) and oauth_config.init_oauth:
+        if signer is not None and isinstance(oauth_config, (OAuth1aConfig, OAuth2Config)) and oauth_config.init_oauth:
             self.oauth_init(
                 oauth_config.maintain_oauth,
                 oauth_config.init_brokerage_session,

@@ -80,7 +80,7 @@ def _server_message(resp: requests.Response) -> str:
         text = resp.text.strip()
         return (text[:_MAX_MESSAGE] + "...") if len(text) > _MAX_MESSAGE else (text or resp.reason or "no message")
     if isinstance(payload, Mapping):
-        for key in ("error", "message", "msg"):
+        for key in ("error", "message", "msg", "detail"):  # detail: an RFC 9457 problem (/gw/api/v1)
             if payload.get(key):
                 return str(payload[key])
     return json.dumps(payload)[:_MAX_MESSAGE]
@@ -297,8 +297,14 @@ def is_loopback(host: str) -> bool:
 
 
 def _environment_ca_bundle() -> str | None:
-    """The CA bundle `requests` would take from the environment (`REQUESTS_CA_BUNDLE`, else `CURL_CA_BUNDLE`)."""
-    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
+    """The CA bundle named by the environment: `REQUESTS_CA_BUNDLE`, else `CURL_CA_BUNDLE` (as `requests` reads
+    them), else OpenSSL's `SSL_CERT_FILE`."""
+    return (
+        os.environ.get("REQUESTS_CA_BUNDLE")
+        or os.environ.get("CURL_CA_BUNDLE")
+        or os.environ.get("SSL_CERT_FILE")
+        or None
+    )
 
 
 class Transport:
@@ -334,7 +340,11 @@ class Transport:
         self._paced = not isinstance(self.pacer, NoPacer)
         self.mask_accounts = mask_accounts
         self.signer = signer
+        self.body_signer: Callable[[Any], str] | None = None
+        """Turns a SIGNED_JWT request's body into its JWT (OAuth 2.0); None: such requests are refused."""
         split = urlsplit(self.base_url)
+        self.root = f"{split.scheme}://{split.netloc}"
+        """Scheme and host of the server: other base paths (`/gw/api/v1`) hang below it."""
         self.address = split.netloc or self.base_url
         """`host:port` of the server, for error messages."""
         self._closed = threading.Event()
@@ -361,6 +371,10 @@ class Transport:
     @property
     def closed(self) -> bool:
         return self._closed.is_set()
+
+    def pause(self, seconds: float) -> bool:
+        """Wait `seconds` unless the transport is closed meanwhile; True when it is closed."""
+        return self._closed.wait(seconds)
 
     def close(self) -> None:
         """Refuse further requests, cut requests in flight (they fail at once, without a retry) and release the
@@ -432,18 +446,25 @@ class Transport:
         pacing: str | None = None,
         headers: Mapping[str, str] | None = None,
         sign: bool = True,
+        max_retries: int | None = None,
     ) -> Result:
         if self._closed.is_set():
             raise self._closed_error(call, maybe_sent=False)
-        url = self.base_url + call.path
+        retries = self.max_retries if max_retries is None else max_retries
+        url = self.base_url + call.path if call.base is None else self.root + call.base + call.path
         kwargs: dict[str, Any] = {"timeout": self.timeout}
         request_info: dict[str, Any] = {"method": call.method, "url": url}
         if call.query:
             kwargs["params"] = call.query
             request_info["params"] = dict(call.query)
         if call.body is not None:
-            kwargs["json"] = call.body
             request_info["json"] = call.body
+            if not call.signed_body:
+                kwargs["json"] = call.body
+            elif self.body_signer is None:
+                from .oauth2 import OAuth2Error
+
+                raise OAuth2Error(f"{call.method} {call.path}: a SIGNED_JWT body needs OAuth 2.0; nothing was sent")
         if headers:
             kwargs["headers"] = headers
         signer = self.signer if sign else None
@@ -466,7 +487,9 @@ class Transport:
                 failure = self._status_error(resp, call)
                 if resp.status_code == 429 and self._paced:
                     self.pacer.pause(getattr(failure, "retry_after", None))  # every process of the store waits
-                may_retry = retry_safe
+                # A new brokerage session refuses with 500 until /iserver/accounts is called: waiting does not help
+                # (the client calls it and sends again, see core.py).
+                may_retry = retry_safe and "/accounts first" not in failure.message.lower()
                 if isinstance(failure, RateLimitedError) and failure.retry_after is not None:
                     if failure.retry_after > self.max_retry_after:
                         raise failure
@@ -474,7 +497,7 @@ class Transport:
             else:
                 assert isinstance(failure, ApiConnectionError)
                 may_retry = retry_safe or not failure.maybe_sent
-            if not may_retry or attempt >= self.max_retries or isinstance(failure, ClientClosedError):
+            if not may_retry or attempt >= retries or isinstance(failure, ClientClosedError):
                 raise failure
             attempt += 1
             delay = wait if wait is not None else self._backoff(attempt)
@@ -484,7 +507,7 @@ class Transport:
                 call.path,
                 delay,
                 attempt,
-                self.max_retries,
+                retries,
                 failure,
             )
             if self._closed.wait(delay):
@@ -505,6 +528,10 @@ class Transport:
         if signer is not None:
             # Fresh signature (nonce, timestamp) on every attempt.
             kwargs["headers"] = {**(headers or {}), **signer(call.method, url, call.query)}
+        if call.signed_body and self.body_signer is not None:
+            # A new JWT on every attempt (its own iat/exp); it is a credential, so it is never logged.
+            kwargs["data"] = self.body_signer(call.body).encode("ascii")
+            kwargs["headers"] = {**kwargs.get("headers", {}), "Content-Type": "application/jwt"}
         if debug:
             started = time.perf_counter()
             body = "" if call.body is None else " " + json.dumps(call.body, default=str)[:_MAX_LOGGED_BODY]

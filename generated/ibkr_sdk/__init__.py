@@ -25,6 +25,7 @@ from .lib.errors import (
     RateLimitedError as RateLimitedError,
     RequestValidationError as RequestValidationError,
     ServerError as ServerError,
+    SessionCompetingError as SessionCompetingError,
     StockQueryError as StockQueryError,
 )
 from .lib.logs import (
@@ -40,6 +41,7 @@ from .lib.oauth import (
     OAuth1aConfig as OAuth1aConfig,
     OAuthConfigError as OAuthConfigError,
 )
+from .lib.oauth2 import OAuth2Config as OAuth2Config, OAuth2Error as OAuth2Error
 from .lib.orders import (
     Answers as Answers,
     OrderRequest as OrderRequest,
@@ -130,6 +132,8 @@ __all__ = [
     "NoopSink",
     "NotAuthenticatedError",
     "OAuth1aConfig",
+    "OAuth2Config",
+    "OAuth2Error",
     "OAuthConfigError",
     "OneOrMany",
     "OrderQuestionError",
@@ -145,6 +149,7 @@ __all__ = [
     "ResponseValidationError",
     "Result",
     "ServerError",
+    "SessionCompetingError",
     "StockQueries",
     "StockQuery",
     "StockQueryError",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime as dt
 import json
 import logging
 import socket
@@ -30,8 +31,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 from .._endpoint_table import ENDPOINTS, GLOBAL_LIMITS, PACING_BUCKETS
 from .._streams import WS_PATH
-from ..lib.endpoint import PacingBucket
+from ..lib.endpoint import EndpointSpec, PacingBucket
 from . import (  # noqa: F401  (register handlers)
+    _account_mgmt,
     _accounts_extra,
     _alerts,
     _allocation,
@@ -56,16 +58,19 @@ from ._book import SimOrder
 from ._core import HANDLERS, GatewayError, SimRequest, SimResponse
 from ._faults import ANY_ROUTE, FAULT_KINDS, Fault, FaultBook
 from ._oauth import OAuthAuthority, OAuthRejected, OAuthSettings
+from ._oauth2 import OAuth2Authority, OAuth2Refused, OAuth2Settings, problem, simulator_private_key_pem, unverified_body
 from ._pacing import Pacer
 from ._questions import QuestionRule, default_question_rules
 from ._routes import RouteTable
-from ._state import GatewayState
+from ._state import GatewayState, SessionEvent
 from ._stream import WS_ROUTE, StreamSettings, WsFaultBook
 
 logger = logging.getLogger("ibkr_sdk.simulator")
 
 HOST = "127.0.0.1"
 BASE_PATH = "/v1/api"
+GW_BASE = "/gw/api/v1"  # IBKR's Account Management API, beside /v1/api on the same host
+TOKEN_PATH = "/oauth2/api/v1/token"
 _LOG_LIMIT = 10_000
 _STALL_LIMIT = 3600.0
 _HANDSHAKE_TIMEOUT = 10.0
@@ -80,14 +85,16 @@ class RequestRecord:
     """One request the simulator received."""
 
     method: str
-    path: str  # below /v1/api, e.g. /iserver/accounts
+    path: str  # below the base path, e.g. /iserver/accounts
     query: dict[str, str]
-    body: Any  # the decoded JSON body (or the raw text when it was not JSON), None when empty
+    body: Any  # the decoded JSON body, a SIGNED_JWT body's request members, or the raw text; None when empty
     endpoint: str | None  # catalogue endpoint name, None for unknown paths
     status: int | None  # HTTP status answered; None when the connection was closed without an answer
     fault: str | None  # the injected fault kind that applied, if any
     time: float  # simulated clock reading when it arrived
     headers: dict[str, str] = field(default_factory=dict)  # request headers, lower-case names
+    received: float = 0.0  # time.monotonic() when it arrived (real time, also under a scaled clock)
+    base: str = BASE_PATH  # /v1/api, /gw/api/v1, or "" for the OAuth 2.0 token endpoint
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,7 @@ class _Incoming:
     query: dict[str, str]
     body: Any
     headers: dict[str, str]
+    base: str = BASE_PATH
 
 
 @dataclass
@@ -249,6 +257,45 @@ class _Server(ThreadingHTTPServer):
             worker.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
+class ScaledClock:
+    """Simulated time running `scale` times faster than real time, from `start` (epoch seconds; default now)."""
+
+    def __init__(self, scale: float, start: float | None = None) -> None:
+        self.scale = scale
+        self.start = time.time() if start is None else start
+        self._origin = time.monotonic()
+
+    def __call__(self) -> float:
+        return self.start + (time.monotonic() - self._origin) * self.scale
+
+
+class NightlyReset:
+    """When the nightly reset falls: `at` ("HH:MM") local time in `timezone`, every day."""
+
+    def __init__(self, at: str, timezone: str) -> None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            hour, minute = (int(part) for part in at.split(":"))
+            self.time = dt.time(hour, minute)
+        except ValueError:
+            raise ValueError(f"reset_at must be 'HH:MM', got {at!r}") from None
+        try:
+            self.zone = ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {timezone!r}") from None
+
+    def next_after(self, now: float) -> float:
+        """The first reset strictly after `now` (epoch seconds)."""
+        local = dt.datetime.fromtimestamp(now, self.zone)
+        day = local.date()
+        for offset in range(3):
+            candidate = dt.datetime.combine(day + dt.timedelta(days=offset), self.time, self.zone).timestamp()
+            if candidate > now:
+                return candidate
+        raise AssertionError("unreachable")
+
+
 class Simulator:
     """An embedded IBKR Client Portal Gateway for tests and offline development.
 
@@ -266,12 +313,27 @@ class Simulator:
         hmds_warmup: Answer 404 to the first `/hmds/history` request of a session, as IBKR's farm does.
         oauth: `OAuthSettings` to act as IBKR's hosted API with OAuth 1.0a: live session tokens are issued and
             every other request must carry a valid signature (401 otherwise).
+        oauth2: True (or `OAuth2Settings`) to act as IBKR's hosted API with OAuth 2.0: the token endpoint at
+            `/oauth2/api/v1/token`, SSO sessions at `/gw/api/v1/sso-sessions`, the session token as bearer on
+            /v1/api, the access token (with a fitting scope) on /gw/api/v1, SIGNED_JWT bodies verified with the
+            registered key. `oauth2_config()` gives a client config that fits; `oauth2` holds the switches.
         pacing_time_scale: Multiplies every pacing period (tests scale IBKR's limits down).
         https: Serve HTTPS with the simulator's self-signed certificate (`cacert` is its path), like the real
             gateway; the certificate is a public test certificate, not a secret.
         advisor: Simulate a Financial Advisor: the first account id is the advisor's account, the others its
             sub-accounts (default `["DF1234560", "DU1234567", "DU1234568"]`), and the allocation group and model
             portfolio endpoints work. When False (a single-account user) those answer 400.
+        open_delay: Seconds (real time) between `ssodh/init` (or `reauthenticate`) and an open brokerage session:
+            the gateway answers before the session is open, so a client polls the status.
+        time_scale: Run the simulated clock this many times faster than real time (e.g. 1440: a day in a minute),
+            from `start_time` (epoch seconds; default now). Not with `clock`.
+        start_time: Where a scaled clock starts.
+        reset_at: Local time ("HH:MM", e.g. "01:00") of the nightly reset in `timezone`, on the simulated clock:
+            the brokerage session drops and every stream ends, as `nightly_reset()` does.
+        timezone: IANA name of the gateway's region for `reset_at` (New York, Zug or Hong Kong at IBKR).
+
+    The session's life cycle, as faults on demand: `drop_brokerage_session()`, `compete()`, `nightly_reset()`,
+    `restart()`, `logout()` and `login()`.
 
     Use as a context manager, or call `start()` and `stop()`. `url` is the base URL to give a client.
     """
@@ -289,12 +351,27 @@ class Simulator:
         question_rules: Sequence[QuestionRule] | None = None,
         hmds_warmup: bool = True,
         oauth: OAuthSettings | None = None,
+        oauth2: bool | OAuth2Settings = False,
         pacing_time_scale: float = 1.0,
         https: bool = False,
         advisor: bool = False,
+        open_delay: float = 0.2,
+        time_scale: float | None = None,
+        start_time: float | None = None,
+        reset_at: str | None = None,
+        timezone: str = "America/New_York",
     ) -> None:
         if latency < 0:
             raise ValueError("latency must not be negative")
+        if open_delay < 0:
+            raise ValueError("open_delay must not be negative")
+        if time_scale is not None or start_time is not None:
+            if clock is not None:
+                raise ValueError("give either clock or time_scale/start_time, not both")
+            if time_scale is not None and not time_scale > 0:
+                raise ValueError("time_scale must be above 0")
+            clock = ScaledClock(time_scale or 1.0, start_time)
+        self._reset_schedule = NightlyReset(reset_at, timezone) if reset_at is not None else None
         self._port = port
         self.https = https
         self.latency = latency
@@ -308,7 +385,8 @@ class Simulator:
             hmds_warmup=hmds_warmup,
             advisor=advisor,
         )
-        self._routes = RouteTable(ENDPOINTS)
+        self._routes = RouteTable({n: e for n, e in ENDPOINTS.items() if e.base is None})
+        self._gw_routes = RouteTable({n: e for n, e in ENDPOINTS.items() if e.base == GW_BASE})
         self._faults = FaultBook(seed)
         self._ws_faults = WsFaultBook()  # faults of the WebSocket (route "ws"), kept apart from the REST routes'
         self.streaming = StreamSettings()
@@ -319,9 +397,15 @@ class Simulator:
         """How many WebSocket connections were accepted."""
         self.oauth: OAuthAuthority | None = OAuthAuthority(oauth) if oauth is not None else None
         """With `oauth` settings: the OAuth 1.0a authority that issues tokens and checks every signature."""
+        settings2 = oauth2 if isinstance(oauth2, OAuth2Settings) else OAuth2Settings() if oauth2 else None
+        if settings2 is not None and oauth is not None:
+            raise ValueError("Simulator(): oauth (1.0a) and oauth2 exclude each other")
+        self.oauth2: OAuth2Authority | None = OAuth2Authority(settings2) if settings2 is not None else None
+        """With `oauth2`: the OAuth 2.0 authority (token endpoint, SSO sessions, bearer checks, switches such as
+        `expire_access_tokens()`, `expire_sessions()`, `rotate_key()`)."""
         # pacing_time_scale shortens every pacing period (tests run IBKR's seconds and minutes scaled down).
         self._pacer = Pacer(
-            _scaled(GLOBAL_LIMITS["oauth" if oauth is not None else "gateway"], pacing_time_scale),
+            _scaled(GLOBAL_LIMITS["oauth" if oauth is not None or oauth2 else "gateway"], pacing_time_scale),
             {name: _scaled(bucket, pacing_time_scale) for name, bucket in PACING_BUCKETS.items()},
         )
         self._log: deque[RequestRecord] = deque(maxlen=_LOG_LIMIT)
@@ -329,6 +413,12 @@ class Simulator:
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._state.open_delay = open_delay
+        self._reset_thread: threading.Thread | None = None
+        self.resets = 0
+        """How many nightly resets happened (scheduled by `reset_at` or asked for)."""
+        self.restarts = 0
+        """How many times `restart()` ran."""
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
 
@@ -342,6 +432,9 @@ class Simulator:
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="ibkr-simulator"
         )
         self._thread.start()
+        if self._reset_schedule is not None:
+            self._reset_thread = threading.Thread(target=self._run_resets, daemon=True, name="ibkr-simulator-reset")
+            self._reset_thread.start()
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -356,8 +449,12 @@ class Simulator:
         server.close_connections(deadline)
         if thread is not None:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        resets = self._reset_thread
+        if resets is not None:
+            resets.join(timeout=max(0.0, deadline - time.monotonic()))
         self._server = None
         self._thread = None
+        self._reset_thread = None
 
     def __enter__(self) -> Simulator:
         if self._server is None:
@@ -387,6 +484,38 @@ class Simulator:
         """Base URL of the API, e.g. `http://127.0.0.1:54321/v1/api/`."""
         scheme = "https" if self.https else "http"
         return f"{scheme}://{HOST}:{self.port}{BASE_PATH}/"
+
+    @property
+    def gw_url(self) -> str:
+        """Base URL of the Account Management API, e.g. `http://127.0.0.1:54321/gw/api/v1/`."""
+        return self.url[: -len(BASE_PATH) - 1] + GW_BASE + "/"
+
+    @property
+    def token_url(self) -> str:
+        """The OAuth 2.0 token endpoint."""
+        return self.url[: -len(BASE_PATH) - 1] + TOKEN_PATH
+
+    def oauth2_config(self, **overrides: Any) -> Any:
+        """An `OAuth2Config` for this simulator: its registered client id, key id and username, the simulator's
+        test key, 127.0.0.1 as IP address, and its URLs. Keyword arguments replace fields."""
+        from ..lib.oauth2 import OAuth2Config
+
+        if self.oauth2 is None:
+            raise RuntimeError("oauth2_config(): start the simulator with oauth2=True")
+        s = self.oauth2.settings
+        fields: dict[str, Any] = {
+            "client_id": s.client_id,
+            "client_key_id": s.kid,
+            "private_key": simulator_private_key_pem(),
+            "username": s.username,
+            "ip_address": "127.0.0.1",
+            "oauth_rest_url": self.url,
+            "token_url": self.token_url,
+            "sso_session_url": self.gw_url + "sso-sessions",
+            "scope": " ".join(s.scopes),
+        }
+        fields.update(overrides)
+        return OAuth2Config(**fields)
 
     @property
     def cacert(self) -> str:
@@ -456,6 +585,77 @@ class Simulator:
         with self._state.lock:
             self._state.logout()
 
+    # -- the session's life cycle (faults on demand) --------------------------------------------------------------
+
+    def drop_brokerage_session(self, *, status: int = 401) -> None:
+        """The brokerage session drops while the login stays: the auth status says `authenticated: false,
+        connected: true`, `/iserver/...` requests answer `status` (401, or 400 for "no bridge"), and every socket
+        gets `sts` with `authenticated: false` and loses its streams (they must be asked for again)."""
+        if status not in (400, 401):
+            raise ValueError("status must be 401 or 400 (no bridge)")
+        with self._state.lock:
+            self._state.close_brokerage(status)
+
+    def compete(self, active: bool = True) -> None:
+        """Another login takes the brokerage session (`competing: true`; `/iserver` answers 401, streams end) until
+        a client sends `ssodh/init` with `compete=true`. `compete(False)`: the other login leaves; the session stays
+        closed until a client re-opens it."""
+        with self._state.lock:
+            self._state.compete(active)
+
+    def nightly_reset(self) -> None:
+        """IBKR's nightly reset: the brokerage session drops (`/iserver` answers 400 "no bridge" until it is
+        re-opened) and every stream ends; the login stays."""
+        with self._state.lock:
+            self._state.close_brokerage(400, "reset")
+            self.resets += 1
+
+    def restart(self, down: float = 1.0) -> None:
+        """Restart the gateway: every connection is cut and connections are refused for `down` seconds; then a
+        fresh gateway answers on the same port, and it needs a login (`login()`). Orders and positions remain.
+        Returns once it answers again."""
+        if self._server is None:
+            raise RuntimeError("the simulator is not started")
+        port = self.port
+        self.stop()
+        with self._state.lock:
+            self._state.restart()
+            self.restarts += 1
+        time.sleep(max(0.0, down))
+        self._port = port
+        self.start()
+
+    @property
+    def session_events(self) -> list[SessionEvent]:
+        """The session's life cycle so far, oldest first: "opened", "dropped", "reset", "competing",
+        "competition ended", "logged out", "logged in", "restarted"."""
+        with self._state.lock:
+            return list(self._state.session_log)
+
+    @property
+    def open_delay(self) -> float:
+        """Seconds between `ssodh/init` (or `reauthenticate`) and an open brokerage session."""
+        return self._state.open_delay
+
+    @open_delay.setter
+    def open_delay(self, seconds: float) -> None:
+        if not seconds >= 0:
+            raise ValueError("open_delay must not be negative")
+        self._state.open_delay = float(seconds)
+
+    def now(self) -> float:
+        """The simulated clock, in epoch seconds."""
+        return self._state.now()
+
+    def _run_resets(self) -> None:
+        schedule = self._reset_schedule
+        assert schedule is not None
+        due = schedule.next_after(self._state.now())
+        while not self._stopping.wait(0.02):
+            if self._state.now() >= due:
+                self.nightly_reset()
+                due = schedule.next_after(self._state.now())
+
     def inject(
         self,
         route: str,
@@ -513,12 +713,15 @@ class Simulator:
         parts = route.split(None, 1)
         if len(parts) == 2:
             method, path = parts[0].upper(), parts[1].split("?")[0]
-            if path.startswith(BASE_PATH):
+            routes = self._routes
+            if path.startswith(GW_BASE + "/"):
+                path, routes = path[len(GW_BASE) :], self._gw_routes
+            elif path.startswith(BASE_PATH):
                 path = path[len(BASE_PATH) :]
             for spec in ENDPOINTS.values():
                 if spec.http == method and spec.path == path:
                     return spec.name
-            found = self._routes.match(method, path)
+            found = routes.match(method, path)
             if found is not None:
                 return found[0].name
         raise ValueError(f"unknown route {route!r}: give an endpoint name, 'METHOD /path' or '*'")
@@ -536,6 +739,8 @@ class Simulator:
             fault,
             self._state.now(),
             incoming.headers,
+            time.monotonic(),
+            incoming.base,
         )
         with self._log_lock:
             self._log.append(record)
@@ -556,11 +761,16 @@ class Simulator:
             except ValueError:
                 body, body_error = raw.decode("utf-8", "replace"), True
         full_path = parts.path
-        path = full_path[len(BASE_PATH) :] if full_path.startswith(BASE_PATH + "/") else None
-        incoming = _Incoming(method, path or full_path, query, body, dict(headers or {}))
-        found = self._routes.match(method, path) if path is not None else None
+        headers = dict(headers or {})
+        if full_path == TOKEN_PATH and self.oauth2 is not None:
+            return self._token(method, raw, headers, query)
+        base = GW_BASE if full_path.startswith(GW_BASE + "/") else BASE_PATH
+        routes = self._gw_routes if base == GW_BASE else self._routes
+        path = full_path[len(base) :] if full_path.startswith(base + "/") else None
+        incoming = _Incoming(method, path or full_path, query, body, headers, base)
+        found = routes.match(method, path) if path is not None else None
         if path is None or found is None:
-            allowed = self._routes.methods_for(path) if path is not None else []
+            allowed = routes.methods_for(path) if path is not None else []
             answer = (
                 dataclasses.replace(
                     _error(405, f"method {method} is not allowed here; use {', '.join(allowed)}"),
@@ -573,6 +783,17 @@ class Simulator:
             self._record(incoming, None, answer.status, None)
             return answer
         spec, params = found
+        if spec.security is not None:
+            checked, incoming, body_error = self._gw_checks(spec, incoming, raw, body_error)
+            if checked is not None:
+                return checked
+            body = incoming.body
+        elif self.oauth2 is not None:
+            try:
+                self.oauth2.check_session(headers.get("authorization"))
+            except OAuth2Refused as exc:
+                self._record(incoming, spec.name, exc.status, None)
+                return _Answer(exc.status, _json_bytes(exc.body))
         if self.oauth is not None:
             checked = self._check_oauth(method, target, spec.name, incoming)
             if checked is not None:
@@ -600,6 +821,57 @@ class Simulator:
         finally:
             if self.pacing:
                 self._pacer.leave(spec)
+
+    def _token(self, method: str, raw: bytes, headers: dict[str, str], query: dict[str, str]) -> _Answer:
+        """`POST /oauth2/api/v1/token`: an access token, or IBKR's OAuth error answer."""
+        assert self.oauth2 is not None
+        incoming = _Incoming(method, TOKEN_PATH, query, None, headers, "")
+        if method != "POST":
+            answer = dataclasses.replace(_error(405, f"method {method} is not allowed here; use POST"), allow="POST")
+        else:
+            try:
+                answer = _Answer(200, _json_bytes(self.oauth2.token(raw)))
+            except OAuth2Refused as exc:
+                answer = _Answer(exc.status, _json_bytes(exc.body))
+        self._wait(self.latency)
+        self._record(incoming, "oauth2_token", answer.status, None)
+        return answer
+
+    def _gw_checks(
+        self, spec: EndpointSpec, incoming: _Incoming, raw: bytes, body_error: bool
+    ) -> tuple[_Answer | None, _Incoming, bool]:
+        """A /gw/api/v1 request: the bearer and scope (OAuth 2.0), the SSO session request itself, and a SIGNED_JWT
+        body turned into its request members (verified with the registered key under OAuth 2.0)."""
+        auth = self.oauth2
+        authorization = incoming.headers.get("authorization")
+        content_type = incoming.headers.get("content-type", "")
+        if spec.security == "SIGNED_JWT" and raw and body_error:
+            members = unverified_body(raw)  # what is recorded; under OAuth 2.0 it is verified below
+            if members is not None:
+                incoming = dataclasses.replace(incoming, body=members)
+        try:
+            if self.oauth is not None:
+                raise problem(401, "Unauthorized", "the Account Management API takes OAuth 2.0 bearer tokens only")
+            if auth is not None and spec.name == "create_sso_session":
+                payload = auth.sso_session(authorization, content_type, raw)
+                with self._state.lock:
+                    if not self._state.session.logged_in:
+                        self._state.login(False)  # with OAuth 2.0, a new SSO session is the login
+                self._record(incoming, spec.name, 200, None)
+                return _Answer(200, _json_bytes(payload)), incoming, body_error
+            if auth is not None:
+                auth.check_access(authorization, spec.scopes)
+            if spec.security == "SIGNED_JWT" and raw:
+                if auth is not None:
+                    if not content_type.startswith("application/jwt"):
+                        raise problem(415, "Unsupported Media Type", "this operation takes a signed JWT body")
+                    incoming, body_error = dataclasses.replace(incoming, body=auth.signed_body(raw)), False
+                elif body_error and isinstance(incoming.body, dict):
+                    body_error = False  # without OAuth 2.0 there is no key to verify with: the members are taken
+        except OAuth2Refused as exc:
+            self._record(incoming, spec.name, exc.status, None)
+            return _Answer(exc.status, _json_bytes(exc.body)), incoming, body_error
+        return None, incoming, body_error
 
     def _check_oauth(self, method: str, target: str, endpoint: str, incoming: _Incoming) -> _Answer | None:
         """With OAuth on: issue a live session token, or refuse (401) a request whose signature does not verify.
@@ -652,7 +924,8 @@ class Simulator:
         state = self._state
         try:
             with state.lock:
-                state.admit(spec, request)
+                if spec.base is None:  # /gw/api/v1 has no gateway session to admit it
+                    state.admit(spec, request)
                 if body_error:
                     raise GatewayError(400, "Bad Request: the body is not valid JSON")
                 state.book.match(state.now())
