@@ -6,8 +6,9 @@
    every other client library draws (and IBKR answers them with the 10-15 minute penalty box). Target for the
    shared backends: 0 x 429, ratio <= 1.10.
 2. The cost per call with pacing on and no waiting (bursts of 9 calls, under the global limit of 10 per window, with
-   the window left to empty between bursts), rounds interleaved: `local` against `process` (target <= +10 %) and
-   `redis` against `process` on loopback (target <= +20 %).
+   the window left to empty between bursts), the backends' bursts interleaved: `local` against `process` (target
+   <= +10 %) and `redis` against `process` on loopback (target <= +20 %). On a busy machine the median carries the
+   other load's noise; the 10th percentile of the bursts is printed beside it.
 The Redis parts need `redis-server` and redis-py; they are skipped (and say so) otherwise. Loopback only.
 """
 
@@ -30,8 +31,7 @@ from tests.redis_server import RedisServer, available  # noqa: E402
 
 BURST = 100
 PROCESSES = (1, 2, 4, 8)
-ROUNDS = 15
-BURSTS_PER_ROUND = 10
+BURSTS = 150
 CALLS_PER_BURST = 9
 SCALE = 0.001  # the global window of 10 lasts 1 ms x 1.01 + the 25 ms safety margin: a burst of 9 never waits
 
@@ -72,34 +72,34 @@ def per_call(backends: list[str]) -> None:
         }
         for client in clients.values():
             client.receive_brokerage_accounts()
+        time.sleep(2.5)  # a new Redis takes its windows as full for a moment
         waited = {b: c._transport.pacer.waited for b, c in clients.items()}
         samples: dict[str, list[float]] = {b: [] for b in backends}
-        for round_no in range(ROUNDS):
-            order = backends[round_no % len(backends) :] + backends[: round_no % len(backends)]
+        for burst in range(BURSTS):
+            order = backends[burst % len(backends) :] + backends[: burst % len(backends)]
             for backend in order:
                 call = clients[backend].receive_brokerage_accounts
-                spent = 0.0
-                for _ in range(BURSTS_PER_ROUND):
-                    time.sleep(0.04)  # the window (10 per 26 ms) empties
-                    started = time.perf_counter()
-                    for _ in range(CALLS_PER_BURST):
-                        call()
-                    spent += time.perf_counter() - started
-                samples[backend].append(spent / (BURSTS_PER_ROUND * CALLS_PER_BURST))
+                time.sleep(0.03)  # the window (10 per 26 ms) empties
+                started = time.perf_counter()
+                for _ in range(CALLS_PER_BURST):
+                    call()
+                samples[backend].append((time.perf_counter() - started) / CALLS_PER_BURST)
         for backend, client in clients.items():
             assert client._transport.pacer.waited == waited[backend], f"{backend}: a call waited for pacing"
             client.close()
     median = {b: statistics.median(v) for b, v in samples.items()}
-    best = {b: min(v) for b, v in samples.items()}
+    low = {b: statistics.quantiles(v, n=10)[0] for b, v in samples.items()}
     print(
-        f"per-call cost with pacing on and no waiting, {ROUNDS} interleaved rounds (loopback HTTP; the best round is "
-        f"the least disturbed by other load; load average {os.getloadavg()[0]:.1f}):"
+        f"per-call cost with pacing on and no waiting, {BURSTS} interleaved bursts of {CALLS_PER_BURST} calls per "
+        f"backend (loopback HTTP; load average {os.getloadavg()[0]:.1f}; the 10th percentile is the least disturbed "
+        "by other load):"
     )
     for backend in backends:
         target = {"process": "", "local": " (target <= 1.10)"}.get(_name(backend), " (target <= 1.20)")
         print(
             f"  {_name(backend):8s} median {median[backend] * 1e6:8.1f} us {median[backend] / median['process']:.3f}x "
-            f"process; best {best[backend] * 1e6:8.1f} us {best[backend] / best['process']:.3f}x process{target}"
+            f"process; 10th percentile {low[backend] * 1e6:8.1f} us {low[backend] / low['process']:.3f}x "
+            f"process{target}"
         )
 
 
