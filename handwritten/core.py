@@ -9,7 +9,6 @@ session is closed waits for it to be re-opened (`recovery.py`) and is sent again
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -136,6 +135,8 @@ class ClientCore:
         missing = [name for name in spec.preflight if name not in self._preflight_done]
         if not missing:
             return
+        import time
+
         from .coordination import Backend
         from .coordination.base import POLL, PREFLIGHT_TTL, PREFLIGHT_WAIT, new_token
         from .errors import CoordinationError
