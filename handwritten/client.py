@@ -13,13 +13,14 @@ from .._endpoint_table import ENDPOINTS, GLOBAL_LIMITS, PACING_BUCKETS
 from .compat import CompatOverlay
 from .env import env_bool, env_cacert, env_str
 from .marketdata import MarketdataOverlay
+from .naming import present_methods
 from .oauth import OAuth1aConfig, OAuth1aSigner
 from .oauth_client import OAuthOverlay
 from .orders import OrdersOverlay
 from .pacing import NoPacer, Pacer, PacerView, shared_pacer
 from .portfolio import PortfolioOverlay
 from .session import SHUTDOWN_HANDLERS
-from .settings import check_max_retries, check_timeout, check_url, resolve_verify
+from .settings import check_max_retries, check_port, check_timeout, check_url, resolve_verify
 from .stock_query import StockQueryOverlay
 from .transport import Transport, mask_account_ids
 
@@ -119,6 +120,7 @@ class IbkrClient(CompatOverlay, OrdersOverlay, MarketdataOverlay, StockQueryOver
         self.account_id = account_id if account_id is not None else env_str("ACCOUNT_ID")
         if url is None:
             url = env_str("REST_URL")
+        check_port(port)
         if url is None:
             url = f"https://{host}:{port}{base_route}"
         if cacert is None:
@@ -210,3 +212,6 @@ class IbkrClient(CompatOverlay, OrdersOverlay, MarketdataOverlay, StockQueryOver
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+present_methods(IbkrClient)  # argument errors name IbkrClient, not the mixin a method comes from

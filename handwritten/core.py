@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .endpoint import EndpointSpec
-from .errors import ClientClosedError, ExternalBrokerError, NotAuthenticatedError
+from .errors import ClientClosedError, ExternalBrokerError, NotAuthenticatedError, name_method
 from .result import Result
 from .transport import Transport
 from .wire import PreparedCall, prepare
@@ -55,12 +55,16 @@ class ClientCore:
             result = self._send(spec, call)
         except ExternalBrokerError as exc:
             if not (self._auto_preflight and ACCOUNTS_FIRST in spec.preflight and _asks_for_accounts(exc)):
+                name_method(exc, method_name or spec.name)
                 raise
             # The gateway started a new session and refused the request until /iserver/accounts is called again:
             # nothing was processed, so run the preflight again and resend once.
             self._preflight_done.discard(ACCOUNTS_FIRST)
             self._run_preflight(spec)
-            result = self._send(spec, call)
+            try:
+                result = self._send(spec, call)
+            except ExternalBrokerError as again:
+                raise name_method(again, method_name or spec.name) from exc
         result.endpoint = spec.name  # lets result.parsed() find the endpoint's response model
         # A successful call also satisfies the preflight of endpoints that name this one.
         self._preflight_done.add(spec.name)

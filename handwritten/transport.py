@@ -174,6 +174,17 @@ def _root_cause(exc: BaseException) -> BaseException:
     return current
 
 
+_PLAIN_HTTP_REASONS = ("WRONG_VERSION_NUMBER", "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE", "HTTP_REQUEST")
+"""OpenSSL's reasons (by version) for a TLS handshake whose peer answered with plain-text HTTP."""
+
+
+def _plain_http_answer(cause: BaseException) -> bool:
+    """True when a TLS handshake failed because the server answered in plain HTTP."""
+    reason = str(getattr(cause, "reason", "") or "").upper()
+    text = str(cause).upper().replace(" ", "_")
+    return any(r == reason or r in text for r in _PLAIN_HTTP_REASONS)
+
+
 class _ConnectTagging:
     """Marks every exception raised while connecting (TCP, proxy tunnel, TLS handshake) as "nothing sent"."""
 
@@ -386,6 +397,15 @@ class Transport:
         if _nothing_sent(exc):
             if isinstance(exc, requests.exceptions.Timeout):
                 text = f"no connection to {self.address} within the timeout ({detail})"
+            elif isinstance(exc, requests.exceptions.SSLError) and _plain_http_answer(cause):
+                # The server is running but speaks plain HTTP: "is the gateway running?" would mislead.
+                text = (
+                    f"the server at {self.address} answered in plain HTTP, not TLS: use an http:// URL, or serve "
+                    "HTTPS (the gateway and `ibkr-sdk simulate` do by default)"
+                )
+                return ApiConnectionError(
+                    self._mask(text), maybe_sent=False, method=call.method, path=path, hint="Nothing was sent."
+                )
             elif isinstance(exc, requests.exceptions.SSLError):
                 text = f"TLS handshake with {self.address} failed ({detail}: {cause})"
             else:
@@ -395,11 +415,10 @@ class Transport:
             return ApiTimeoutError(
                 self._mask(f"no answer from {self.address} within {self.timeout} s"), method=call.method, path=path
             )
-        return ApiConnectionError(
-            self._mask(f"the connection to {self.address} broke after the request was sent ({detail})"),
-            method=call.method,
-            path=path,
-        )
+        text = f"the connection to {self.address} broke after the request was sent ({detail})"
+        if detail == "RemoteDisconnected" and self.base_url.startswith("http://"):
+            text += "; if the server speaks HTTPS (the gateway does), use an https:// URL"
+        return ApiConnectionError(self._mask(text), method=call.method, path=path)
 
     def send(
         self,
