@@ -445,17 +445,22 @@ BUILD_OUTPUTS = ("node_modules", "dist", "package-lock.json")
 generated `.gitignore`) and by `make check-generated`."""
 
 
-def render_ts(cat: Catalogue, out: Path, spec_dir: Path) -> list[str]:
-    """Render into `out` (e.g. `generated/ts`), replacing what is there except the build outputs."""
-    out = Path(out)
-    with tempfile.TemporaryDirectory(prefix="ibkr-codegen-ts-") as tmp:
-        written = render_ts_tree(cat, spec_dir, Path(tmp) / "ts")
-        kept = Path(tmp) / "kept"
-        kept.mkdir()
+def replace_keeping_build_outputs(source: Path, out: Path) -> None:
+    """Make `out` a copy of `source`, except that the build outputs already in `out` stay."""
+    with tempfile.TemporaryDirectory(
+        prefix="ibkr-codegen-kept-", dir=out.parent if out.parent.exists() else None
+    ) as kept:
         outputs = [name for name in BUILD_OUTPUTS if (out / name).exists()]
         for name in outputs:
-            shutil.move(str(out / name), str(kept / name))
-        replace_tree(Path(tmp) / "ts", out)
+            shutil.move(str(out / name), str(Path(kept) / name))
+        replace_tree(source, out)
         for name in outputs:
-            shutil.move(str(kept / name), str(out / name))
+            shutil.move(str(Path(kept) / name), str(out / name))
+
+
+def render_ts(cat: Catalogue, out: Path, spec_dir: Path) -> list[str]:
+    """Render into `out` (e.g. `generated/ts`), replacing what is there except the build outputs."""
+    with tempfile.TemporaryDirectory(prefix="ibkr-codegen-ts-") as tmp:
+        written = render_ts_tree(cat, spec_dir, Path(tmp) / "ts")
+        replace_keeping_build_outputs(Path(tmp) / "ts", Path(out))
     return written
