@@ -97,7 +97,7 @@ def _members(cls: type) -> Iterable[tuple[str, Any]]:
     for klass in cls.__mro__:
         if klass is object or klass.__module__ == "builtins" or klass.__module__.startswith("typing"):
             continue
-        for name, attr in vars(klass).items():
+        for name in vars(klass):
             if name.startswith("_") or name in seen:
                 continue
             seen.add(name)
@@ -150,8 +150,7 @@ def _page(title: str, lead: str, sections: list[str]) -> str:
 def render() -> dict[str, str]:
     """Every page by file name."""
     from ibkr_sdk import OrderRequest
-    from ibkr_sdk.lib.ws import client as ws_client
-    from ibkr_sdk.lib.ws import events, sinks
+    from ibkr_sdk.lib.ws import client as ws_client, events, sinks
     from ibkr_sdk.simulator import Simulator
 
     pages: dict[str, str] = {}
@@ -159,7 +158,7 @@ def render() -> dict[str, str]:
         "IbkrWsClient",
         "The gateway's WebSocket: subscriptions kept as intent, merged quotes, bounded delivery to a sink "
         "(`from ibkr_sdk import IbkrWsClient`; needs `pip install 'ibkr-cpapi-sdk[stream]'`). The README's "
-        "\"Streaming\" section shows it at work; the events it delivers are on the [events](events.md) page, "
+        '"Streaming" section shows it at work; the events it delivers are on the [events](events.md) page, '
         "where they go on the [sinks](sinks.md) page.",
         _class_section(ws_client.IbkrWsClient),
     )
@@ -193,7 +192,7 @@ def render() -> dict[str, str]:
         "OrderRequest",
         "An order ticket with Python names (`from ibkr_sdk import OrderRequest`), for `place_order`, "
         "`modify_order` and `whatif_order`. Unset fields are not sent; `to_wire()` gives IBKR's JSON fields. "
-        "The README's \"Orders\" section says how orders are checked and what each failure means.",
+        'The README\'s "Orders" section says how orders are checked and what each failure means.',
         [
             *_class_section(OrderRequest),
             "## Fields",
