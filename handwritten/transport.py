@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 
 import requests
 import urllib3
+from requests import exceptions as _errors
 
 from .errors import (
     ApiConnectionError,
@@ -50,6 +51,12 @@ from .result import Result
 from .wire import PreparedCall
 
 logger = logging.getLogger("ibkr_sdk")
+
+_REAL_REQUEST = requests.request
+"""`requests.request` as imported. When `requests.request` on this module is anything else at call time (a test
+patched `ibkr_sdk.lib.transport.requests` or `requests.request`, as the peer's dry-run examples patch
+`ibind.base.rest_client.requests`), every request goes to that stand-in instead of the network."""
+_RESPONSE = requests.Response
 
 _USER_AGENT = "ibkr_sdk"
 _MAX_MESSAGE = 300
@@ -135,7 +142,7 @@ _NOT_SENDABLE = (
 def _nothing_sent(exc: BaseException) -> bool:
     """True when the failure happened before any byte of the request reached the server: while building the
     request, while connecting, or during the TLS handshake."""
-    if isinstance(exc, (requests.exceptions.ConnectTimeout, *_NOT_SENDABLE)):
+    if isinstance(exc, (_errors.ConnectTimeout, *_NOT_SENDABLE)):
         return True
     seen: set[int] = set()
     pending: list[BaseException | None] = [exc]
@@ -347,8 +354,18 @@ class Transport:
         self.session = session
 
     @property
+    def stand_in(self) -> bool:
+        """True while `requests.request` is replaced (e.g. by `unittest.mock.patch`): requests go to the stand-in,
+        not to the network, and the client sends only what the called method itself sends (no preflight)."""
+        return requests.request is not _REAL_REQUEST
+
+    @property
     def closed(self) -> bool:
         return self._closed.is_set()
+
+    def pause(self, seconds: float) -> bool:
+        """Wait `seconds` unless the transport is closed meanwhile; True when it is closed."""
+        return self._closed.wait(seconds)
 
     def close(self) -> None:
         """Refuse further requests, cut requests in flight (they fail at once, without a retry) and release the
@@ -395,9 +412,9 @@ class Transport:
                 hint="Nothing was sent.",
             )
         if _nothing_sent(exc):
-            if isinstance(exc, requests.exceptions.Timeout):
+            if isinstance(exc, _errors.Timeout):
                 text = f"no connection to {self.address} within the timeout ({detail})"
-            elif isinstance(exc, requests.exceptions.SSLError) and _plain_http_answer(cause):
+            elif isinstance(exc, _errors.SSLError) and _plain_http_answer(cause):
                 # The server is running but speaks plain HTTP: "is the gateway running?" would mislead.
                 text = (
                     f"the server at {self.address} answered in plain HTTP, not TLS: use an http:// URL, or serve "
@@ -406,12 +423,12 @@ class Transport:
                 return ApiConnectionError(
                     self._mask(text), maybe_sent=False, method=call.method, path=path, hint="Nothing was sent."
                 )
-            elif isinstance(exc, requests.exceptions.SSLError):
+            elif isinstance(exc, _errors.SSLError):
                 text = f"TLS handshake with {self.address} failed ({detail}: {cause})"
             else:
                 text = f"connection to {self.address} failed ({detail})"
             return ApiConnectionError(self._mask(text), maybe_sent=False, method=call.method, path=path)
-        if isinstance(exc, requests.exceptions.Timeout):
+        if isinstance(exc, _errors.Timeout):
             return ApiTimeoutError(
                 self._mask(f"no answer from {self.address} within {self.timeout} s"), method=call.method, path=path
             )
@@ -428,9 +445,11 @@ class Transport:
         pacing: str | None = None,
         headers: Mapping[str, str] | None = None,
         sign: bool = True,
+        max_retries: int | None = None,
     ) -> Result:
         if self._closed.is_set():
             raise self._closed_error(call, maybe_sent=False)
+        retries = self.max_retries if max_retries is None else max_retries
         url = self.base_url + call.path
         kwargs: dict[str, Any] = {"timeout": self.timeout}
         request_info: dict[str, Any] = {"method": call.method, "url": url}
@@ -455,10 +474,14 @@ class Transport:
                 resp, failure = self._attempt(call, url, kwargs, headers, signer, debug)
             wait: float | None = None
             if resp is not None:
+                if not isinstance(resp, _RESPONSE):
+                    return self._stand_in_result(resp, call, request_info)
                 if resp.status_code not in _RETRY_STATUSES:
                     return self._result(resp, call, request_info)
                 failure = self._status_error(resp, call)
-                may_retry = retry_safe
+                # A new brokerage session refuses with 500 until /iserver/accounts is called: waiting does not help
+                # (the client calls it and sends again, see core.py).
+                may_retry = retry_safe and "/accounts first" not in failure.message.lower()
                 if isinstance(failure, RateLimitedError) and failure.retry_after is not None:
                     if failure.retry_after > self.max_retry_after:
                         raise failure
@@ -466,7 +489,7 @@ class Transport:
             else:
                 assert isinstance(failure, ApiConnectionError)
                 may_retry = retry_safe or not failure.maybe_sent
-            if not may_retry or attempt >= self.max_retries or isinstance(failure, ClientClosedError):
+            if not may_retry or attempt >= retries or isinstance(failure, ClientClosedError):
                 raise failure
             attempt += 1
             delay = wait if wait is not None else self._backoff(attempt)
@@ -476,7 +499,7 @@ class Transport:
                 call.path,
                 delay,
                 attempt,
-                self.max_retries,
+                retries,
                 failure,
             )
             if self._closed.wait(delay):
@@ -501,15 +524,19 @@ class Transport:
             started = time.perf_counter()
             body = "" if call.body is None else " " + json.dumps(call.body, default=str)[:_MAX_LOGGED_BODY]
             self._log("-> %s %s %s%s", call.method, call.path, call.query or "", body)
+        request = requests.request  # looked up at call time: a patched `requests` intercepts every request
         try:
-            resp = self.session.request(call.method, url, **kwargs)
-        except requests.exceptions.RequestException as exc:
+            if request is _REAL_REQUEST:
+                resp = self.session.request(call.method, url, **kwargs)
+            else:
+                resp = request(call.method, url, verify=self.session.verify, **kwargs)
+        except _errors.RequestException as exc:
             if self._closed.is_set():
                 return None, self._closed_error(call, maybe_sent=not _nothing_sent(exc))
             failure = self._transport_failure(exc, call)
             failure.__cause__ = exc
             return None, failure
-        if debug:
+        if debug and isinstance(resp, _RESPONSE):
             elapsed_ms = (time.perf_counter() - started) * 1000
             self._log(
                 "<- %s %s %d (%d bytes, %.1f ms)",
@@ -520,6 +547,21 @@ class Transport:
                 elapsed_ms,
             )
         return resp, None
+
+    def _stand_in_result(self, resp: Any, call: PreparedCall, request_info: dict[str, Any]) -> Result:
+        """The answer of a stand-in for `requests` (a mock in a dry run), read as the peer read answers:
+        `raise_for_status()`, then `json()`."""
+        try:
+            resp.raise_for_status()
+        except _errors.HTTPError as exc:
+            status = getattr(resp, "status_code", None)
+            raise ExternalBrokerError(
+                f"the stand-in for requests answered with an error ({exc})",
+                status_code=status if isinstance(status, int) else None,
+                method=call.method,
+                path=self._mask(call.path),
+            ) from exc
+        return Result(data=resp.json(), request=request_info)
 
     def _status_error(self, resp: requests.Response, call: PreparedCall) -> ExternalBrokerError:
         error = _status_error(resp, call)

@@ -239,16 +239,28 @@ def test_start_says_the_gateway_is_down_and_shutdown_leaves_no_thread(caplog: py
             assert not _ws_threads()
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert not errors, [r.getMessage() for r in errors]
-    assert any("no ready session within 0.5 s: cannot connect" in r.getMessage() for r in caplog.records)
+    assert any(
+        "no ready session within 0.5 s: connecting to the gateway failed" in r.getMessage() for r in caplog.records
+    )
     assert not [r for r in caplog.records if "/tickle" in r.getMessage()], "no /tickle to a port nobody listens on"
 
 
 def test_start_says_the_session_is_not_authenticated() -> None:
-    with Simulator(authenticated=False) as sim, IbkrClient(url=sim.url, pacing=False) as rest:
+    with Simulator() as sim, IbkrClient(url=sim.url, pacing=False) as rest:
+        sim.logout()  # a person must log in again: nobody can re-open the session
         ws = IbkrWsClient(ibkr_client=rest, connect_timeout=0.5)
         try:
             assert ws.start() is False
-            assert ws.last_failure is not None and "no authenticated brokerage session" in ws.last_failure
+            assert ws.last_failure is not None and "not authenticated" in ws.last_failure
+            assert "log in" in ws.last_failure
         finally:
             assert ws.shutdown() is True
         assert ws.last_failure is None
+    # Logged in, brokerage session closed, and the client told not to re-open it: the socket says so.
+    with Simulator(authenticated=False) as sim, IbkrClient(url=sim.url, auto_reauthenticate=False) as rest:
+        ws = IbkrWsClient(ibkr_client=rest, connect_timeout=0.5)
+        try:
+            assert ws.start() is False
+            assert ws.last_failure is not None and "reports the session closed" in ws.last_failure
+        finally:
+            assert ws.shutdown() is True
