@@ -28,7 +28,7 @@ from codegen.ts import ts_name  # noqa: E402
 from ibkr_sdk.simulator import Simulator  # noqa: E402
 
 TIME_LIMIT = 120.0  # seconds: the bridge never outlives a stuck test run
-PACED_SCALE = 0.1  # IBKR's pacing periods, scaled: 10 per 0.1 s globally, one tickle per 0.1 s, ...
+PACED_SCALE = 0.3  # IBKR's pacing periods, scaled: 10 per 0.3 s globally, one tickle per 0.3 s, ...
 
 
 def _jsonable(value: Any) -> Any:

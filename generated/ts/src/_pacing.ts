@@ -13,6 +13,16 @@ export const PACING = {
   buckets: {
     /** each /fyi/* endpoint: one request per second */
     fyi: { rate: 1, per: 1 },
+    /**
+     * /gw/api/v1 (Account Management): 10 a second per endpoint and 600 a minute per master account. One window of
+     * 10 a second over all of them keeps both: any minute then holds at most 600.
+     */
+    gw: { rate: 10, per: 1 },
+    /**
+     * /gw/api/v1: 600 a minute per master account over all endpoints (the simulator enforces it beside gw; the
+     * client's gw window keeps it)
+     */
+    gw_master_account: { rate: 600, per: 60 },
     /** GET /hmds/history: shares the historical data farm's five-in-flight rule */
     hmds_history: { concurrent: 5 },
     /** GET /iserver/account/orders */

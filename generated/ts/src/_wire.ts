@@ -41,7 +41,9 @@ export interface ParamSpec {
 export interface EndpointSpec {
   readonly name: string;
   readonly method: string;
-  readonly http: "GET" | "POST" | "PUT" | "DELETE";
+  readonly http: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+  /** Another base path on the same host (`/gw/api/v1`, IBKR's Account Management API; OAuth 2.0 only). */
+  readonly base?: string;
   readonly path: string;
   readonly retry: "safe" | "unsafe";
   /** Pacing bucket of spec/pacing.yaml (besides the global limit). */
@@ -240,6 +242,15 @@ export function prepare(
       body = { ...(body as Record<string, unknown> | undefined), [p.wire]: wireValue };
     }
   }
-  const request = { endpoint: spec.name, http: spec.http, path, query, body, retry: spec.retry };
-  return spec.pacing === undefined ? request : { ...request, pacing: spec.pacing };
+  const prepared = {
+    endpoint: spec.name,
+    http: spec.http,
+    path,
+    query,
+    body,
+    retry: spec.retry,
+    ...(spec.base === undefined ? {} : { base: spec.base }),
+    ...(spec.pacing === undefined ? {} : { pacing: spec.pacing }),
+  };
+  return prepared;
 }
