@@ -5,11 +5,12 @@
  * for the gateway's self-signed certificate. The one hand-written module of the TypeScript client; everything that
  * the catalogue describes (methods, argument checks, wire encoding, pacing limits, response types) is generated.
  *
- * Pacing (as the Python client's pacer counts): every request waits for a slot in the global limit (10 per second
- * through the gateway) and in its endpoint's bucket (a rate per period, or a number in flight), from the generated
- * pacing table. A request counts in a rate window from its start until its answer arrives (at most a quarter of a
- * second longer), since the server counts arrivals. All clients of a process talking to one server share the
- * limits, as IBKR counts per IP.
+ * Pacing: every request waits for a slot in the global limit (10 per second through the gateway) and in its
+ * endpoint's bucket (a rate per period, or a number in flight), from the generated pacing table. As the Python
+ * client's pacer counts, a request counts in a rate window from its start until its answer arrives, since the server
+ * counts arrivals and a request may reach it late; unlike it, without a cap on that time, as an event loop under
+ * load can hold a request back for longer. All clients of a process talking to one server share the limits, as IBKR
+ * counts per IP.
  *
  * Retry policy: a `safe` request is re-sent after a network error, a timeout, HTTP 429 or 5xx, after the server's
  * `Retry-After` when it gives one (a longer wait than `maxRetryAfterMs` fails at once), else with exponential
@@ -108,7 +109,7 @@ interface Answer {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-const SEND_JITTER_MS = 250;
+const SEND_JITTER_MS = 250; // a request in flight counts at least this long after its start
 const SAFETY_MS = 50;
 
 interface Entry {
@@ -124,15 +125,16 @@ class Window {
     readonly per: number,
   ) {}
 
-  private time(e: Entry): number {
-    return e.end ?? e.start + SEND_JITTER_MS;
+  /** The latest moment the server can have counted `e`: its answer's arrival, or now while it is in flight. */
+  private time(e: Entry, now: number): number {
+    return e.end ?? Math.max(e.start + SEND_JITTER_MS, now);
   }
 
-  /** Milliseconds to wait before a start is allowed (0: now). An upper bound while requests are in flight. */
+  /** Milliseconds to wait before a start is allowed (0: now); an answer arriving meanwhile may shorten it. */
   delay(now: number): number {
-    this.entries = this.entries.filter((e) => now - this.time(e) < this.per);
+    this.entries = this.entries.filter((e) => now - this.time(e, now) < this.per);
     if (this.entries.length < this.rate) return 0;
-    const times = this.entries.map((e) => this.time(e)).sort((a, b) => a - b);
+    const times = this.entries.map((e) => this.time(e, now)).sort((a, b) => a - b);
     return times[times.length - this.rate]! + this.per - now;
   }
 
@@ -143,7 +145,7 @@ class Window {
   }
 
   finish(entry: Entry, now: number): void {
-    entry.end = Math.min(now, entry.start + SEND_JITTER_MS);
+    entry.end = Math.max(now, entry.start + SEND_JITTER_MS);
   }
 }
 
