@@ -3,22 +3,32 @@
 It validates and encodes the arguments (`wire.prepare`), runs the endpoint's preflight once per client, and sends
 the request through the transport with the endpoint's retry policy and pacing bucket. With OAuth, it makes sure a
 live session token exists before sending and renews it once after a 401.
+
+The steps are flows (`flow.py`), written once: `ClientCore` drives them with blocking I/O, and the asyncio client's
+`AsyncClientCore` (`aio/core.py`) drives the same generators with its own transport.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from .endpoint import EndpointSpec
-from .errors import ClientClosedError, ExternalBrokerError, NotAuthenticatedError
+from .errors import ApiConnectionError, ClientClosedError, ExternalBrokerError, NotAuthenticatedError
+from .flow import Flow, run
+from .policy import mask_account_ids
 from .result import Result
 from .transport import Transport
 from .wire import PreparedCall, prepare
 
 if TYPE_CHECKING:
     from .oauth import OAuth1aSigner
+
+logger = logging.getLogger("ibkr_sdk")
 
 ACCOUNTS_FIRST = "receive_brokerage_accounts"
 
@@ -28,8 +38,93 @@ def _asks_for_accounts(exc: ExternalBrokerError) -> bool:
     return "/accounts first" in (exc.message or "").lower()
 
 
+def call_flow(api: Any, spec: EndpointSpec, args: Mapping[str, Any], method_name: str | None) -> Flow[Result]:
+    """One endpoint call: checks, preflight, the request, and the one resend IBKR's session restart calls for."""
+    if api._transport.closed:
+        raise ClientClosedError(f"{method_name or spec.name}(): the client is closed")
+    call = prepare(spec, args, api.account_id, method_name)
+    if spec.preflight and api._auto_preflight:
+        try:
+            yield from preflight_flow(api, spec)
+        except ExternalBrokerError as exc:
+            # Name the call the user made: the preflight request is an implementation detail.
+            exc.preflight = exc.preflight or ", ".join(spec.preflight)
+            exc.args = (f"{method_name or spec.name}(): its preflight request failed: {exc}",)
+            raise
+    try:
+        result: Result = yield from send_flow(api, spec, call)
+    except ExternalBrokerError as exc:
+        if not (api._auto_preflight and ACCOUNTS_FIRST in spec.preflight and _asks_for_accounts(exc)):
+            raise
+        # The gateway started a new session and refused the request until /iserver/accounts is called again:
+        # nothing was processed, so run the preflight again and resend once.
+        api._preflight_done.discard(ACCOUNTS_FIRST)
+        yield from preflight_flow(api, spec)
+        result = yield from send_flow(api, spec, call)
+    result.endpoint = spec.name  # lets result.parsed() find the endpoint's response model
+    # A successful call also satisfies the preflight of endpoints that name this one.
+    api._preflight_done.add(spec.name)
+    return result
+
+
+def send_flow(api: Any, spec: EndpointSpec, call: PreparedCall, headers: dict[str, str] | None = None) -> Flow[Result]:
+    """Send one prepared call; with `auto_recreate_session`, a connection failure drops the pooled connections
+    (and cookies) so the next request starts afresh; with `log_responses`, the answer is logged."""
+    try:
+        result: Result = yield from _signed_send_flow(api, spec, call, headers)
+    except ApiConnectionError:
+        if api.auto_recreate_session:
+            api._recreate_session()  # drop the connections the failure may have left broken
+        raise
+    if api.log_responses:
+        text = f"{call.method} {call.path} -> {result.data!r}"
+        logger.info(mask_account_ids(text) if api.mask_account_ids else text)
+    return result
+
+
+def _signed_send_flow(api: Any, spec: EndpointSpec, call: PreparedCall, headers: dict[str, str] | None) -> Flow[Result]:
+    transport = api._transport
+    signer = api._oauth_signer
+    if signer is None:
+        result: Result = yield transport.send(call, retry_safe=spec.retry_safe, pacing=spec.pacing, headers=headers)
+        return result
+    from .oauth_client import ensure_token_flow, renew_after_401_flow
+
+    yield from ensure_token_flow(api)
+    used_expiry = signer.expires_at
+    try:
+        result = yield transport.send(call, retry_safe=spec.retry_safe, pacing=spec.pacing, headers=headers)
+        return result
+    except NotAuthenticatedError as exc:
+        if exc.status_code != 401:
+            raise
+    # A 401 means the request was refused, not processed: renew the token once and send it again.
+    yield from renew_after_401_flow(api, used_expiry)
+    result = yield transport.send(call, retry_safe=spec.retry_safe, pacing=spec.pacing, headers=headers)
+    return result
+
+
+def preflight_flow(api: Any, spec: EndpointSpec) -> Flow[None]:
+    """Call the endpoints `spec` requires first, once per client (under the client's preflight lock)."""
+    missing = [name for name in spec.preflight if name not in api._preflight_done]
+    if not missing:
+        return
+    lock = api._preflight_lock
+    yield api._acquire(lock)
+    try:
+        for name in missing:
+            if name in api._preflight_done:
+                continue
+            target = api._endpoints[name]
+            yield from send_flow(api, target, prepare(target, {}, api.account_id))
+            api._preflight_done.add(name)
+    finally:
+        lock.release()
+
+
 class ClientCore:
-    """State shared by all endpoint mixins. `IbkrClient.__init__` sets it up."""
+    """State shared by all endpoint mixins, and the blocking driver of the flows. `IbkrClient.__init__` sets it
+    up."""
 
     account_id: str | None
     _transport: Transport
@@ -38,63 +133,46 @@ class ClientCore:
     _preflight_done: set[str]
     _preflight_lock: threading.Lock
     _oauth_signer: OAuth1aSigner | None = None
+    mask_account_ids: bool = False
+    auto_recreate_session: bool = True
+    log_responses: bool = False
 
     def _call(self, spec: EndpointSpec, args: Mapping[str, Any], *, method_name: str | None = None) -> Result:
-        if self._transport.closed:
-            raise ClientClosedError(f"{method_name or spec.name}(): the client is closed")
-        call = prepare(spec, args, self.account_id, method_name)
-        if spec.preflight and self._auto_preflight:
-            try:
-                self._run_preflight(spec)
-            except ExternalBrokerError as exc:
-                # Name the call the user made: the preflight request is an implementation detail.
-                exc.preflight = exc.preflight or ", ".join(spec.preflight)
-                exc.args = (f"{method_name or spec.name}(): its preflight request failed: {exc}",)
-                raise
-        try:
-            result = self._send(spec, call)
-        except ExternalBrokerError as exc:
-            if not (self._auto_preflight and ACCOUNTS_FIRST in spec.preflight and _asks_for_accounts(exc)):
-                raise
-            # The gateway started a new session and refused the request until /iserver/accounts is called again:
-            # nothing was processed, so run the preflight again and resend once.
-            self._preflight_done.discard(ACCOUNTS_FIRST)
-            self._run_preflight(spec)
-            result = self._send(spec, call)
-        result.endpoint = spec.name  # lets result.parsed() find the endpoint's response model
-        # A successful call also satisfies the preflight of endpoints that name this one.
-        self._preflight_done.add(spec.name)
-        return result
+        return run(call_flow(self, spec, args, method_name))
 
     def _send(self, spec: EndpointSpec, call: PreparedCall, headers: dict[str, str] | None = None) -> Result:
-        signer = self._oauth_signer
-        if signer is None:
-            return self._transport.send(call, retry_safe=spec.retry_safe, pacing=spec.pacing, headers=headers)
-        self._ensure_token()
-        used_expiry = signer.expires_at
-        try:
-            return self._transport.send(call, retry_safe=spec.retry_safe, pacing=spec.pacing, headers=headers)
-        except NotAuthenticatedError as exc:
-            if exc.status_code != 401:
-                raise
-            # A 401 means the request was refused, not processed: renew the token once and send it again.
-            self._renew_after_401(used_expiry)
-            return self._transport.send(call, retry_safe=spec.retry_safe, pacing=spec.pacing, headers=headers)
-
-    def _ensure_token(self) -> None:
-        raise NotImplementedError  # provided by the OAuth overlay
-
-    def _renew_after_401(self, used_expiry: float | None) -> None:
-        raise NotImplementedError  # provided by the OAuth overlay
+        return run(send_flow(self, spec, call, headers))
 
     def _run_preflight(self, spec: EndpointSpec) -> None:
-        missing = [name for name in spec.preflight if name not in self._preflight_done]
-        if not missing:
-            return
-        with self._preflight_lock:
-            for name in missing:
-                if name in self._preflight_done:
-                    continue
-                target = self._endpoints[name]
-                self._send(target, prepare(target, {}, self.account_id))
-                self._preflight_done.add(name)
+        run(preflight_flow(self, spec))
+
+    def _recreate_session(self) -> None:
+        """Close the pooled connections and forget cookies (what `make_session()` does)."""
+        session = self._transport.session
+        session.close()
+        session.cookies.clear()
+
+    # -- what flows yield (see flow.py): done at once here --------------------------------------------------------
+
+    @staticmethod
+    def _sleep(seconds: float) -> None:
+        time.sleep(seconds)
+
+    @staticmethod
+    def _acquire(lock: Any) -> None:
+        lock.acquire()
+
+    @staticmethod
+    def _gather(thunks: Sequence[Callable[[], Any]], limit: int) -> list[Any]:
+        """Run the thunks on at most `limit` threads; each result or exception, in order."""
+
+        def one(thunk: Callable[[], Any]) -> Any:
+            try:
+                return thunk()
+            except Exception as exc:  # given back in place of the result
+                return exc
+
+        if len(thunks) <= 1 or limit <= 1:
+            return [one(t) for t in thunks]
+        with ThreadPoolExecutor(max_workers=limit) as pool:
+            return list(pool.map(one, thunks))
