@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 import requests
 import urllib3
+from requests import exceptions as _errors
 
 from . import policy
 from .errors import ApiConnectionError, ClientClosedError, ExternalBrokerError
@@ -41,6 +42,12 @@ from .result import Result
 from .wire import PreparedCall
 
 logger = logging.getLogger("ibkr_sdk")
+
+_REAL_REQUEST = requests.request
+"""`requests.request` as imported. When `requests.request` on this module is anything else at call time (a test
+patched `ibkr_sdk.lib.transport.requests` or `requests.request`, as the peer's dry-run examples patch
+`ibind.base.rest_client.requests`), every request goes to that stand-in instead of the network."""
+_RESPONSE = requests.Response
 
 _USER_AGENT = "ibkr_sdk"
 _MAX_LOGGED_BODY = 2000
@@ -66,7 +73,7 @@ _NOT_SENDABLE = (
 def _nothing_sent(exc: BaseException) -> bool:
     """True when the failure happened before any byte of the request reached the server: while building the
     request, while connecting, or during the TLS handshake."""
-    if isinstance(exc, (requests.exceptions.ConnectTimeout, *_NOT_SENDABLE)):
+    if isinstance(exc, (_errors.ConnectTimeout, *_NOT_SENDABLE)):
         return True
     seen: set[int] = set()
     pending: list[BaseException | None] = [exc]
@@ -288,6 +295,11 @@ class TransportBase:
         self.policy.max_retry_after = value
 
     @property
+    def stand_in(self) -> bool:
+        """True while requests go to a stand-in for `requests` (a dry run): see `Transport.stand_in`."""
+        return False
+
+    @property
     def closed(self) -> bool:
         return self._closed.is_set()
 
@@ -343,6 +355,12 @@ class Transport(TransportBase):
         session.headers.update({"User-Agent": _USER_AGENT, "Accept": "application/json"})
         self.session = session
 
+    @property
+    def stand_in(self) -> bool:
+        """True while `requests.request` is replaced (e.g. by `unittest.mock.patch`): requests go to the stand-in,
+        not to the network, and the client sends only what the called method itself sends (no preflight)."""
+        return requests.request is not _REAL_REQUEST
+
     def last_start(self) -> float | None:
         """When this thread's latest request left the pacer (monotonic seconds), if it was paced."""
         return self.pacer.last_start()
@@ -360,15 +378,15 @@ class Transport(TransportBase):
         if isinstance(exc, _NOT_SENDABLE):
             kind, detail, text = policy.UNBUILDABLE, type(exc).__name__, str(exc)
         elif _nothing_sent(exc):
-            if isinstance(exc, requests.exceptions.Timeout):
+            if isinstance(exc, _errors.Timeout):
                 kind = policy.CONNECT_TIMEOUT
-            elif isinstance(exc, requests.exceptions.SSLError):
+            elif isinstance(exc, _errors.SSLError):
                 kind = policy.TLS
             else:
                 kind = policy.CONNECT
             detail, text = type(cause).__name__, str(cause)
         else:
-            kind = policy.READ_TIMEOUT if isinstance(exc, requests.exceptions.Timeout) else policy.BROKEN
+            kind = policy.READ_TIMEOUT if isinstance(exc, _errors.Timeout) else policy.BROKEN
             detail, text = type(cause).__name__, str(cause)
         return policy.connection_failure(
             kind, call, address=self.address, timeout=self.timeout, detail=detail, cause=text, mask=self.mask_accounts
@@ -405,6 +423,8 @@ class Transport(TransportBase):
             else:
                 resp, failure = self._attempt(call, url, kwargs, headers, signer, debug)
             if resp is not None:
+                if not isinstance(resp, _RESPONSE):
+                    return self._stand_in_result(resp, call, policy.request_info(call, url))
                 if resp.status_code not in RETRY_STATUSES:
                     return self._result(resp, call, policy.request_info(call, url))
                 failure = self._status_error(resp, call)
@@ -434,15 +454,19 @@ class Transport(TransportBase):
         if debug:
             started = time.perf_counter()
             self._log_request(call)
+        request = requests.request  # looked up at call time: a patched `requests` intercepts every request
         try:
-            resp = self.session.request(call.method, url, **kwargs)
-        except requests.exceptions.RequestException as exc:
+            if request is _REAL_REQUEST:
+                resp = self.session.request(call.method, url, **kwargs)
+            else:
+                resp = request(call.method, url, verify=self.session.verify, **kwargs)
+        except _errors.RequestException as exc:
             if self._closed.is_set():
                 return None, self._closed_error(call, maybe_sent=not _nothing_sent(exc))
             failure = self._transport_failure(exc, call)
             failure.__cause__ = exc
             return None, failure
-        if debug:
+        if debug and isinstance(resp, _RESPONSE):
             elapsed_ms = (time.perf_counter() - started) * 1000
             self._log(
                 "<- %s %s %d (%d bytes, %.1f ms)",
@@ -453,6 +477,21 @@ class Transport(TransportBase):
                 elapsed_ms,
             )
         return resp, None
+
+    def _stand_in_result(self, resp: Any, call: PreparedCall, request_info: dict[str, Any]) -> Result:
+        """The answer of a stand-in for `requests` (a mock in a dry run), read as the peer read answers:
+        `raise_for_status()`, then `json()`."""
+        try:
+            resp.raise_for_status()
+        except _errors.HTTPError as exc:
+            status = getattr(resp, "status_code", None)
+            raise ExternalBrokerError(
+                f"the stand-in for requests answered with an error ({exc})",
+                status_code=status if isinstance(status, int) else None,
+                method=call.method,
+                path=self._mask(call.path),
+            ) from exc
+        return Result(data=resp.json(), request=request_info)
 
     def _status_error(self, resp: requests.Response, call: PreparedCall) -> ExternalBrokerError:
         return policy.status_error(
