@@ -108,7 +108,11 @@ class Waiters:
             return
         with self._lock:
             waiting, self._futures = self._futures, []
+        here = asyncio._get_running_loop()
         for loop, future in waiting:
+            if loop is here:
+                _wake(future)  # on that loop's own thread: no need to wake its selector
+                continue
             try:
                 loop.call_soon_threadsafe(_wake, future)
             except RuntimeError:  # that loop is closed

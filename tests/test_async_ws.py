@@ -112,3 +112,24 @@ def test_sync_shutdown_right_after_unsubscribe_sends_the_unsubscribe_frame(sim: 
         client.shutdown()
         rest.close()
     assert wait_until(lambda: received(sim, "umd") == [f"umd+{AAPL}+{{}}"], 2)
+
+
+def test_the_example_bot_runs_against_the_simulator() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "examples" / "async_bot.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--seconds", "20"], capture_output=True, text=True, timeout=90, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "placing a bracket order" in proc.stdout and "socket: order" in proc.stdout
+
+
+def test_the_pytest_fixture_serves_asyncio_runs(ibkr_async_client: AsyncIbkrClient) -> None:
+    async def one() -> Any:
+        return (await ibkr_async_client.stock_conid_by_symbol("AAPL")).data
+
+    assert asyncio.run(one()) == {"AAPL": int(AAPL)}
+    assert asyncio.run(one()) == {"AAPL": int(AAPL)}, "a second loop gets a session of its own"

@@ -46,7 +46,20 @@ logger = logging.getLogger("ibkr_sdk")
 
 _LAST_START: contextvars.ContextVar[float | None] = contextvars.ContextVar("ibkr_sdk_last_start", default=None)
 
-_Answer = tuple[int, Mapping[str, str], bytes, str | None, str]  # status, headers, body, reason, charset
+_Answer = tuple[int, Mapping[str, str], bytes, str | None]  # status, headers, body, reason
+
+
+def _text(content: bytes, headers: Mapping[str, str]) -> str:
+    """The body as text, in the charset its Content-Type names (UTF-8 when none): read only when needed."""
+    charset = "utf-8"
+    for part in headers.get("Content-Type", "").split(";")[1:]:
+        key, _, value = part.strip().partition("=")
+        if key.lower() == "charset" and value:
+            charset = value.strip('"')
+    try:
+        return content.decode(charset, "replace")
+    except LookupError:
+        return content.decode("utf-8", "replace")
 
 
 class AsyncTransport(TransportBase):
@@ -195,7 +208,7 @@ class AsyncTransport(TransportBase):
             raise self._closed_error(call, maybe_sent=False)
         url = self.base_url + call.path
         target = url + "?" + urlencode(call.query) if call.query else url
-        request_headers = dict(headers or {})
+        request_headers: dict[str, str] | None = dict(headers) if headers else None
         body: bytes | None = None
         if call.body is not None:
             try:
@@ -210,13 +223,13 @@ class AsyncTransport(TransportBase):
                     cause=str(exc),
                     mask=self.mask_accounts,
                 ) from exc
-            request_headers["Content-Type"] = "application/json"
+            request_headers = {**(request_headers or {}), "Content-Type": "application/json"}
         signer = self.signer if sign else None
         attempt = 0
         while True:
             if signer is not None:
                 # Fresh signature (nonce, timestamp) on every attempt.
-                request_headers.update(signer(call.method, url, call.query))
+                request_headers = {**(request_headers or {}), **signer(call.method, url, call.query)}
             ticket = await self._pace(pacing) if self._paced else None
             try:
                 answer, failure = await self._attempt(call, target, body, request_headers)
@@ -224,9 +237,9 @@ class AsyncTransport(TransportBase):
                 if ticket is not None:
                     ticket.done()
             if answer is not None:
-                status, answer_headers, content, reason, charset = answer
+                status, answer_headers, content, reason = answer
 
-                text = functools.partial(content.decode, charset or "utf-8", "replace")
+                text = functools.partial(_text, content, answer_headers)
 
                 if status not in RETRY_STATUSES:
                     if not 200 <= status < 300:
@@ -256,7 +269,7 @@ class AsyncTransport(TransportBase):
                 raise self._closed_error(call, maybe_sent=False) from failure
 
     async def _attempt(
-        self, call: PreparedCall, target: str, body: bytes | None, headers: Mapping[str, str]
+        self, call: PreparedCall, target: str, body: bytes | None, headers: Mapping[str, str] | None
     ) -> tuple[_Answer | None, ExternalBrokerError | None]:
         """One try: the answer, or None and the error."""
         if self._closed.is_set():
@@ -270,7 +283,7 @@ class AsyncTransport(TransportBase):
                 call.method, URL(target, encoded=True), data=body, headers=headers, proxy=self._proxy
             ) as resp:
                 content = await resp.read()
-                answer: _Answer = (resp.status, resp.headers, content, resp.reason, resp.charset or "")
+                answer: _Answer = (resp.status, resp.headers, content, resp.reason)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
             if self._closed.is_set():
                 return None, self._closed_error(call, maybe_sent=not isinstance(exc, aiohttp.ClientConnectorError))
