@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 ROUNDS = 21
 CALLS = 200
-WS_ROUNDS = 3
+WS_ROUNDS = 5
 WS_FRAMES = 20_000
 
 

@@ -20,11 +20,13 @@ without blocking its loop.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import threading
 from collections.abc import Awaitable, Callable, Generator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:  # asyncio is imported where it is used: `import ibkr_sdk` does not load it
+    import asyncio
 
 T = TypeVar("T")
 
@@ -65,6 +67,8 @@ async def arun(flow: Flow[T]) -> T:
 
 async def gather_limited(thunks: list[Callable[[], Awaitable[Any]]], limit: int) -> list[Any]:
     """Await every thunk's awaitable, at most `limit` at once; each result or exception, in order."""
+    import asyncio
+
     semaphore = asyncio.Semaphore(max(1, limit))
 
     async def one(thunk: Callable[[], Awaitable[Any]]) -> Any:
@@ -87,6 +91,8 @@ class Waiters:
 
     async def wait(self, timeout: float) -> None:
         """Wait for the next notification, at most `timeout` seconds."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         entry = (loop, future)
@@ -106,6 +112,8 @@ class Waiters:
     def notify_all(self) -> None:
         if not self._futures:
             return
+        import asyncio
+
         with self._lock:
             waiting, self._futures = self._futures, []
         here = asyncio._get_running_loop()

@@ -17,7 +17,6 @@ stable message id and a phrase of its text. `answers` may name a question by `Qu
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 import functools
 import logging
@@ -30,7 +29,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._client_base import GeneratedEndpoints
 from .endpoint import EndpointSpec
@@ -49,6 +48,9 @@ from .errors import (
 )
 from .flow import Flow, SharedLock, Waiters, run
 from .result import Result
+
+if TYPE_CHECKING:
+    import asyncio
 
 logger = logging.getLogger("ibkr_sdk")
 
@@ -660,6 +662,8 @@ class _LiveOrdersFeed:
         self, not_before: float, fetch: Callable[[], Awaitable[object]]
     ) -> tuple[Result | None, str]:
         """`snapshot` for an asyncio task: the fetch is a task of the running loop, and the wait does not block."""
+        import asyncio
+
         while True:
             with self._cond:
                 answered, value, failure, start = self._poll(not_before)

@@ -196,6 +196,7 @@ def test_a_caller_cancelled_while_waiting_for_the_order_lock_sends_nothing(sim: 
         task = asyncio.ensure_future(c.place_order(MKT, NO_DATA))
         await asyncio.sleep(0.1)
         task.cancel()
+        await asyncio.sleep(0.05)  # the cancellation reaches the caller while the lock is still held
         lock.release()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -304,3 +305,24 @@ def test_100_concurrent_paced_calls_draw_no_429_add_few_threads_and_never_block_
     assert len(results) == 100 and len(statuses) == 100 and 429 not in statuses
     assert peak - before <= 4, f"threads added during 100 concurrent calls: {peak - before}"
     assert heart.blocked_gaps() == [], "the loop was blocked (its heartbeat stopped while a thread kept ticking)"
+
+
+def test_pacing_counts_arrivals_when_answers_take_300_ms() -> None:
+    """Answers slower than the pacing period: requests still reach the server within its limits (no 429)."""
+    scale = 0.05  # 10 per 50 ms at the server; the answers take 300 ms
+    with Simulator(pacing=True, pacing_time_scale=scale, latency=0.3) as sim:
+
+        async def main() -> list[Any]:
+            async with AsyncIbkrClient(
+                url=sim.url, account_id=ACCOUNT, pacing_time_scale=scale, max_retries=0, timeout=5
+            ) as c:
+                await c.receive_brokerage_accounts()
+                return await asyncio.gather(
+                    *(c.live_marketdata_snapshot(conids=str(AAPL), fields="31") for _ in range(33)),
+                    return_exceptions=True,
+                )
+
+        outcomes = asyncio.run(main())
+        statuses = [r.status for r in sim.requests if r.endpoint == "live_marketdata_snapshot"]
+    assert not [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(statuses) == 33 and 429 not in statuses

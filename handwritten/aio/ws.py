@@ -60,9 +60,6 @@ class _EventQueue:
         items.append(event)
         self.waiters.notify_all()
 
-    def pop(self) -> events.WsEvent | None:
-        return self._items.popleft() if self._items else None
-
     def dropped(self) -> dict[str, int]:
         return self._drops.counts()
 
@@ -280,12 +277,12 @@ class AsyncIbkrWsClient:
         queue = self._queue
         if queue is None:
             raise RuntimeError("events(): this client sends its events to the sink it was given")
+        items = queue._items
         while True:
-            event = queue.pop()
-            if event is not None:
+            while items:  # drain what arrived before waiting again (most wake-ups bring many events)
+                event = items.popleft()
                 if not types or isinstance(event, types):
                     yield event
-                continue
             if self._stopped.is_set() or self._engine._task is None:
                 return
             await queue.waiters.wait(1.0)
