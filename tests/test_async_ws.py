@@ -36,7 +36,10 @@ def sim() -> Iterator[Simulator]:
 
 
 def test_streaming_through_async_for(sim: Simulator) -> None:
-    threads_before = threading.active_count()
+    def ours() -> list[str]:
+        return sorted(t.name for t in threading.enumerate() if not t.name.startswith("ibkr-simulator"))
+
+    threads_before = ours()
 
     async def main() -> dict[str, Any]:
         async with AsyncIbkrClient(url=sim.url, account_id=ACCOUNT, pacing=False) as rest:
@@ -57,7 +60,7 @@ def test_streaming_through_async_for(sim: Simulator) -> None:
                         break
                 quote = ws.quote(AAPL)
                 seen["quote"] = None if quote is None else (quote.number("31"), quote["bid_price"])
-                seen["threads"] = threading.active_count()
+                seen["threads"] = ours()
                 sent = ws.stats()["sent"]
                 await ws.unsubscribe(md.subscription)
                 seen["unsubscribed"] = ws.stats()["sent"] - sent  # handed to the socket when unsubscribe() returned
@@ -68,7 +71,7 @@ def test_streaming_through_async_for(sim: Simulator) -> None:
     seen = asyncio.run(main())
     assert seen["md"] >= 5 and seen["orders"] >= 1
     assert seen["quote"] is not None and seen["quote"][0] is not None
-    assert seen["threads"] <= threads_before + 1  # no thread of its own (the simulator may run one more)
+    assert seen["threads"] == threads_before, "no thread of its own"
     assert wait_until(lambda: received(sim, "umd") == [f"umd+{AAPL}+{{}}"], 2)
     assert seen["unsubscribed"] == 1
     assert seen["left_in"] < 3.0  # the client gives itself 0.9 s, then cancels; slack for a busy machine
