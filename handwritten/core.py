@@ -2,7 +2,8 @@
 
 It validates and encodes the arguments (`wire.prepare`), runs the endpoint's preflight once per client, and sends
 the request through the transport with the endpoint's retry policy and pacing bucket. With OAuth, it makes sure a
-live session token exists before sending and renews it once after a 401.
+live session token exists before sending and renews it once after a 401. A request refused because the brokerage
+session is closed waits for it to be re-opened (`recovery.py`) and is sent again when the catalogue allows.
 
 The steps are flows (`flow.py`), written once: `ClientCore` drives them with blocking I/O, and the asyncio client's
 `AsyncClientCore` (`aio/core.py`) drives the same generators with its own transport.
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .endpoint import EndpointSpec
 from .errors import ApiConnectionError, ClientClosedError, ExternalBrokerError, NotAuthenticatedError
 from .flow import Flow, run
+from .lifecycle import REOPEN_ENDPOINT, SESSION_ENDPOINTS, refused_for_session
 from .policy import mask_account_ids
 from .result import Result
 from .transport import Transport
@@ -27,6 +29,7 @@ from .wire import PreparedCall, prepare
 
 if TYPE_CHECKING:
     from .oauth import OAuth1aSigner
+    from .session_guard import SessionGuard
 
 logger = logging.getLogger("ibkr_sdk")
 
@@ -73,7 +76,7 @@ def send_flow(api: Any, spec: EndpointSpec, call: PreparedCall, headers: dict[st
     """Send one prepared call; with `auto_recreate_session`, a connection failure drops the pooled connections
     (and cookies) so the next request starts afresh; with `log_responses`, the answer is logged."""
     try:
-        result: Result = yield from _signed_send_flow(api, spec, call, headers)
+        result: Result = yield from _recovering_send_flow(api, spec, call, headers)
     except ApiConnectionError:
         if api.auto_recreate_session:
             api._recreate_session()  # drop the connections the failure may have left broken
@@ -84,25 +87,65 @@ def send_flow(api: Any, spec: EndpointSpec, call: PreparedCall, headers: dict[st
     return result
 
 
-def _signed_send_flow(api: Any, spec: EndpointSpec, call: PreparedCall, headers: dict[str, str] | None) -> Flow[Result]:
+def _recovering_send_flow(
+    api: Any, spec: EndpointSpec, call: PreparedCall, headers: dict[str, str] | None
+) -> Flow[Result]:
+    """The request; refused because the brokerage session closed, it waits for the session to be re-opened and is
+    sent once more if it is safe to repeat."""
+    if not api._auto_reauthenticate or spec.name in SESSION_ENDPOINTS:
+        if spec.name == REOPEN_ENDPOINT:
+            api._session_guard.note_asked()  # the user's own request: a re-open starting now waits for it
+        result: Result = yield from signed_send_flow(api, spec, call, headers)
+        return result
+    seen = api._session_guard.generation  # tells the guard whether someone re-opened after this was sent
+    try:
+        result = yield from signed_send_flow(api, spec, call, headers)
+        return result
+    except NotAuthenticatedError as exc:
+        if not refused_for_session(spec.name, call.path, exc.status_code, exc.message):
+            raise
+        refused = exc
+    from .recovery import recover_for_flow
+
+    # Refused, not processed: once the session is open again, a retry-safe request is sent again.
+    yield from recover_for_flow(api, spec, seen, refused)
+    result = yield from signed_send_flow(api, spec, call, headers)
+    return result
+
+
+def signed_send_flow(
+    api: Any,
+    spec: EndpointSpec,
+    call: PreparedCall,
+    headers: dict[str, str] | None = None,
+    *,
+    max_retries: int | None = None,
+) -> Flow[Result]:
+    """The transport's send, with OAuth: a live token first, and one renewal and resend after a 401."""
     transport = api._transport
     signer = api._oauth_signer
+    options: dict[str, Any] = {
+        "retry_safe": spec.retry_safe,
+        "pacing": spec.pacing,
+        "headers": headers,
+        "max_retries": max_retries,
+    }
     if signer is None:
-        result: Result = yield transport.send(call, retry_safe=spec.retry_safe, pacing=spec.pacing, headers=headers)
+        result: Result = yield transport.send(call, **options)
         return result
     from .oauth_client import ensure_token_flow, renew_after_401_flow
 
     yield from ensure_token_flow(api)
     used_expiry = signer.expires_at
     try:
-        result = yield transport.send(call, retry_safe=spec.retry_safe, pacing=spec.pacing, headers=headers)
+        result = yield transport.send(call, **options)
         return result
     except NotAuthenticatedError as exc:
         if exc.status_code != 401:
             raise
     # A 401 means the request was refused, not processed: renew the token once and send it again.
     yield from renew_after_401_flow(api, used_expiry)
-    result = yield transport.send(call, retry_safe=spec.retry_safe, pacing=spec.pacing, headers=headers)
+    result = yield transport.send(call, **options)
     return result
 
 
@@ -135,6 +178,8 @@ class ClientCore:
     _preflight_done: set[str]
     _preflight_lock: threading.Lock
     _oauth_signer: OAuth1aSigner | None = None
+    _auto_reauthenticate: bool = False
+    _session_guard: SessionGuard
     mask_account_ids: bool = False
     auto_recreate_session: bool = True
     log_responses: bool = False
@@ -147,6 +192,16 @@ class ClientCore:
 
     def _run_preflight(self, spec: EndpointSpec) -> None:
         run(preflight_flow(self, spec))
+
+    def _send_signed(
+        self,
+        spec: EndpointSpec,
+        call: PreparedCall,
+        headers: dict[str, str] | None = None,
+        *,
+        max_retries: int | None = None,
+    ) -> Result:
+        return run(signed_send_flow(self, spec, call, headers, max_retries=max_retries))
 
     def _recreate_session(self) -> None:
         """Close the pooled connections and forget cookies (what `make_session()` does)."""
@@ -163,6 +218,14 @@ class ClientCore:
     @staticmethod
     def _acquire(lock: Any) -> None:
         lock.acquire()
+
+    def _pause(self, seconds: float, cancel: threading.Event | None = None) -> bool:
+        """Wait `seconds` unless `cancel` is set or the client closed meanwhile; True when stopped early."""
+        return cancel.wait(seconds) if cancel is not None else self._transport.pause(seconds)
+
+    @staticmethod
+    def _guarded_reopen(guard: SessionGuard, seen: int, attempt: Callable[[], Flow[Any]], refusal: int | None) -> Any:
+        return guard.reopen(seen, lambda: run(attempt()), refusal)
 
     @staticmethod
     def _gather(thunks: Sequence[Callable[[], Any]], limit: int) -> list[Any]:

@@ -228,11 +228,13 @@ class RetryPolicy:
         base: float = min(self.max_backoff, self.retry_backoff * (2 ** (attempt - 1)))
         return base * (0.5 + random.random() / 2)  # jitter: spread retries of many callers
 
-    def delay(self, failure: ExternalBrokerError, *, retry_safe: bool, attempt: int) -> float | None:
+    def delay(
+        self, failure: ExternalBrokerError, *, retry_safe: bool, attempt: int, max_retries: int | None = None
+    ) -> float | None:
         """Seconds to wait before attempt number `attempt + 1`, or None: give up and raise `failure`.
 
         `failure` is the error of attempt number `attempt` (0 for the first try): a connection failure, or the
-        error of an answer whose status is in `RETRY_STATUSES`.
+        error of an answer whose status is in `RETRY_STATUSES`. `max_retries` overrides the policy's for one call.
         """
         if isinstance(failure, ClientClosedError):
             return None
@@ -240,11 +242,13 @@ class RetryPolicy:
         if isinstance(failure, ApiConnectionError):
             may_retry = retry_safe or not failure.maybe_sent
         else:
-            may_retry = retry_safe
+            # A new brokerage session refuses with 500 until /iserver/accounts is called: waiting does not help
+            # (the client calls it and sends again, see core.py).
+            may_retry = retry_safe and "/accounts first" not in failure.message.lower()
             if isinstance(failure, RateLimitedError) and failure.retry_after is not None:
                 if failure.retry_after > self.max_retry_after:
                     return None
                 wait = failure.retry_after
-        if not may_retry or attempt >= self.max_retries:
+        if not may_retry or attempt >= (self.max_retries if max_retries is None else max_retries):
             return None
         return wait if wait is not None else self.backoff(attempt + 1)

@@ -303,6 +303,11 @@ class TransportBase:
     def closed(self) -> bool:
         return self._closed.is_set()
 
+    def pause(self, seconds: float) -> bool:
+        """Wait `seconds` unless the transport is closed meanwhile; True when it is closed (blocking: the sync
+        client's; the asyncio client waits with `AsyncClientCore._pause`)."""
+        return self._closed.wait(seconds)
+
     def _closed_error(self, call: PreparedCall, *, maybe_sent: bool) -> ClientClosedError:
         return policy.closed_error(call, maybe_sent=maybe_sent, mask=self.mask_accounts)
 
@@ -325,14 +330,21 @@ class TransportBase:
         body = "" if call.body is None else " " + json.dumps(call.body, default=str)[:_MAX_LOGGED_BODY]
         self._log("-> %s %s %s%s", call.method, call.path, call.query or "", body)
 
-    def _log_retry(self, call: PreparedCall, delay: float, attempt: int, failure: ExternalBrokerError) -> None:
+    def _log_retry(
+        self,
+        call: PreparedCall,
+        delay: float,
+        attempt: int,
+        failure: ExternalBrokerError,
+        max_retries: int | None = None,
+    ) -> None:
         (self._log_info if self.verbose_retries else self._log)(
             "retrying %s %s in %.2f s (attempt %d of %d): %s",
             call.method,
             call.path,
             delay,
             attempt,
-            self.max_retries,
+            self.max_retries if max_retries is None else max_retries,
             failure,
         )
 
@@ -400,6 +412,7 @@ class Transport(TransportBase):
         pacing: str | None = None,
         headers: Mapping[str, str] | None = None,
         sign: bool = True,
+        max_retries: int | None = None,
     ) -> Result:
         if self._closed.is_set():
             raise self._closed_error(call, maybe_sent=False)
@@ -428,11 +441,11 @@ class Transport(TransportBase):
                 if resp.status_code not in RETRY_STATUSES:
                     return self._result(resp, call, policy.request_info(call, url))
                 failure = self._status_error(resp, call)
-            delay = self.policy.delay(failure, retry_safe=retry_safe, attempt=attempt)
+            delay = self.policy.delay(failure, retry_safe=retry_safe, attempt=attempt, max_retries=max_retries)
             if delay is None:
                 raise failure
             attempt += 1
-            self._log_retry(call, delay, attempt, failure)
+            self._log_retry(call, delay, attempt, failure, max_retries)
             if self._closed.wait(delay):
                 raise self._closed_error(call, maybe_sent=False) from failure
 

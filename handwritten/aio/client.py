@@ -32,6 +32,7 @@ from ..compat import _is_one_order, _single_order_result, health_check_flow, req
 from ..endpoint import EndpointSpec
 from ..errors import ClientClosedError, OrderStateUnknownError
 from ..flow import Flow, arun
+from ..lifecycle import Verdict
 from ..marketdata import (
     SNAPSHOT_ATTEMPTS,
     SNAPSHOT_INTERVAL,
@@ -60,6 +61,7 @@ from ..orders import (
 )
 from ..policy import mask_account_ids
 from ..portfolio import positions_all_flow
+from ..recovery import keep_alive_flow, restore_session_flow
 from ..result import Result
 from ..session import authentication_status_flow, check_auth_status_flow, check_health_flow, tickle_flow
 from ..stock_query import StockQueries, StockQuery, security_stocks_flow, stock_conid_flow
@@ -154,6 +156,7 @@ class AsyncIbkrClient(ClientSetup, AsyncGeneratedEndpoints):
         max_pacing_wait: float | None = None,
         mask_account_ids: bool = False,
         auto_suppress: bool = False,
+        auto_reauthenticate: bool | None = None,
     ) -> None:
         self._oauth_pending: OAuth1aConfig | None = None
         self._oauth_task: asyncio.Task[None] | None = None
@@ -180,6 +183,7 @@ class AsyncIbkrClient(ClientSetup, AsyncGeneratedEndpoints):
             max_pacing_wait=max_pacing_wait,
             mask_account_ids=mask_account_ids,
             auto_suppress=auto_suppress,
+            auto_reauthenticate=auto_reauthenticate,
         )
 
     # -- construction hooks (ClientSetup) -------------------------------------------------------------------------
@@ -271,6 +275,13 @@ class AsyncIbkrClient(ClientSetup, AsyncGeneratedEndpoints):
     ) -> Coroutine[Any, Any, tuple[Result | None, str]]:
         return feed.snapshot_async(not_before, lambda: self.live_orders(account_id=account_id))
 
+    async def _restore_session(
+        self, seen: int | None = None, cancel: threading.Event | None = None, refusal: int | None = None
+    ) -> Verdict:
+        """Re-open the brokerage session if it can (once at a time per gateway, with every client of the process);
+        the streaming client calls it when the socket reports the session closed."""
+        return await arun(restore_session_flow(self, seen, cancel, refusal))
+
     # -- the tickler: an asyncio task -----------------------------------------------------------------------------
 
     def start_tickler(self, interval: float | None = None) -> None:
@@ -300,7 +311,7 @@ class AsyncIbkrClient(ClientSetup, AsyncGeneratedEndpoints):
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.tickle()
+                await arun(keep_alive_flow(self))  # a tickle that also re-opens a dropped brokerage session
             except ClientClosedError:
                 return  # the client was closed during the tick: nothing more to keep alive
             except Exception as exc:  # keep ticking: the next tick may succeed

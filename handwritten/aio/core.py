@@ -10,14 +10,18 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..core import call_flow, preflight_flow, send_flow
+from ..core import call_flow, preflight_flow, send_flow, signed_send_flow
 from ..endpoint import EndpointSpec
 from ..flow import SharedLock, arun, gather_limited
 from ..result import Result
 from ..wire import PreparedCall
 
 if TYPE_CHECKING:
+    import threading
+
+    from ..flow import Flow
     from ..oauth import OAuth1aSigner
+    from ..session_guard import SessionGuard
     from .transport import AsyncTransport
 
 
@@ -32,6 +36,8 @@ class AsyncClientCore:
     _preflight_done: set[str]
     _preflight_lock: asyncio.Lock
     _oauth_signer: OAuth1aSigner | None = None
+    _auto_reauthenticate: bool = False
+    _session_guard: SessionGuard
     mask_account_ids: bool = False
     auto_recreate_session: bool = True
     log_responses: bool = False
@@ -44,6 +50,16 @@ class AsyncClientCore:
 
     async def _run_preflight(self, spec: EndpointSpec) -> None:
         await arun(preflight_flow(self, spec))
+
+    async def _send_signed(
+        self,
+        spec: EndpointSpec,
+        call: PreparedCall,
+        headers: dict[str, str] | None = None,
+        *,
+        max_retries: int | None = None,
+    ) -> Result:
+        return await arun(signed_send_flow(self, spec, call, headers, max_retries=max_retries))
 
     def _recreate_session(self) -> None:
         self._transport.reset()
@@ -60,6 +76,24 @@ class AsyncClientCore:
             return lock.acquire_async()
         acquired: Awaitable[Any] = lock.acquire()  # an asyncio.Lock of this client
         return acquired
+
+    async def _pause(self, seconds: float, cancel: threading.Event | None = None) -> bool:
+        """Wait `seconds` unless `cancel` is set or the client closed meanwhile (looked at every 50 ms, since
+        neither can wake a task); True when stopped early."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while True:
+            if (cancel is not None and cancel.is_set()) or self._transport.closed:
+                return True
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return False
+            await asyncio.sleep(min(left, 0.05))
+
+    @staticmethod
+    def _guarded_reopen(
+        guard: SessionGuard, seen: int, attempt: Callable[[], Flow[Any]], refusal: int | None
+    ) -> Awaitable[Any]:
+        return guard.reopen_async(seen, lambda: arun(attempt()), refusal)
 
     @staticmethod
     def _gather(thunks: Sequence[Callable[[], Awaitable[Any]]], limit: int) -> Awaitable[list[Any]]:

@@ -203,6 +203,7 @@ class AsyncTransport(TransportBase):
         pacing: str | None = None,
         headers: Mapping[str, str] | None = None,
         sign: bool = True,
+        max_retries: int | None = None,
     ) -> Result:
         if self._closed.is_set():
             raise self._closed_error(call, maybe_sent=False)
@@ -259,11 +260,11 @@ class AsyncTransport(TransportBase):
                     status, answer_headers, content, text, reason, call, mask=self.mask_accounts
                 )
             assert failure is not None
-            delay = self.policy.delay(failure, retry_safe=retry_safe, attempt=attempt)
+            delay = self.policy.delay(failure, retry_safe=retry_safe, attempt=attempt, max_retries=max_retries)
             if delay is None:
                 raise failure
             attempt += 1
-            self._log_retry(call, delay, attempt, failure)
+            self._log_retry(call, delay, attempt, failure, max_retries)
             await asyncio.sleep(delay)
             if self._closed.is_set():
                 raise self._closed_error(call, maybe_sent=False) from failure

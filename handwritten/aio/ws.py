@@ -24,6 +24,7 @@ from typing import Any
 
 from ..client import IbkrClient
 from ..flow import Waiters
+from ..lifecycle import Verdict, explain
 from ..ws import _topics, events
 from ..ws._state import WsState
 from ..ws.client import IbkrWsClient
@@ -65,9 +66,56 @@ class _EventQueue:
 
 
 class _Engine(IbkrWsClient):
-    """`IbkrWsClient` whose connection loop is a task of the caller's loop, with a non-blocking handshake."""
+    """`IbkrWsClient` whose connection loop is a task of the caller's loop, with a non-blocking handshake and
+    session recovery."""
 
     _task: asyncio.Task[None] | None = None
+    _recovery_task: asyncio.Task[None] | None = None
+
+    def _start_recovery(self) -> None:
+        """As `IbkrWsClient._start_recovery`, as a task of the loop instead of a thread."""
+        if self._stopping or not getattr(self._ibkr_client, "_auto_reauthenticate", False):
+            return
+        self._recover_again = True
+        running = self._recovery_task
+        if running is not None and not running.done():
+            return  # it looks again when it is through
+        self._recovery_task = asyncio.ensure_future(self._recover_async())
+
+    async def _recover_async(self) -> None:
+        stop = self._recovery_stop
+        while not stop.is_set():
+            self._recover_again = False
+            verdict = await self._recover_once_async()
+            if self._recover_again:
+                continue  # another sts came meanwhile: look at the session afresh
+            if verdict is Verdict.OPEN or verdict is Verdict.UNKNOWN or verdict.needs_a_person:
+                return
+            if self._session is not Verdict.CLOSED:
+                return
+            await asyncio.sleep(1.0)
+
+    async def _recover_once_async(self) -> Verdict:
+        client: Any = self._ibkr_client
+        try:
+            if isinstance(client, AsyncIbkrClient):
+                verdict: Verdict = await client._restore_session(cancel=self._recovery_stop)
+            else:  # a sync client blocks: its re-open runs in a thread that ends with it
+                verdict = await _in_thread(lambda: client._restore_session(cancel=self._recovery_stop))
+        except Exception as exc:  # the REST client was closed, or a bug: the socket carries on either way
+            logger.warning("AsyncIbkrWsClient: re-opening the brokerage session failed: %s", exc)
+            return Verdict.UNKNOWN
+        if verdict is Verdict.OPEN:
+            for _ in range(20):  # the gateway says so with sts on this socket
+                if self._ready.is_set() or self._recovery_stop.is_set():
+                    return verdict
+                await asyncio.sleep(0.1)
+            if self._session is not Verdict.CLOSED:
+                logger.info("AsyncIbkrWsClient: the session is open but the socket did not hear it; reconnecting")
+                self.reset_websocket_app()
+        elif verdict in (Verdict.LOGIN_GONE, Verdict.UNREACHABLE):  # sts frames cannot say these
+            self._emit(events.SessionChanged(state=verdict.value, detail=explain(verdict)))
+        return verdict
 
     async def _handshake_async(self) -> tuple[str, dict[str, str]]:
         client: Any = self._ibkr_client
@@ -216,6 +264,10 @@ class AsyncIbkrWsClient:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
             logger.error("AsyncIbkrWsClient: the connection task did not stop within a second; it was cancelled")
+        recovery = engine._recovery_task
+        if recovery is not None and not recovery.done():
+            recovery.cancel()
+            await asyncio.gather(recovery, return_exceptions=True)
         engine._task = None
         engine._loop = None
         engine._ready.clear()
