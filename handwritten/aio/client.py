@@ -254,9 +254,10 @@ class AsyncIbkrClient(ClientSetup, AsyncGeneratedEndpoints):
             await asyncio.shield(task)
         finally:
             if task.done():
-                self._oauth_pending = None
                 if task.cancelled() or task.exception() is not None:
-                    self._oauth_task = None  # try again on the next request
+                    self._oauth_task = None  # it raised to its callers: the next request tries again
+                else:
+                    self._oauth_pending = None
 
     # -- the core, with what the overlays add to it ---------------------------------------------------------------
 

@@ -74,6 +74,8 @@ class AsyncTransport(TransportBase):
         connect, read = self.timeout if isinstance(self.timeout, tuple) else (self.timeout, self.timeout)
         self._timeout = aiohttp.ClientTimeout(total=None, connect=None, sock_connect=connect, sock_read=read)
         self._session: aiohttp.ClientSession | None = None
+        # Loading the CA store takes tens of milliseconds: done here, not on the loop at the first request.
+        self._ssl_setting = self._ssl()
         self._keepers: weakref.WeakKeyDictionary[aiohttp.ClientSession, tuple[Any, Any]] = weakref.WeakKeyDictionary()
         self._old_sessions: list[aiohttp.ClientSession] = []
         self._turns: dict[str | None, asyncio.Lock] = {}
@@ -96,7 +98,7 @@ class AsyncTransport(TransportBase):
         """The client's session, created in the running loop on first use."""
         session = self._session
         if session is None or session.closed:
-            connector = aiohttp.TCPConnector(ssl=self._ssl(), limit=100, force_close=not self.keep_alive)
+            connector = aiohttp.TCPConnector(ssl=self._ssl_setting, limit=100, force_close=not self.keep_alive)
             session = aiohttp.ClientSession(
                 connector=connector,
                 headers={"User-Agent": _USER_AGENT, "Accept": "application/json"},
