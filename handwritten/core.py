@@ -29,6 +29,7 @@ from .wire import PreparedCall, prepare
 
 if TYPE_CHECKING:
     from .oauth import OAuth1aSigner
+    from .oauth2 import OAuth2Session
     from .session_guard import SessionGuard
 
 logger = logging.getLogger("ibkr_sdk")
@@ -124,6 +125,10 @@ def signed_send_flow(
     """The transport's send, with OAuth: a live token first, and one renewal and resend after a 401."""
     transport = api._transport
     signer = api._oauth_signer
+    if spec.security is not None:
+        from .oauth2_client import check_oauth2
+
+        check_oauth2(api, spec)  # /gw/api/v1: OAuth 2.0 with a scope that admits the operation
     options: dict[str, Any] = {
         "retry_safe": spec.retry_safe,
         "pacing": spec.pacing,
@@ -143,8 +148,11 @@ def signed_send_flow(
     except NotAuthenticatedError as exc:
         if exc.status_code != 401:
             raise
+        refused = exc
     # A 401 means the request was refused, not processed: renew the token once and send it again.
     yield from renew_after_401_flow(api, used_expiry)
+    if not (spec.retry_safe or getattr(signer, "resend_after_401", True)):
+        raise refused  # OAuth 2.0 sends again only what the catalogue marks retry-safe
     result = yield transport.send(call, **options)
     return result
 
@@ -177,7 +185,7 @@ class ClientCore:
     _auto_preflight: bool
     _preflight_done: set[str]
     _preflight_lock: threading.Lock
-    _oauth_signer: OAuth1aSigner | None = None
+    _oauth_signer: OAuth1aSigner | OAuth2Session | None = None
     _auto_reauthenticate: bool = False
     _session_guard: SessionGuard
     mask_account_ids: bool = False

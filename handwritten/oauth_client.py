@@ -24,8 +24,8 @@ RENEWAL_MARGIN_S = 60.0
 
 
 def require_signer(api: Any) -> OAuth1aSigner:
-    signer: OAuth1aSigner | None = api._oauth_signer
-    if signer is None:
+    signer = api._oauth_signer
+    if not isinstance(signer, OAuth1aSigner):
         raise LiveSessionTokenError("this client does not use OAuth: create it with use_oauth=True")
     return signer
 
@@ -47,6 +47,11 @@ def live_session_token_flow(api: Any) -> Flow[None]:
 def ensure_token_flow(api: Any) -> Flow[None]:
     """Before a signed request: refuse without a token, renew one that is about to expire (once, under the
     client's token lock, whoever else is waiting)."""
+    if not isinstance(api._oauth_signer, OAuth1aSigner):
+        from .oauth2_client import oauth2_ensure_token_flow
+
+        yield from oauth2_ensure_token_flow(api)
+        return
     signer = require_signer(api)
     if not signer.has_live_session_token:
         raise LiveSessionTokenError(
@@ -63,8 +68,13 @@ def ensure_token_flow(api: Any) -> Flow[None]:
             lock.release()
 
 
-def renew_after_401_flow(api: Any, used_expiry: float | None) -> Flow[None]:
+def renew_after_401_flow(api: Any, used_expiry: Any) -> Flow[None]:
     """Renew once after a 401, unless another caller already did since the failed request was signed."""
+    if not isinstance(api._oauth_signer, OAuth1aSigner):
+        from .oauth2_client import oauth2_reopen_flow
+
+        yield from oauth2_reopen_flow(api, used_expiry, api._oauth_signer.last_bearer())
+        return
     signer = require_signer(api)
     lock = api._token_lock
     yield api._acquire(lock)
@@ -89,7 +99,7 @@ def oauth_init_flow(api: Any, maintain_oauth: bool, init_brokerage_session: bool
 def oauth_shutdown_flow(api: Any) -> Flow[None]:
     api.stop_tickler()
     signer = api._oauth_signer
-    if signer is not None and signer.has_live_session_token:
+    if isinstance(signer, OAuth1aSigner) and signer.has_live_session_token:
         try:
             yield api.logout()
         except Exception as exc:  # shutting down: report, do not raise
@@ -102,7 +112,6 @@ class OAuthOverlay(SessionOverlay, GeneratedEndpoints):
 
     use_oauth: bool = False
     oauth_config: OAuth1aConfig | None = None
-    _oauth_signer: OAuth1aSigner | None = None
     _token_lock: threading.Lock
 
     def generate_live_session_token(self) -> None:

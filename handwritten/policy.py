@@ -56,7 +56,7 @@ def server_message(content: bytes, text: Callable[[], str], reason: str | None) 
         body = text().strip()
         return (body[:MAX_MESSAGE] + "...") if len(body) > MAX_MESSAGE else (body or reason or "no message")
     if isinstance(payload, Mapping):
-        for key in ("error", "message", "msg"):
+        for key in ("error", "message", "msg", "detail"):  # detail: an RFC 9457 problem (/gw/api/v1)
             if payload.get(key):
                 return str(payload[key])
     return json.dumps(payload)[:MAX_MESSAGE]

@@ -218,8 +218,14 @@ def is_loopback(host: str) -> bool:
 
 
 def _environment_ca_bundle() -> str | None:
-    """The CA bundle `requests` would take from the environment (`REQUESTS_CA_BUNDLE`, else `CURL_CA_BUNDLE`)."""
-    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
+    """The CA bundle named by the environment: `REQUESTS_CA_BUNDLE`, else `CURL_CA_BUNDLE` (as `requests` reads
+    them), else OpenSSL's `SSL_CERT_FILE`."""
+    return (
+        os.environ.get("REQUESTS_CA_BUNDLE")
+        or os.environ.get("CURL_CA_BUNDLE")
+        or os.environ.get("SSL_CERT_FILE")
+        or None
+    )
 
 
 class TransportBase:
@@ -252,7 +258,11 @@ class TransportBase:
         self._paced = not isinstance(self.pacer, NoPacer)
         self.mask_accounts = mask_accounts
         self.signer = signer
+        self.body_signer: Callable[[Any], str] | None = None
+        """Turns a SIGNED_JWT request's body into its JWT (OAuth 2.0); None: such requests are refused."""
         split = urlsplit(self.base_url)
+        self.root = f"{split.scheme}://{split.netloc}"
+        """Scheme and host of the server: other base paths (`/gw/api/v1`) hang below it."""
         self.scheme = split.scheme
         self.address = split.netloc or self.base_url
         """`host:port` of the server, for error messages."""
@@ -325,6 +335,17 @@ class TransportBase:
 
     def _backoff(self, attempt: int) -> float:
         return self.policy.backoff(attempt)
+
+    def url_of(self, call: PreparedCall) -> str:
+        """The request's URL: below the base URL, or below another base path of the same host (`/gw/api/v1`)."""
+        return self.base_url + call.path if call.base is None else self.root + call.base + call.path
+
+    def check_signed_body(self, call: PreparedCall) -> None:
+        """A SIGNED_JWT body needs the OAuth 2.0 key: refused before sending without one."""
+        if call.signed_body and call.body is not None and self.body_signer is None:
+            from .oauth2 import OAuth2Error
+
+            raise OAuth2Error(f"{call.method} {call.path}: a SIGNED_JWT body needs OAuth 2.0; nothing was sent")
 
     def _log_request(self, call: PreparedCall) -> None:
         body = "" if call.body is None else " " + json.dumps(call.body, default=str)[:_MAX_LOGGED_BODY]
@@ -416,12 +437,13 @@ class Transport(TransportBase):
     ) -> Result:
         if self._closed.is_set():
             raise self._closed_error(call, maybe_sent=False)
-        url = self.base_url + call.path
+        url = self.url_of(call)
         kwargs: dict[str, Any] = {"timeout": self.timeout}
         if call.query:
             kwargs["params"] = call.query
-        if call.body is not None:
+        if call.body is not None and not call.signed_body:
             kwargs["json"] = call.body
+        self.check_signed_body(call)
         if headers:
             kwargs["headers"] = headers
         signer = self.signer if sign else None
@@ -464,6 +486,10 @@ class Transport(TransportBase):
         if signer is not None:
             # Fresh signature (nonce, timestamp) on every attempt.
             kwargs["headers"] = {**(headers or {}), **signer(call.method, url, call.query)}
+        if call.signed_body and self.body_signer is not None:
+            # A new JWT on every attempt (its own iat/exp); it is a credential, so it is never logged.
+            kwargs["data"] = self.body_signer(call.body).encode("ascii")
+            kwargs["headers"] = {**kwargs.get("headers", {}), "Content-Type": "application/jwt"}
         if debug:
             started = time.perf_counter()
             self._log_request(call)

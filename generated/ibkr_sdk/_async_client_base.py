@@ -7,10 +7,15 @@ from __future__ import annotations
 
 from ._aendpoints.accounts import AsyncAccountsEndpoints
 from ._aendpoints.alerts import AsyncAlertsEndpoints
+from ._aendpoints.am_accounts import AsyncAmAccountsEndpoints
+from ._aendpoints.am_banking import AsyncAmBankingEndpoints
+from ._aendpoints.am_reports import AsyncAmReportsEndpoints
+from ._aendpoints.am_utilities import AsyncAmUtilitiesEndpoints
 from ._aendpoints.contract import AsyncContractEndpoints
 from ._aendpoints.event_contracts import AsyncEventContractsEndpoints
 from ._aendpoints.fa import AsyncFaEndpoints
 from ._aendpoints.fyi import AsyncFyiEndpoints
+from ._aendpoints.gw_platform import AsyncGwPlatformEndpoints
 from ._aendpoints.marketdata import AsyncMarketdataEndpoints
 from ._aendpoints.oauth import AsyncOauthEndpoints
 from ._aendpoints.order import AsyncOrderEndpoints
@@ -25,10 +30,15 @@ __all__ = ["AsyncGeneratedEndpoints"]
 class AsyncGeneratedEndpoints(
     AsyncAccountsEndpoints,
     AsyncAlertsEndpoints,
+    AsyncAmAccountsEndpoints,
+    AsyncAmBankingEndpoints,
+    AsyncAmReportsEndpoints,
+    AsyncAmUtilitiesEndpoints,
     AsyncContractEndpoints,
     AsyncEventContractsEndpoints,
     AsyncFaEndpoints,
     AsyncFyiEndpoints,
+    AsyncGwPlatformEndpoints,
     AsyncMarketdataEndpoints,
     AsyncOauthEndpoints,
     AsyncOrderEndpoints,
@@ -37,4 +47,4 @@ class AsyncGeneratedEndpoints(
     AsyncSessionEndpoints,
     AsyncWatchlistEndpoints,
 ):
-    """Every endpoint of the catalogue as a coroutine method (119 methods in 13 areas)."""
+    """Every endpoint of the catalogue as a coroutine method (172 methods in 18 areas)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import functools
+import inspect
 import logging
 import os
 import threading
@@ -25,6 +26,9 @@ import warnings
 from collections.abc import Callable, Coroutine, Hashable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import aiohttp
 
 from ..._async_client_base import AsyncGeneratedEndpoints
 from ..client import ClientSetup, IbkrClient
@@ -44,6 +48,16 @@ from ..marketdata import (
     unsubscribe_flow,
 )
 from ..oauth import OAuth1aConfig
+from ..oauth2 import OAuth2Config, OAuth2Error
+from ..oauth2_client import (
+    create_sso_session_flow,
+    oauth2_access_token_flow,
+    oauth2_after_tickle_flow,
+    oauth2_init_flow,
+    oauth2_of,
+    oauth2_shutdown_flow,
+    read_post_answer,
+)
 from ..oauth_client import live_session_token_flow, oauth_init_flow, oauth_shutdown_flow
 from ..orders import (
     Answers,
@@ -80,7 +94,7 @@ def _mirror(sync: Callable[..., Any]) -> Callable[[F], F]:
     """Give a coroutine method the docstring of its `IbkrClient` twin: one text for both."""
 
     def apply(method: F) -> F:
-        method.__doc__ = sync.__doc__
+        method.__doc__ = inspect.getdoc(sync)
         return method
 
     return apply
@@ -158,7 +172,7 @@ class AsyncIbkrClient(ClientSetup, AsyncGeneratedEndpoints):
         auto_suppress: bool = False,
         auto_reauthenticate: bool | None = None,
     ) -> None:
-        self._oauth_pending: OAuth1aConfig | None = None
+        self._oauth_pending: OAuth1aConfig | OAuth2Config | None = None
         self._oauth_task: asyncio.Task[None] | None = None
         self._order_tasks: set[asyncio.Future[Result]] = set()
         self._setup(
@@ -194,7 +208,7 @@ class AsyncIbkrClient(ClientSetup, AsyncGeneratedEndpoints):
     def _make_lock(self) -> asyncio.Lock:
         return asyncio.Lock()
 
-    def _start_oauth(self, config: OAuth1aConfig) -> None:
+    def _start_oauth(self, config: OAuth1aConfig | OAuth2Config) -> None:
         self._oauth_pending = config  # obtained on entering the client or on its first request
 
     def register_shutdown_handler(self) -> None:
@@ -245,7 +259,9 @@ class AsyncIbkrClient(ClientSetup, AsyncGeneratedEndpoints):
             config = self._oauth_pending
             assert config is not None
             self._oauth_task = asyncio.ensure_future(
-                arun(oauth_init_flow(self, config.maintain_oauth, config.init_brokerage_session, config.shutdown_oauth))
+                self.oauth_init(
+                    config.maintain_oauth, config.init_brokerage_session, shutdown_oauth=config.shutdown_oauth
+                )
             )
         task = self._oauth_task
         if task is asyncio.current_task():
@@ -322,7 +338,8 @@ class AsyncIbkrClient(ClientSetup, AsyncGeneratedEndpoints):
 
     @_mirror(IbkrClient.tickle)
     async def tickle(self, log: bool = False) -> Result:
-        return await arun(tickle_flow(self, log))
+        result = await arun(tickle_flow(self, log))
+        return await arun(oauth2_after_tickle_flow(self, result))
 
     @_mirror(IbkrClient.authentication_status)
     async def authentication_status(self, log: bool = True) -> Result:
@@ -352,19 +369,60 @@ class AsyncIbkrClient(ClientSetup, AsyncGeneratedEndpoints):
 
     # -- OAuth ----------------------------------------------------------------------------------------------------
 
+    _oauth2_brokerage = False  # OAuth 2.0: the brokerage session was opened: re-open it with every new SSO session
+
+    @property
+    def _oauth2(self) -> Any:
+        """The OAuth 2.0 session (tokens and bearer), or None: the streaming client reads its bearer."""
+        return oauth2_of(self)
+
     @_mirror(IbkrClient.generate_live_session_token)
     async def generate_live_session_token(self) -> None:
+        if oauth2_of(self) is not None:
+            raise OAuth2Error(
+                "generate_live_session_token() is OAuth 1.0a; with OAuth 2.0 use oauth_init() or create_sso_session()"
+            )
         await arun(live_session_token_flow(self))
 
     @_mirror(IbkrClient.oauth_init)
     async def oauth_init(
         self, maintain_oauth: bool, init_brokerage_session: bool, *, shutdown_oauth: bool = False
     ) -> None:
-        await arun(oauth_init_flow(self, maintain_oauth, init_brokerage_session, shutdown_oauth))
+        if oauth2_of(self) is not None:
+            await arun(oauth2_init_flow(self, maintain_oauth, init_brokerage_session, shutdown_oauth))
+        else:
+            await arun(oauth_init_flow(self, maintain_oauth, init_brokerage_session, shutdown_oauth))
 
     @_mirror(IbkrClient.oauth_shutdown)
     async def oauth_shutdown(self) -> None:
-        await arun(oauth_shutdown_flow(self))
+        session = oauth2_of(self)
+        if session is not None:
+            await arun(oauth2_shutdown_flow(self, session))
+        else:
+            await arun(oauth_shutdown_flow(self))
+
+    @_mirror(IbkrClient.oauth2_access_token)
+    async def oauth2_access_token(self) -> None:
+        await arun(oauth2_access_token_flow(self))
+
+    @_mirror(IbkrClient.create_sso_session)
+    async def create_sso_session(self) -> Result:
+        return await arun(create_sso_session_flow(self))
+
+    async def _oauth2_post(self, step: str, url: str, headers: Mapping[str, str], **body: Any) -> tuple[int, Any, str]:
+        """As `IbkrClient._oauth2_post`: the form and the JWT are credentials, so nothing of them is logged."""
+        if self._transport.closed:
+            raise ClientClosedError(f"OAuth 2.0 {step}: the client is closed")
+        where = urlsplit(url)
+        logger.debug("-> POST %s (OAuth 2.0 %s; body not logged)", where.path, step)
+        try:
+            status, content, text = await self._transport.post_outside(url, headers, body.get("data"))
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise OAuth2Error(
+                f"OAuth 2.0 {step} request to {where.netloc} got no answer ({type(exc).__name__})", step=step
+            ) from None
+        logger.debug("<- POST %s %d", where.path, status)
+        return read_post_answer(status, content, text)
 
     # -- the escape hatch -----------------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from ..flow import Flow
     from ..oauth import OAuth1aSigner
+    from ..oauth2 import OAuth2Session
     from ..session_guard import SessionGuard
     from .transport import AsyncTransport
 
@@ -35,7 +36,7 @@ class AsyncClientCore:
     _auto_preflight: bool
     _preflight_done: set[str]
     _preflight_lock: asyncio.Lock
-    _oauth_signer: OAuth1aSigner | None = None
+    _oauth_signer: OAuth1aSigner | OAuth2Session | None = None
     _auto_reauthenticate: bool = False
     _session_guard: SessionGuard
     mask_account_ids: bool = False

@@ -209,11 +209,12 @@ class AsyncTransport(TransportBase):
     ) -> Result:
         if self._closed.is_set():
             raise self._closed_error(call, maybe_sent=False)
-        url = self.base_url + call.path
+        url = self.url_of(call)
         target = url + "?" + urlencode(call.query) if call.query else url
         request_headers: dict[str, str] | None = dict(headers) if headers else None
         body: bytes | None = None
-        if call.body is not None:
+        self.check_signed_body(call)
+        if call.body is not None and not call.signed_body:
             try:
                 body = json.dumps(call.body, allow_nan=False).encode()  # what requests sends for json=
             except (TypeError, ValueError) as exc:
@@ -233,6 +234,10 @@ class AsyncTransport(TransportBase):
             if signer is not None:
                 # Fresh signature (nonce, timestamp) on every attempt.
                 request_headers = {**(request_headers or {}), **signer(call.method, url, call.query)}
+            if call.signed_body and self.body_signer is not None:
+                # A new JWT on every attempt (its own iat/exp); it is a credential, so it is never logged.
+                body = self.body_signer(call.body).encode("ascii")
+                request_headers = {**(request_headers or {}), "Content-Type": "application/jwt"}
             ticket = await self._pace(pacing) if self._paced else None
             try:
                 answer, failure = await self._attempt(call, target, body, request_headers)
@@ -297,6 +302,13 @@ class AsyncTransport(TransportBase):
             elapsed_ms = (time.perf_counter() - started) * 1000
             self._log("<- %s %s %d (%d bytes, %.1f ms)", call.method, call.path, answer[0], len(content), elapsed_ms)
         return answer, None
+
+    async def post_outside(self, url: str, headers: Mapping[str, str], data: Any) -> tuple[int, bytes, Any]:
+        """A POST outside the catalogue's path (OAuth 2.0 token and session requests): status, body, and a
+        callable giving the body as text. Unpaced and never retried; raises the library's errors."""
+        async with self.session().post(URL(url), headers=dict(headers), data=data, proxy=self._proxy) as resp:
+            content = await resp.read()
+            return resp.status, content, functools.partial(_text, content, resp.headers)
 
     def _failure(self, exc: BaseException, call: PreparedCall) -> ApiConnectionError:
         """What an aiohttp failure means: nothing sent (connect, TLS, connect timeout, unbuildable) or maybe sent."""
