@@ -74,10 +74,27 @@ def call_flow(api: Any, spec: EndpointSpec, args: Mapping[str, Any], method_name
 
 
 def send_flow(api: Any, spec: EndpointSpec, call: PreparedCall, headers: dict[str, str] | None = None) -> Flow[Result]:
-    """Send one prepared call; with `auto_recreate_session`, a connection failure drops the pooled connections
-    (and cookies) so the next request starts afresh; with `log_responses`, the answer is logged."""
+    """Send one prepared call. Refused because the brokerage session closed, it waits for the session to be
+    re-opened and is sent once more if it is safe to repeat. With `auto_recreate_session`, a connection failure drops
+    the pooled connections (and cookies) so the next request starts afresh; with `log_responses`, the answer is
+    logged."""
     try:
-        result: Result = yield from _recovering_send_flow(api, spec, call, headers)
+        if not api._auto_reauthenticate or spec.name in SESSION_ENDPOINTS:
+            if spec.name == REOPEN_ENDPOINT:
+                api._session_guard.note_asked()  # the user's own request: a re-open starting now waits for it
+            result: Result = yield from signed_send_flow(api, spec, call, headers)
+        else:
+            seen = api._session_guard.generation  # tells the guard whether someone re-opened after this was sent
+            try:
+                result = yield from signed_send_flow(api, spec, call, headers)
+            except NotAuthenticatedError as exc:
+                if not refused_for_session(spec.name, call.path, exc.status_code, exc.message):
+                    raise
+                from .recovery import recover_for_flow
+
+                # Refused, not processed: once the session is open again, a retry-safe request is sent again.
+                yield from recover_for_flow(api, spec, seen, exc)
+                result = yield from signed_send_flow(api, spec, call, headers)
     except ApiConnectionError:
         if api.auto_recreate_session:
             api._recreate_session()  # drop the connections the failure may have left broken
@@ -85,32 +102,6 @@ def send_flow(api: Any, spec: EndpointSpec, call: PreparedCall, headers: dict[st
     if api.log_responses:
         text = f"{call.method} {call.path} -> {result.data!r}"
         logger.info(mask_account_ids(text) if api.mask_account_ids else text)
-    return result
-
-
-def _recovering_send_flow(
-    api: Any, spec: EndpointSpec, call: PreparedCall, headers: dict[str, str] | None
-) -> Flow[Result]:
-    """The request; refused because the brokerage session closed, it waits for the session to be re-opened and is
-    sent once more if it is safe to repeat."""
-    if not api._auto_reauthenticate or spec.name in SESSION_ENDPOINTS:
-        if spec.name == REOPEN_ENDPOINT:
-            api._session_guard.note_asked()  # the user's own request: a re-open starting now waits for it
-        result: Result = yield from signed_send_flow(api, spec, call, headers)
-        return result
-    seen = api._session_guard.generation  # tells the guard whether someone re-opened after this was sent
-    try:
-        result = yield from signed_send_flow(api, spec, call, headers)
-        return result
-    except NotAuthenticatedError as exc:
-        if not refused_for_session(spec.name, call.path, exc.status_code, exc.message):
-            raise
-        refused = exc
-    from .recovery import recover_for_flow
-
-    # Refused, not processed: once the session is open again, a retry-safe request is sent again.
-    yield from recover_for_flow(api, spec, seen, refused)
-    result = yield from signed_send_flow(api, spec, call, headers)
     return result
 
 
@@ -129,21 +120,20 @@ def signed_send_flow(
         from .oauth2_client import check_oauth2
 
         check_oauth2(api, spec)  # /gw/api/v1: OAuth 2.0 with a scope that admits the operation
-    options: dict[str, Any] = {
-        "retry_safe": spec.retry_safe,
-        "pacing": spec.pacing,
-        "headers": headers,
-        "max_retries": max_retries,
-    }
+    retry_safe, pacing = spec.retry_safe, spec.pacing
     if signer is None:
-        result: Result = yield transport.send(call, **options)
+        result: Result = yield transport.send(
+            call, retry_safe=retry_safe, pacing=pacing, headers=headers, max_retries=max_retries
+        )
         return result
     from .oauth_client import ensure_token_flow, renew_after_401_flow
 
     yield from ensure_token_flow(api)
     used_expiry = signer.expires_at
     try:
-        result = yield transport.send(call, **options)
+        result = yield transport.send(
+            call, retry_safe=retry_safe, pacing=pacing, headers=headers, max_retries=max_retries
+        )
         return result
     except NotAuthenticatedError as exc:
         if exc.status_code != 401:
@@ -153,7 +143,7 @@ def signed_send_flow(
     yield from renew_after_401_flow(api, used_expiry)
     if not (spec.retry_safe or getattr(signer, "resend_after_401", True)):
         raise refused  # OAuth 2.0 sends again only what the catalogue marks retry-safe
-    result = yield transport.send(call, **options)
+    result = yield transport.send(call, retry_safe=retry_safe, pacing=pacing, headers=headers, max_retries=max_retries)
     return result
 
 

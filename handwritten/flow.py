@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import inspect
 import threading
+import types
 from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:  # asyncio is imported where it is used: `import ibkr_sdk` doe
     import asyncio
 
 T = TypeVar("T")
+_COROUTINE = types.CoroutineType
 
 Flow = Generator[Any, Any, T]
 """A flow returning T: yields what the client's methods return, receives their values."""
@@ -51,7 +53,7 @@ async def arun(flow: Flow[T]) -> T:
     try:
         step = next(flow)
         while True:
-            if inspect.isawaitable(step):
+            if type(step) is _COROUTINE or inspect.isawaitable(step):
                 try:
                     value = await step
                 except BaseException as exc:  # CancelledError included: the flow's finally blocks run
