@@ -15,6 +15,7 @@ from .compat import CompatOverlay
 from .endpoint import EndpointSpec
 from .env import env_bool, env_cacert, env_str
 from .marketdata import MarketdataOverlay
+from .naming import present_methods
 from .oauth import OAuth1aConfig, OAuth1aSigner
 from .oauth2 import OAuth2Config, OAuth2Session, env_configured as oauth2_env_configured
 from .oauth2_client import OAuth2Overlay
@@ -24,7 +25,7 @@ from .portfolio import PortfolioOverlay
 from .recovery import RecoveryOverlay
 from .session import SHUTDOWN_HANDLERS
 from .session_guard import shared_guard
-from .settings import check_max_retries, check_timeout, check_url, resolve_verify
+from .settings import check_max_retries, check_port, check_timeout, check_url, resolve_verify
 from .stock_query import StockQueryOverlay
 from .transport import Transport, mask_account_ids
 
@@ -102,6 +103,7 @@ class ClientSetup:
         self.account_id = account_id if account_id is not None else env_str("ACCOUNT_ID")
         if url is None:
             url = env_str("REST_URL")
+        check_port(port)
         if url is None:
             url = f"https://{host}:{port}{base_route}"
         if cacert is None:
@@ -325,3 +327,6 @@ class IbkrClient(
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+present_methods(IbkrClient)  # argument errors name IbkrClient, not the mixin a method comes from

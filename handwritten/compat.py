@@ -285,9 +285,32 @@ class CompatOverlay(OrdersOverlay, OAuthOverlay, GeneratedEndpoints):
     ) -> Result:
         """Place an order, a bracket or an OCA group, answering IBKR's confirmation questions from `answers`.
 
-        For one order, `result.data` is its acknowledgement (`{"order_id": ..., "order_status": ...}`), as in the
-        peer library; for a list of orders, the list of acknowledgements. See `OrdersOverlay.place_order` for the
-        checks, the question/reply flow and what happens when the outcome is unknown.
+        Orders are checked before anything is sent: known fields only (a typo is refused with the close field
+        suggested), side, order type, tif, conid or conidex, and every quantity and price a finite number above 0
+        (a combo's price may be zero or negative). An order without `cOID` gets a unique one, so it can always be
+        found again in `live_orders()` (`order_ref`). One order exchange at a time runs per server and account in
+        this process (IBKR allows one question/reply flow per session); concurrent callers wait.
+
+        Never sent twice: when an answer is lost (timeout, broken connection, HTTP 5xx, unreadable answer) on the
+        order request or any reply, the order is looked up by cOID in `live_orders()` and returned if found;
+        otherwise `OrderStateUnknownError` carries the cOID. The README's order table says what every outcome means.
+
+        Args:
+            order_request: An order dict with IBKR's fields, an `OrderRequest`, or a list of them (bracket / OCA).
+            answers: Approvals for confirmation questions: `QuestionType`, message id (`"o163"`) or text phrase
+                → True or False (`{}` approves none).
+            account_id: Account to trade in; the client's account when None.
+
+        Returns:
+            For one order, a `Result` whose `data` is its acknowledgement (`{"order_id": ..., "order_status":
+            ...}`), as in the peer library; for a list of orders, the list of acknowledgements.
+
+        Raises:
+            ValueError: an order or `answers` is invalid (`RequestValidationError`; nothing is sent).
+            OrderQuestionError: a question was not approved; it was declined on the server.
+            OrderRejectedError: IBKR refused the order; it was not placed.
+            OrderStateUnknownError: the order may exist and was not found; check its cOID before sending again.
+            ApiConnectionError: the gateway could not be reached; nothing was sent (`maybe_sent` is False).
         """
         result = super().place_order(order_request, answers, account_id)
         return _single_order_result(result) if _is_one_order(order_request) else result
@@ -295,7 +318,21 @@ class CompatOverlay(OrdersOverlay, OAuthOverlay, GeneratedEndpoints):
     def modify_order(
         self, order_id: str, order_request: OrderInput, answers: Answers, account_id: str | None = None
     ) -> Result:
-        """Change an open order (see `OrdersOverlay.modify_order`); `result.data` is the one acknowledgement."""
+        """Change an open order: send the full ticket with the changed fields, answering questions from `answers`.
+
+        The ticket is checked as in `place_order`. When an answer is lost, the modification is not sent again:
+        the order is looked up in `live_orders()` and returned when it shows the new size and prices; otherwise
+        `OrderStateUnknownError` names the order.
+
+        Args:
+            order_id: The order to change (from `live_orders()`).
+            order_request: The complete order ticket as a dict or `OrderRequest`, with the new values.
+            answers: Approvals for confirmation questions, as in `place_order`.
+            account_id: Account of the order; the client's account when None.
+
+        Returns:
+            A `Result` whose `data` is the acknowledgement of the modification.
+        """
         return _single_order_result(super().modify_order(order_id, order_request, answers, account_id))
 
 

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from .endpoint import EndpointSpec
-from .errors import ApiConnectionError, ClientClosedError, ExternalBrokerError, NotAuthenticatedError
+from .errors import ApiConnectionError, ClientClosedError, ExternalBrokerError, NotAuthenticatedError, name_method
 from .flow import Flow, run
 from .lifecycle import REOPEN_ENDPOINT, SESSION_ENDPOINTS, refused_for_session
 from .policy import mask_account_ids
@@ -61,12 +61,16 @@ def call_flow(api: Any, spec: EndpointSpec, args: Mapping[str, Any], method_name
         result: Result = yield from send_flow(api, spec, call)
     except ExternalBrokerError as exc:
         if not (api._auto_preflight and ACCOUNTS_FIRST in spec.preflight and _asks_for_accounts(exc)):
+            name_method(exc, method_name or spec.name)  # `summary(): failed (GET ...)`: the call the user made
             raise
         # The gateway started a new session and refused the request until /iserver/accounts is called again:
         # nothing was processed, so run the preflight again and resend once.
         api._preflight_done.discard(ACCOUNTS_FIRST)
         yield from preflight_flow(api, spec)
-        result = yield from send_flow(api, spec, call)
+        try:
+            result = yield from send_flow(api, spec, call)
+        except ExternalBrokerError as again:
+            raise name_method(again, method_name or spec.name) from exc
     result.endpoint = spec.name  # lets result.parsed() find the endpoint's response model
     # A successful call also satisfies the preflight of endpoints that name this one.
     api._preflight_done.add(spec.name)

@@ -25,7 +25,8 @@ Sleep = Callable[[float], None]
 logger = logging.getLogger("ibkr_sdk")
 
 LOG_WAIT = 1.0
-"""A request held longer than this (seconds) for pacing is logged at INFO: what it waited for and how long."""
+"""A request held longer than this (seconds) for pacing is logged at INFO, when the wait begins (what it waits for
+and how long it expects to) and when it ends."""
 SEND_JITTER = 0.25
 """Seconds a request may take from its recorded start to reaching the server (thread scheduling, the GIL,
 connection setup). A request counts in the windows from the moment its answer arrives (the server has surely seen
@@ -162,6 +163,13 @@ class Pacer:
                 self.waited += delay
                 if window.label not in reasons:
                     reasons.append(window.label)
+                    if now - began + delay > LOG_WAIT:  # said before the wait, so a long one is not a silent hang
+                        logger.info(
+                            "pacing holds a %s request for %.1f s: %s",
+                            bucket or "REST",
+                            now - began + delay,
+                            window.label,
+                        )
                 if self._sleep is None:
                     self._cond.wait(delay)  # an answer arriving early notifies
                 else:

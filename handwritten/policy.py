@@ -162,6 +162,16 @@ READ_TIMEOUT = "read-timeout"  # sent, no answer within the timeout
 BROKEN = "broken"  # the connection broke after the request was sent
 
 
+_PLAIN_HTTP_REASONS = ("WRONG_VERSION_NUMBER", "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE", "HTTP_REQUEST")
+"""OpenSSL's reasons (by version) for a TLS handshake whose peer answered with plain-text HTTP."""
+
+
+def _plain_http_answer(cause: str) -> bool:
+    """True when a TLS handshake failed because the server answered in plain HTTP."""
+    text = cause.upper().replace(" ", "_")
+    return any(reason in text for reason in _PLAIN_HTTP_REASONS)
+
+
 def connection_failure(
     kind: str,
     call: PreparedCall,
@@ -171,8 +181,12 @@ def connection_failure(
     detail: str,
     cause: str = "",
     mask: bool = False,
+    scheme: str = "",
 ) -> ApiConnectionError:
-    """The error for a request that got no usable answer, saying whether it may have reached the server."""
+    """The error for a request that got no usable answer, saying whether it may have reached the server.
+
+    `cause` is the innermost error's text; `scheme` the base URL's (`http`/`https`), when known.
+    """
 
     def masked(text: str) -> str:
         return mask_account_ids(text) if mask else text
@@ -188,6 +202,15 @@ def connection_failure(
         )
     if kind == CONNECT_TIMEOUT:
         text = f"no connection to {address} within the timeout ({detail})"
+    elif kind == TLS and _plain_http_answer(cause):
+        # The server is running but speaks plain HTTP: "is the gateway running?" would mislead.
+        text = (
+            f"the server at {address} answered in plain HTTP, not TLS: use an http:// URL, or serve HTTPS (the "
+            "gateway and `ibkr-sdk simulate` do by default)"
+        )
+        return ApiConnectionError(
+            masked(text), maybe_sent=False, method=call.method, path=path, hint="Nothing was sent."
+        )
     elif kind == TLS:
         text = f"TLS handshake with {address} failed ({detail}: {cause})"
     elif kind == CONNECT:
@@ -195,11 +218,10 @@ def connection_failure(
     elif kind == READ_TIMEOUT:
         return ApiTimeoutError(masked(f"no answer from {address} within {timeout} s"), method=call.method, path=path)
     else:
-        return ApiConnectionError(
-            masked(f"the connection to {address} broke after the request was sent ({detail})"),
-            method=call.method,
-            path=path,
-        )
+        text = f"the connection to {address} broke after the request was sent ({detail})"
+        if detail == "RemoteDisconnected" and scheme == "http":
+            text += "; if the server speaks HTTPS (the gateway does), use an https:// URL"
+        return ApiConnectionError(masked(text), method=call.method, path=path)
     return ApiConnectionError(masked(text), maybe_sent=False, method=call.method, path=path)
 
 

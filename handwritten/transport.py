@@ -422,7 +422,14 @@ class Transport(TransportBase):
             kind = policy.READ_TIMEOUT if isinstance(exc, _errors.Timeout) else policy.BROKEN
             detail, text = type(cause).__name__, str(cause)
         return policy.connection_failure(
-            kind, call, address=self.address, timeout=self.timeout, detail=detail, cause=text, mask=self.mask_accounts
+            kind,
+            call,
+            address=self.address,
+            timeout=self.timeout,
+            detail=detail,
+            cause=text,
+            mask=self.mask_accounts,
+            scheme=urlsplit(self.base_url).scheme,
         )
 
     def send(

@@ -47,6 +47,7 @@ from ..marketdata import (
     snapshot_until_ready_flow,
     unsubscribe_flow,
 )
+from ..naming import present_methods
 from ..oauth import OAuth1aConfig
 from ..oauth2 import OAuth2Config, OAuth2Error
 from ..oauth2_client import (
@@ -628,5 +629,9 @@ class AsyncIbkrClient(ClientSetup, AsyncGeneratedEndpoints):
     ) -> Result:
         return await arun(positions_all_flow(self, account_id, model, sort, direction, period, max_pages))
 
+
+# Argument errors name AsyncIbkrClient; the coroutine methods stay coroutine functions (Python 3.13 suggests the
+# parameter itself).
+present_methods(AsyncIbkrClient, suggest=False)
 
 __all__ = ["AsyncIbkrClient"]
