@@ -55,7 +55,7 @@ check-generated: $(STAMP)
 	@$(PY) -m codegen --spec spec --out .gen-check --docs .gen-check/docs --openapi .gen-check/openapi.json \
 		--ts .gen-check/ts >/dev/null
 	@if diff -r -x __pycache__ .gen-check/ibkr_sdk generated/ibkr_sdk \
-		&& diff -r .gen-check/ts generated/ts \
+		&& diff -r -x node_modules -x dist -x package-lock.json .gen-check/ts generated/ts \
 		&& diff -r .gen-check/docs/api $(DOCS)/api \
 		&& diff .gen-check/docs/api-reference.md $(DOCS)/api-reference.md \
 		&& diff .gen-check/openapi.json $(OPENAPI) \
@@ -97,7 +97,8 @@ ts-test: $(STAMP)
 	else \
 		$(MAKE) --no-print-directory $(TSC) \
 		&& $(TSC) --noEmit -p tests/ts/tsconfig.json \
-		&& rm -rf .ts-build && $(TSC) -p tests/ts/tsconfig.json && echo '{"type":"module"}' > .ts-build/package.json \
+		&& rm -rf .ts-build .ts-dts && $(TSC) -p tests/ts/tsconfig.json && echo '{"type":"module"}' > .ts-build/package.json \
+		&& $(TSC) -p tests/ts/dts.tsconfig.json && $(TSC) -p tests/ts/consumer/tsconfig.json \
 		&& IBKR_PYTHON=$(PY) $(NODE) --test --test-reporter=dot .ts-build/tests/ts/ \
 		&& echo "TypeScript client: type-check and wire tests passed"; \
 	fi
@@ -123,9 +124,10 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_fleet.py
 	$(PY) benchmarks/bench_oauth.py
 	$(PY) benchmarks/bench_stream.py
+	$(PY) benchmarks/bench_async.py
 	$(PY) benchmarks/bench_soak.py
 	$(PY) benchmarks/bench_day.py
 
 clean:
-	rm -rf build .gen-check .mypy_cache .pytest_cache .ruff_cache *.egg-info .ts-build .ts-tools
+	rm -rf build .gen-check .mypy_cache .pytest_cache .ruff_cache *.egg-info .ts-build .ts-dts .ts-tools
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -11,8 +11,10 @@ operation (matched by HTTP method and path, placeholder names ignored):
 - `spec/openapi/fixes.yaml` patches that no longer apply to the new document.
 
 Every change names the catalogue entries (and parameters) and the fixes it touches. A Swagger 2.0 document is
-converted to OpenAPI 3 first (`swagger2_to_openapi3`). Output: a report grouped by catalogue area, or `--json`.
-Exit status: 0 nothing changed, 1 changes found, 2 bad input.
+converted to OpenAPI 3 first (`swagger2_to_openapi3`). Output: a report that starts with the changes that need
+action (they touch a catalogue entry, a model or a fix and can break them), then every change grouped by catalogue
+area, with `number → integer` retypes summarised at the end; or `--json` (each change with `needs_action`).
+Exit status: 0 nothing changed, 1 changes found, 2 bad input (`make drift` turns any failure into make's own 2).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import re
 import sys
 from collections import Counter, defaultdict
@@ -581,7 +584,14 @@ class Drift:
         return {k: counts[k] for k in KINDS if counts[k]}
 
     def to_json(self) -> dict[str, Any]:
-        return {"old": self.old, "new": self.new, "summary": self.summary, "changes": [asdict(c) for c in self.changes]}
+        changes = [{**asdict(c), "needs_action": needs_action(c)} for c in self.changes]
+        return {
+            "old": self.old,
+            "new": self.new,
+            "summary": self.summary,
+            "needs_action": sum(1 for c in changes if c["needs_action"]),
+            "changes": changes,
+        }
 
 
 def _version(doc: dict[str, Any]) -> str:
@@ -652,7 +662,12 @@ def drift(
         now = new_ops.get((e.http, normalize(e.path)))
         detail = f"the catalogue's openapi: {e.openapi} is not in the new document"
         if now is not None:
-            detail += f"; {e.http} {e.path} is now operationId {now.op.get('operationId')}"
+            now_id = now.op.get("operationId")
+            detail += (
+                f"; {e.http} {e.path} is now operationId {now_id}"
+                if now_id
+                else f"; {e.http} {e.path} is still there, without an operationId"
+            )
         changes.append(
             Change(
                 "operation-id-changed",
@@ -710,6 +725,91 @@ def _broken_fixes(new_doc: dict[str, Any], fixes: list[dict[str, Any]], touches:
 
 # --- report ----------------------------------------------------------------------------------------------------------
 
+_NARROWED = ("number", "integer")
+"""A number documented as an integer from now on: what IBKR sends still parses (a float model field takes an int),
+so such retypes are summarised at the end instead of burying what needs action."""
+
+_ACTION_ORDER = (
+    "operation-removed",
+    "operation-id-changed",
+    "fix-no-longer-applies",
+    "parameter-removed",
+    "parameter-renamed",
+    "parameter-retyped",
+    "parameter-required-changed",
+    "parameter-added",
+    "enum-changed",
+    "response-field-removed",
+    "response-field-retyped",
+    "response-enum-changed",
+)
+
+
+def narrowed(c: Change) -> bool:
+    """A `number → integer` retype (see `_NARROWED`)."""
+    return c.kind in ("parameter-retyped", "response-field-retyped") and (c.old, c.new) == _NARROWED
+
+
+def needs_action(c: Change) -> bool:
+    """A change the catalogue, its models or fixes must follow: it touches a catalogue entry (or a fix) and can
+    break a call or a model. Added operations and fields, optional new parameters and number → integer retypes
+    are for information."""
+    if c.kind == "fix-no-longer-applies":
+        return True
+    if not c.endpoints or narrowed(c) or c.kind not in _ACTION_ORDER:
+        return False
+    if c.kind == "parameter-added":
+        return "new required" in c.detail
+    return True
+
+
+def _triage(changes: list[Change]) -> list[str]:
+    """The changes that need action, by kind (removed operations first), one line each."""
+    removed = {e for c in changes if c.kind == "operation-removed" for e in c.endpoints}
+    urgent = [
+        c
+        for c in changes
+        # an operation that is gone has lost its operationId too: said once
+        if needs_action(c) and not (c.kind == "operation-id-changed" and set(c.endpoints) <= removed)
+    ]
+    if not urgent:
+        return ["", "== Needs action: nothing (no catalogue entry, model or fix is affected) =="]
+    lines = ["", f"== Needs action ({len(urgent)}) =="]
+    by_kind: dict[str, list[Change]] = defaultdict(list)
+    for c in urgent:
+        by_kind[c.kind].append(c)
+    for kind in _ACTION_ORDER:
+        items = sorted(by_kind.get(kind, []), key=lambda c: (c.area, c.route))
+        if not items:
+            continue
+        lines.append(f"  {kind} ({len(items)}):")
+        for c in items:
+            names = ", ".join(e.split(": ", 1)[1] for e in c.endpoints)
+            where = f"{c.route} [{names}]" if names else c.route
+            if kind == "operation-removed":
+                lines.append(f"    {where}" + (f" ({c.old})" if c.old else ""))
+            elif c.route == "-":
+                lines.append(f"    {c.detail}")
+            else:
+                lines.append(f"    {where}: {c.detail}")
+    return lines
+
+
+def _narrowed_summary(changes: list[Change]) -> list[str]:
+    items = [c for c in changes if narrowed(c)]
+    if not items:
+        return []
+    routes: dict[str, list[str]] = defaultdict(list)
+    for c in items:
+        routes[c.route].append(c.subject.replace("response field ", "").replace(" parameter ", " "))
+    lines = [
+        "",
+        f"== number → integer ({len(items)} in {len(routes)} operations; existing models still parse these) ==",
+    ]
+    for route, subjects in sorted(routes.items()):
+        lines.append(f"  {route}: {', '.join(subjects)}")
+    return lines
+
 
 def report(d: Drift) -> str:
     lines = [f"API drift: {d.old}  →  {d.new}"]
@@ -721,8 +821,11 @@ def report(d: Drift) -> str:
     lines.append(
         f"catalogue entries touched: {len(touched)}; fixes touched: {len({f for c in d.changes for f in c.fixes})}"
     )
+    lines += _triage(d.changes)
     by_area: dict[str, list[Change]] = defaultdict(list)
     for c in d.changes:
+        if narrowed(c):
+            continue  # summarised at the end
         by_area["fixes.yaml" if c.kind == "fix-no-longer-applies" else c.area].append(c)
     order = sorted(a for a in by_area if a not in (NOT_IN_CATALOGUE, "fixes.yaml"))
     order += [a for a in (NOT_IN_CATALOGUE, "fixes.yaml") if a in by_area]
@@ -744,6 +847,7 @@ def report(d: Drift) -> str:
                 if c.fixes:
                     extra.append("fixes " + ", ".join(c.fixes))
                 lines.append(f"    - {c.detail}" + (f"  ({'; '.join(extra)})" if extra else ""))
+    lines += _narrowed_summary(d.changes)
     return "\n".join(lines) + "\n"
 
 
@@ -765,8 +869,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"drift: {exc}", file=sys.stderr)
         return 2
     result = drift(cat, old_doc, new_doc, fixes)
-    if args.json:
-        print(json.dumps(result.to_json(), indent=2, sort_keys=False))
-    else:
-        sys.stdout.write(report(result))
-    return 1 if result.changes else 0
+    status = 1 if result.changes else 0
+    try:
+        sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n" if args.json else report(result))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader stopped early (`--json | head`): the status still tells; nothing more is written, and the
+        # interpreter's final flush must not fail either.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+    return status

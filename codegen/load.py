@@ -16,7 +16,7 @@ import yaml
 
 from .model import ACCOUNT_MANAGEMENT_BASE, PLACEHOLDER, TRADING_BASE, Area, Bucket, Catalogue, Endpoint, Example, Param
 
-NON_AREA_FILES = {"pacing.yaml", "exports.yaml", "streams.yaml"}
+NON_AREA_FILES = {"pacing.yaml", "exports.yaml", "streams.yaml", "formats.yaml"}
 # The catalogue format is the project's own: every catalogue (the real one, test fixtures) is checked against it.
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "spec" / "catalogue.schema.json"
 OFFICIAL_DOC = "openapi/ibkr-web-api-2.29.0.openapi3.json"
@@ -63,6 +63,7 @@ def load_catalogue(spec_dir: Path) -> Catalogue:
     files = sorted(p for p in spec_dir.glob("*.yaml") if p.name not in NON_AREA_FILES)
     if not files:
         raise CatalogueError(f"{spec_dir}: no area files (*.yaml)")
+    formats = _formats(spec_dir, digest)
     for path in files:
         rel = f"spec/{path.name}"
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
@@ -75,7 +76,7 @@ def load_catalogue(spec_dir: Path) -> Catalogue:
             raise CatalogueError(
                 f"{rel}: top level: field area: {data['area']!r} must equal the file name {path.stem!r}"
             )
-        areas.append(_area(data, rel))
+        areas.append(_area(data, rel, formats))
     pacing_path = spec_dir / "pacing.yaml"
     digest.update(b"pacing.yaml\0" + pacing_path.read_bytes())
     pacing = _load_yaml(pacing_path, "spec/pacing.yaml")
@@ -92,7 +93,37 @@ def _bucket(name: str, raw: dict[str, Any]) -> Bucket:
     )
 
 
-def _area(data: dict[str, Any], rel: str) -> Area:
+def _formats(spec_dir: Path, digest: Any) -> dict[str, dict[str, str]]:
+    """The id forms of `spec/formats.yaml` by name (none when a catalogue has no such file)."""
+    path = spec_dir / "formats.yaml"
+    if not path.exists():
+        return {}
+    digest.update(b"formats.yaml\0" + path.read_bytes())
+    data = _load_yaml(path, "spec/formats.yaml") or {}
+    for name, form in data.items():
+        if not (isinstance(form, dict) and set(form) == {"pattern", "doc"}):
+            raise CatalogueError(f"spec/formats.yaml: {name}: needs exactly a pattern and a doc")
+        try:
+            re.compile(form["pattern"])
+        except re.error as exc:
+            raise CatalogueError(f"spec/formats.yaml: {name}.pattern: not a regular expression: {exc}") from exc
+    return dict(data)
+
+
+def _form(p: dict[str, Any], formats: dict[str, dict[str, str]], rel: str, endpoint: str) -> dict[str, Any]:
+    """`pattern`, `format` and `form` of a parameter: a named format brings its pattern and description."""
+    name = p.get("format")
+    if name is None:
+        return {"pattern": p.get("pattern")}
+    where = f"{rel}: endpoint {endpoint!r}: parameter {p['name']!r}"
+    if name not in formats:
+        raise CatalogueError(f"{where}: field format: unknown format {name!r} (see spec/formats.yaml)")
+    if "pattern" in p:
+        raise CatalogueError(f"{where}: field format: give a format or a pattern, not both")
+    return {"pattern": formats[name]["pattern"], "format": name, "form": formats[name]["doc"]}
+
+
+def _area(data: dict[str, Any], rel: str, formats: dict[str, dict[str, str]]) -> Area:
     endpoints = []
     for raw in data["endpoints"]:
         params = tuple(
@@ -107,10 +138,11 @@ def _area(data: dict[str, Any], rel: str) -> Area:
                 default=p.get("default"),
                 many=p.get("many"),
                 enum=tuple(p["enum"]) if "enum" in p else None,
-                pattern=p.get("pattern"),
                 minimum=p.get("minimum"),
                 maximum=p.get("maximum"),
                 fill=p.get("fill"),
+                opaque=p.get("opaque", False),
+                **_form(p, formats, rel, raw["name"]),
             )
             for p in raw["params"]
         )
@@ -196,6 +228,8 @@ def _lint(cat: Catalogue, spec_dir: Path) -> None:
                 raise CatalogueError(f"{pw}.wire: '*' (whole body) is only for in: body")
             if (p.minimum is not None or p.maximum is not None) and p.type not in ("int", "str"):
                 raise CatalogueError(f"{pw}.minimum: bounds apply to int (or whole-number str) parameters only")
+            if p.opaque and p.location != "path":
+                raise CatalogueError(f"{pw}.opaque: only path parameters are opaque")
             if p.pattern is not None:
                 try:
                     re.compile(p.pattern)

@@ -41,6 +41,9 @@ class Param:
     minimum: int | None = None
     maximum: int | None = None
     fill: str | None = None
+    format: str | None = None  # name of an id form of spec/formats.yaml; `pattern` is then its pattern
+    form: str | None = None  # what a value of that form looks like, for docs and refusals
+    opaque: bool = False  # a path parameter that may hold '/' (sent percent-encoded)
 
     @property
     def base_annotation(self) -> str:
@@ -80,7 +83,9 @@ class Param:
             extras.append(self.list_rule[0].upper() + self.list_rule[1:])
         if self.enum:
             extras.append("One of: " + ", ".join(str(v) for v in self.enum))
-        if self.pattern:
+        if self.form:
+            extras.append(f"Must be {self.form}")
+        elif self.pattern:
             extras.append(f"Must match `{self.pattern}`")
         if self.minimum is not None and self.maximum is not None:
             extras.append(f"From {self.minimum} to {self.maximum}")

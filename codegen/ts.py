@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import tempfile
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,10 @@ def _literal(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+MAX_COLUMNS = 120
+"""No generated line is longer (as the Python side's ruff limit); tests/codegen/test_ts.py checks it."""
+
+
 def _comment(text: str, indent: str = "") -> str:
     """A JSDoc block for `text`, wrapped to fit in 118 columns (empty string when there is none)."""
     lines = doc_lines(text, max(60, 114 - len(indent)))
@@ -60,12 +66,112 @@ def _comment(text: str, indent: str = "") -> str:
 
 
 def doc_lines(text: str, width: int = 110) -> list[str]:
-    """Prose re-flowed to `width` (lists and code kept as written), as lines for a JSDoc block.
+    """Prose re-flowed to `width` (list items re-flowed with a hanging indent, code kept as written), as lines for
+    a JSDoc block.
 
     Python's `None` reads `null` here: the TypeScript client takes null (or an absent member) for "not sent".
     """
     text = re.sub(r"\bNone\b", "null", str(text).strip().replace("*/", "*\\/"))
-    return _wrap(text, width).splitlines() if text else []
+    if not text:
+        return []
+    lines: list[str] = []
+    for line in _wrap(text, width).splitlines():
+        if len(line) <= width or line.lstrip().startswith("```"):
+            lines.append(line)
+            continue
+        # A long list item of a description, or a word longer than the line (a pattern in backticks): wrapped
+        # under its own text, long words broken.
+        bullet = re.match(r"^(\s*(?:[-*]\s+|\d+\.\s+|\|\s*)?)", line)
+        lead = bullet.group(1) if bullet else ""
+        lines += textwrap.wrap(
+            line[len(lead) :],
+            width,
+            initial_indent=lead,
+            subsequent_indent=" " * len(lead),
+            break_on_hyphens=False,
+        ) or [line]
+    return lines
+
+
+def method_head(e: Endpoint, returns: str) -> str:
+    """`name(args: XArgs = {}): Promise<T> {`, its parameter on a line of its own when the whole is too long."""
+    param = ""
+    if e.params:
+        param = f"args: {args_interface(e)}" + ("" if args_required(e) else " = {}")
+    name = ts_name(e.name)
+    head = f"  {name}({param}): Promise<{returns}> {{"
+    if len(head) <= MAX_COLUMNS or not param:
+        return head
+    return f"  {name}(\n    {param},\n  ): Promise<{returns}> {{"
+
+
+def _split_top(ts: str, sep: str) -> list[str]:
+    """`ts` split at `sep` outside brackets and string literals, parts stripped."""
+    parts, depth, quote, start = [], 0, "", 0
+    for i, ch in enumerate(ts):
+        if quote:
+            if ch == quote and ts[i - 1] != "\\":
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "({[<":
+            depth += 1
+        elif ch in ")}]>":
+            depth -= 1
+        elif ch == sep and depth == 0:
+            parts.append(ts[start:i].strip())
+            start = i + 1
+    parts.append(ts[start:].strip())
+    return parts
+
+
+def _fits(text: str, used: int) -> bool:
+    lines = text.split("\n")
+    return used + len(lines[0]) <= MAX_COLUMNS and all(len(line) <= MAX_COLUMNS for line in lines[1:])
+
+
+def fit_type(ts: str, indent: str, used: int) -> str:
+    """A type laid out to fit in MAX_COLUMNS when `used` columns precede it: long unions one member a line
+    (`| "a"`), a long parenthesised union broken inside its parentheses."""
+    if _fits(ts, used):
+        return ts
+    inner = indent + "  "
+    members = _split_top(ts, "|")
+    if len(members) > 1:
+        return "".join(f"\n{inner}| {fit_type(m, inner, len(inner) + 2)}" for m in members)
+    for pattern, opening, closing in ((r"\((.*)\)((?:\[\])*)", "(", ")"), (r"([A-Za-z_]\w*)<(.*)>", "<", ">")):
+        match = re.fullmatch(pattern, ts, re.S)
+        if match is None:
+            continue
+        if opening == "(":
+            before, body, after = "", match.group(1), match.group(2)
+        else:
+            before, body, after = match.group(1), match.group(2), ""
+        if len(_split_top(body, "|")) > 1:
+            laid = fit_type(body, inner, MAX_COLUMNS)  # forced onto its own lines
+            return f"{before}{opening}{laid}\n{indent}{closing}{after}"
+    return ts
+
+
+def fit_literal(value: Any, indent: str, used: int) -> str:
+    """A JSON literal laid out to fit: a long array packed over lines, a long string split into joined parts."""
+    text = _literal(value)
+    if used + len(text) <= MAX_COLUMNS:
+        return text
+    inner = indent + "  "
+    if isinstance(value, list):
+        rows: list[str] = []
+        for item in (_literal(v) for v in value):
+            if rows and len(rows[-1]) + len(item) + 2 <= MAX_COLUMNS:
+                rows[-1] += " " + item + ","
+            else:
+                rows.append(f"{inner}{item},")
+        return "[\n" + "\n".join(rows) + f"\n{indent}]"
+    if isinstance(value, str):
+        size = max(20, MAX_COLUMNS - max(used, len(inner)) - 6)
+        pieces = [value[i : i + size] for i in range(0, len(value), size)]
+        return f" +\n{inner}".join(_literal(p) for p in pieces)
+    return text
 
 
 # --- parameters ------------------------------------------------------------------------------------------------------
@@ -101,7 +207,8 @@ def param_field(p: Param) -> str:
     if p.default is not None:
         doc = doc.rstrip(".") + f". Default: {_literal(p.default)}."
     kind = param_type(p) + (" | null" if optional else "")
-    return _comment(doc, "  ") + f"  {ts_name(p.name)}{'?' if optional else ''}: {kind};"
+    head = f"  {ts_name(p.name)}{'?' if optional else ''}:"
+    return _comment(doc, "  ") + f"{head} {fit_type(kind, '  ', len(head) + 2)};".replace(": \n", ":\n")
 
 
 def param_spec(p: Param) -> str:
@@ -118,12 +225,18 @@ def param_spec(p: Param) -> str:
         spec["enum"] = list(p.enum)
     if p.pattern is not None:
         spec["pattern"] = p.pattern
+    if p.form is not None:
+        spec["form"] = p.form
+    if p.opaque:
+        spec["opaque"] = True
     if p.fill:
         spec["fill"] = p.fill
     one_line = "{ " + ", ".join(f"{k}: {_literal(v)}" for k, v in spec.items()) + " }"
     if len(one_line) <= 104:
         return one_line
-    return "{\n" + "".join(f"        {k}: {_literal(v)},\n" for k, v in spec.items()) + "      }"
+    indent = " " * 8
+    members = "".join(f"{indent}{k}: {fit_literal(v, indent, len(indent) + len(k) + 3)},\n" for k, v in spec.items())
+    return "{\n" + members + "      }"
 
 
 def args_required(e: Endpoint) -> bool:
@@ -222,7 +335,9 @@ def _object(schema: dict[str, Any], indent: str) -> str:
         if doc:
             lines.append(_comment(doc, inner).rstrip("\n"))
         optional = "" if name in required else "?"
-        lines.append(f"{inner}{_key(name)}{optional}: {schema_to_ts(sub, inner)};")
+        head = f"{inner}{_key(name)}{optional}:"
+        member = f"{head} {fit_type(schema_to_ts(sub, inner), inner, len(head) + 2)};"
+        lines.append(member.replace(": \n", ":\n"))
     if isinstance(extra, dict) and extra:
         lines.append(f"{inner}[key: string]: unknown;")
     lines.append(indent + "}")
@@ -242,7 +357,8 @@ def declaration(name: str, schema: dict[str, Any]) -> str:
     )
     if plain:
         return f"{doc}export interface {name} {ts}\n"
-    return f"{doc}export type {name} = {ts};\n"
+    head = f"export type {name} ="
+    return f"{doc}{head} {fit_type(ts, '', len(head) + 2)};\n".replace("= \n", "=\n")
 
 
 def uses_many(area: Area) -> bool:
@@ -271,6 +387,8 @@ def environment() -> jinja2.Environment:
     env.filters["args_required"] = args_required
     env.filters["doc_lines"] = doc_lines
     env.filters["uses_many"] = uses_many
+    env.filters["format_code"] = lambda text: f"`{text}`"
+    env.filters["method_head"] = method_head
     return env
 
 
@@ -293,6 +411,8 @@ def render_ts_tree(cat: Catalogue, spec_dir: Path, dest: Path) -> list[str]:
     root = TEMPLATES / TS_TEMPLATES
     for template_path in sorted(root.rglob("*.j2")):
         rel = template_path.relative_to(root).as_posix()[: -len(".j2")]
+        if rel == "gitignore":
+            rel = ".gitignore"  # kept visible in the template tree
         template = env.get_template(template_path.relative_to(TEMPLATES).as_posix())
         if "%area" in rel:
             for area in cat.areas:
@@ -320,9 +440,27 @@ def _write(path: Path, text: str) -> None:
     path.write_text(text.rstrip("\n") + "\n", encoding="utf-8", newline="\n")
 
 
+BUILD_OUTPUTS = ("node_modules", "dist", "package-lock.json")
+"""What `npm install` / `npm run build` leave in the package: kept by `make generate`, ignored by git (the
+generated `.gitignore`) and by `make check-generated`."""
+
+
+def replace_keeping_build_outputs(source: Path, out: Path) -> None:
+    """Make `out` a copy of `source`, except that the build outputs already in `out` stay."""
+    with tempfile.TemporaryDirectory(
+        prefix="ibkr-codegen-kept-", dir=out.parent if out.parent.exists() else None
+    ) as kept:
+        outputs = [name for name in BUILD_OUTPUTS if (out / name).exists()]
+        for name in outputs:
+            shutil.move(str(out / name), str(Path(kept) / name))
+        replace_tree(source, out)
+        for name in outputs:
+            shutil.move(str(Path(kept) / name), str(out / name))
+
+
 def render_ts(cat: Catalogue, out: Path, spec_dir: Path) -> list[str]:
-    """Render into `out` (e.g. `generated/ts`), replacing what is there."""
+    """Render into `out` (e.g. `generated/ts`), replacing what is there except the build outputs."""
     with tempfile.TemporaryDirectory(prefix="ibkr-codegen-ts-") as tmp:
         written = render_ts_tree(cat, spec_dir, Path(tmp) / "ts")
-        replace_tree(Path(tmp) / "ts", Path(out))
+        replace_keeping_build_outputs(Path(tmp) / "ts", Path(out))
     return written

@@ -171,7 +171,8 @@ _OVERLAY_DOCS = {
 
 
 def _invalid(method: str, param: CliParam, problem: str) -> RequestValidationError:
-    return RequestValidationError(method, param.name, problem)
+    # An option spelled unlike its parameter (--answer for answers) is named as typed.
+    return RequestValidationError(method, f"--{param.flag}" if param.flag else param.name, problem)
 
 
 def _read_json(method: str, param: CliParam, text: str) -> Any:
@@ -421,8 +422,8 @@ def _top_parser() -> argparse.ArgumentParser:
             "                                   (`call --help` lists the methods, `call METHOD --help` explains one)\n"
             "  simulate [--port 5000 ...]       serve the embedded gateway simulator until Ctrl-C\n"
             "  demo [--url URL --account ID]    run the example trading workflow (offline unless --url is given)\n"
-            "  stream md CONID... [--fields 31,84,86 --seconds 10 --count N]\n"
-            "                                   stream merged quotes over the WebSocket as JSON lines\n"
+            "  stream md CONID|SYMBOL... [--fields 31,84,86 --seconds 10 --count N]\n"
+            "  stream orders | stream pnl       stream quotes, order updates or P&L over the WebSocket (JSON lines)\n"
             "  coordination [--coordination local|process|redis://... --pacing-time-scale 1]\n"
             "                                   show the shared pacing windows and who holds the order flow\n"
             "\n"
@@ -645,7 +646,12 @@ def _stream(top: argparse.Namespace, args: list[str]) -> int:
 
     if top.verbose:
         _verbose_logging()
-    return run(lambda: _client(top), args, prog=f"{PROG} stream")
+    try:
+        return run(lambda: _client(top), args, prog=f"{PROG} stream")
+    except ModuleNotFoundError as exc:
+        if exc.name != "websockets":
+            raise
+        return _fail(f"{PROG} stream: {exc}", EXIT_FAILED)
 
 
 def _coordination(top: argparse.Namespace, args: list[str]) -> int:
@@ -692,13 +698,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _UsageError as exc:
         return _fail(f"{PROG} call: error: {exc}", EXIT_USAGE)
     except RequestValidationError as exc:
-        return _fail(f"{PROG}: {exc}", EXIT_USAGE)
+        return _fail(f"{PROG}: {_cli_wording(exc)}", EXIT_USAGE)
     except IbkrError as exc:
-        return _fail(f"{PROG}: {type(exc).__name__}: {exc}", EXIT_FAILED)
+        return _fail(f"{PROG}: {type(exc).__name__}: {_cli_wording(exc)}", EXIT_FAILED)
     except ValueError as exc:  # settings from the environment, e.g. IBKR_SDK_USE_OAUTH=maybe
         return _fail(f"{PROG}: {exc}", EXIT_USAGE)
     except KeyboardInterrupt:
         return _fail(f"{PROG}: interrupted", 130)
+
+
+def _cli_wording(exc: IbkrError) -> str:
+    """The library's message, with the command line's options where it names Python arguments."""
+    from .errors import OrderQuestionError
+
+    text = str(exc)
+    if isinstance(exc, OrderQuestionError):
+        key = exc.message_ids[0] if exc.message_ids else "PHRASE"
+        return text.replace(exc.ACCEPT_HINT, f"To accept it, add `--answer {key}` (or its QuestionType name).")
+    if isinstance(exc, RequestValidationError) and exc.param == "account_id" and "default account_id" in text:
+        return text.replace(
+            "pass it, or give the client a default account_id",
+            "pass --account ID (the default account, before `call`) or set IBKR_SDK_ACCOUNT_ID",
+        )
+    return text
 
 
 def _fail(message: object, status: int = EXIT_USAGE) -> int:

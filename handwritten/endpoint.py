@@ -24,6 +24,8 @@ class ParamSpec:
     minimum: int | None = None  # bounds of a whole number (int, or str holding one)
     maximum: int | None = None
     fill: str | None = None  # "account_id"
+    form: str | None = None  # what a value must look like (an id form of spec/formats.yaml), for refusals
+    opaque: bool = False  # a path parameter that may hold '/' (IBKR's device ids): sent percent-encoded
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,8 @@ class ExternalBrokerError(IbkrError):
     """
 
     preflight: str | None = None
+    sdk_method: str | None = None
+    """The client method that was called (e.g. `"portfolio_summary"`), once the client has named it."""
 
     def __init__(
         self,
@@ -62,6 +64,19 @@ class ExternalBrokerError(IbkrError):
         if hint:
             text += f" {hint}"
         super().__init__(text.lstrip())
+
+
+def name_method(exc: ExternalBrokerError, method: str) -> ExternalBrokerError:
+    """Let a failed request's error start with the client method that was called (`summary(): failed (GET ...`).
+
+    The transport knows the HTTP request only; the client names the call once, here. Idempotent.
+    """
+    if exc.sdk_method is None:
+        exc.sdk_method = method
+    text = str(exc)
+    if not text.startswith(f"{method}()"):
+        exc.args = (f"{method}(): {text}", *exc.args[1:])
+    return exc
 
 
 class ApiConnectionError(ExternalBrokerError):
@@ -197,16 +212,16 @@ class OrderQuestionError(IbkrError, RuntimeError):
             pending.
     """
 
+    ACCEPT_HINT = "To accept it, add its QuestionType, its message id or a phrase of its text to `answers` with True."
+    """The last sentence of the message; the command line says `--answer` there instead."""
+
     def __init__(self, question: str, message_ids: list[str], reason: str, declined: bool) -> None:
         self.question = question
         self.message_ids = message_ids
         self.declined = declined
         ids = ", ".join(message_ids) or "no id"
         state = "It was declined on the server; the order was not placed." if declined else ""
-        super().__init__(
-            f"{reason}: {question!r} (message ids: {ids}). {state} "
-            "To accept it, add its QuestionType, its message id or a phrase of its text to `answers` with True."
-        )
+        super().__init__(f"{reason}: {question!r} (message ids: {ids}). {state} {self.ACCEPT_HINT}")
 
 
 class CoordinationError(IbkrError):

@@ -17,8 +17,10 @@ accepted) answers it late by as much, and we cannot tell that from slow processi
 counts as arriving now (at most `SEND_JITTER` after it was let through). A request whose departure is unknown, or
 the first of its kind, counts until its answer arrived.
 
-The core operations never block: `try_acquire(bucket) -> Grant | Wait` and `release(grant, sent_at=...)`; `slot()`
-is the waiting loop for threads (an asyncio client awaits the `Wait` instead).
+The core operations never block: `try_acquire(bucket) -> Grant | Wait` and `release(grant, sent_at=...)`. A
+`PacingTicket` adds what a waiting caller decides (`max_pacing_wait`, what is logged) in steps that never block:
+`slot()` runs them with blocking sleeps for threads; the asyncio transport awaits between them (on `waiters`, which
+every release of this process notifies), so sync and asyncio clients of one server share one pacer and one rule.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from .coordination.base import POLL, SEND_CAP, Once
 from .coordination.process import ProcessPacingStore
 from .endpoint import PacingBucket
 from .errors import CoordinationError, RateLimitedError
+from .flow import Waiters
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
@@ -44,7 +47,8 @@ Sleep = Callable[[float], None]
 logger = logging.getLogger("ibkr_sdk")
 
 LOG_WAIT = 1.0
-"""A request held longer than this (seconds) for pacing is logged at INFO: what it waited for and how long."""
+"""A request held longer than this (seconds) for pacing is logged at INFO, when the wait begins (what it waits for
+and how long it expects to) and when it ends."""
 SEND_JITTER = SEND_CAP
 """Seconds a request may take from being let through to reaching the server (thread scheduling, the GIL,
 connection set-up): while its answer is pending it counts as arriving no later than that."""
@@ -58,6 +62,9 @@ RETRY_STORE = 5.0
 the shared store again."""
 MAX_PAUSE = 900.0
 """The longest pause a 429's Retry-After imposes on every process (IBKR's penalty box lasts 10-15 minutes)."""
+SLOT_POLL = 0.05
+"""Seconds an asyncio caller waits at most, when only a request of this process can shorten its wait (whose end
+wakes it), before asking again: the bound covers an end between its try and its wait."""
 
 _SENT = threading.local()
 _STRICT: contextvars.ContextVar[bool] = contextvars.ContextVar("ibkr_sdk_strict_pacing", default=False)
@@ -189,6 +196,7 @@ class Pacer:
         self._released = threading.Condition()  # notified when a request of this process ends
         self.waited = 0.0  # total seconds callers spent waiting (for tests and diagnostics)
         self._local = threading.local()
+        self.waiters = Waiters()  # asyncio callers waiting for a slot: woken when a request of this process ends
 
     @contextmanager
     def strict(self) -> Iterator[None]:
@@ -292,6 +300,7 @@ class Pacer:
             logger.warning("coordination: releasing a pacing slot failed: %s", exc)
         with self._released:
             self._released.notify_all()
+        self.waiters.notify_all()
 
     def pause(self, seconds: float | None = None) -> None:
         """A 429 was answered: every process waits `seconds` (default: one period of the global limit)."""
@@ -344,6 +353,22 @@ class Pacer:
             time.sleep(seconds)
         return seconds
 
+    def ticket(self, bucket: str | None, max_wait: float | None = None, kind: str | None = None) -> PacingTicket:
+        """One request's way through the pacer in steps that never block (see `PacingTicket`)."""
+        return PacingTicket(self, bucket, max_wait, kind)
+
+    def async_wait(self, wait: Wait, limit: float | None) -> float:
+        """Seconds an asyncio caller waits on `waiters` before trying again: the whole wait when it is exact; when
+        only this process's requests can shorten it (the in-memory store), until one of them ends (`SLOT_POLL` at
+        most); otherwise (another process's request may end it) a short poll."""
+        if wait.exact:
+            seconds = float(wait)
+        elif isinstance(wait.store, ProcessPacingStore):
+            seconds = min(float(wait), SLOT_POLL)
+        else:
+            seconds = min(float(wait), POLL)
+        return seconds if limit is None else max(0.0, min(seconds, limit))
+
     @contextmanager
     def slot(self, bucket: str | None, max_wait: float | None = None, kind: str | None = None) -> Iterator[Grant]:
         """Hold a slot for one request: waits for the in-flight limit and the rate limits, then yields the grant.
@@ -354,25 +379,11 @@ class Pacer:
             RateLimitedError: the wait would exceed `max_wait` seconds (nothing was sent).
             CoordinationError: the shared store is unusable and there is no fallback (nothing was sent).
         """
-        began = self._clock()
-        reasons: list[str] = []
-        while True:
-            got = self.try_acquire(bucket)
-            if isinstance(got, Grant):
-                break
-            elapsed = self._clock() - began
-            label = self.limits.label(got.reason)
-            if max_wait is not None:
-                if got.exact and elapsed + got > max_wait:
-                    raise self._too_long(label, elapsed + got, max_wait)
-                if elapsed >= max_wait:
-                    raise self._too_long(label, max_wait, max_wait)
-            if label not in reasons:
-                reasons.append(label)
-            self.waited += self._sleep_for(got, None if max_wait is None else max_wait - elapsed)
-        waited = self._clock() - began
-        if waited > LOG_WAIT:
-            logger.info("a request waited %.1f s for pacing (%s)", waited, "; ".join(reasons) or "IBKR's limits")
+        ticket = self.ticket(bucket, max_wait, kind)
+        while (wait := ticket.poll()) is not None:
+            self.waited += self._sleep_for(wait, ticket.left())
+        got = ticket.grant
+        assert got is not None
         self._local.started = self._clock()
         real_clock = self._clock is time.monotonic
         _SENT.at = _SENT.connect = None
@@ -385,6 +396,73 @@ class Pacer:
             if connect is not None:
                 self._trips.add(connect)  # a handshake: one network round trip without any processing
             self.release(got, sent_at=got.sent_at if got.sent_at is not None else sent, kind=kind)
+
+
+class PacingTicket:
+    """One request's way through a pacer in steps that never block: `poll()` until it returns None (then `grant`
+    is set and the request may start), waiting between polls (threads: `Pacer.slot`; asyncio tasks: on the
+    pacer's `waiters` for `async_wait(wait, left())` seconds); send; then `done(sent_at)`. The limits, the store,
+    the counting rule, `max_wait` and the log lines are the pacer's, whichever kind of caller waits.
+    """
+
+    def __init__(self, pacer: Pacer, bucket: str | None, max_wait: float | None, kind: str | None) -> None:
+        self.pacer = pacer
+        self.bucket = bucket
+        self.max_wait = max_wait
+        self.kind = kind
+        self.began = pacer._clock()
+        self.grant: Grant | None = None
+        self._reasons: list[str] = []
+
+    def poll(self) -> Wait | None:
+        """None when the request may start now (`grant` holds its place), else how long to wait and why.
+
+        Raises:
+            RateLimitedError: the wait would exceed `max_wait` seconds (nothing was sent).
+            CoordinationError: the shared store is unusable and there is no fallback (nothing was sent).
+        """
+        pacer = self.pacer
+        got = pacer.try_acquire(self.bucket)
+        elapsed = pacer._clock() - self.began
+        if isinstance(got, Grant):
+            self.grant = got
+            if elapsed > LOG_WAIT:
+                reasons = "; ".join(self._reasons) or "IBKR's limits"
+                logger.info("a request waited %.1f s for pacing (%s)", elapsed, reasons)
+            return None
+        label = pacer.limits.label(got.reason)
+        if self.max_wait is not None:
+            if got.exact and elapsed + got > self.max_wait:
+                raise pacer._too_long(label, elapsed + got, self.max_wait)
+            if elapsed >= self.max_wait:
+                raise pacer._too_long(label, self.max_wait, self.max_wait)
+        if label not in self._reasons:
+            self._reasons.append(label)
+            if elapsed + got > LOG_WAIT and pacer.limits.slot(got.reason) is None:
+                # Said before the wait, so a long one is not a silent hang.
+                logger.info("pacing holds a %s request for %.1f s: %s", self.bucket or "REST", elapsed + got, label)
+        return got
+
+    def left(self) -> float | None:
+        """Seconds left of `max_wait` (None: no limit)."""
+        return None if self.max_wait is None else self.max_wait - (self.pacer._clock() - self.began)
+
+    def done(
+        self, sent_at: float | None = None, connect: float | None = None, answered_at: float | None = None
+    ) -> None:
+        """The request is over (or was never sent): its place is settled by the counting rule (`Pacer.release`).
+        `sent_at`: when its bytes went to the socket, `answered_at`: when its answer (or failure) came (default
+        now), both `time.monotonic()`; `sent_at` None: unknown, it counts until its answer. `connect`: seconds its
+        connection took to open, if it opened one (a network round trip without any processing)."""
+        grant, self.grant = self.grant, None
+        if grant is None:
+            return
+        pacer = self.pacer
+        if connect is not None:
+            pacer._trips.add(connect)
+        if pacer._clock is not time.monotonic:
+            sent_at = answered_at = None  # a test's clock: readings of the real one do not compare
+        pacer.release(grant, sent_at, answered_at, self.kind)
 
 
 class PacerView(Pacer):
@@ -411,8 +489,19 @@ class PacerView(Pacer):
     def last_start(self) -> float | None:
         return self.shared.last_start()
 
+    @property
+    def waiters(self) -> Waiters:  # type: ignore[override]
+        return self.shared.waiters
+
     def try_acquire(self, bucket: str | None) -> Grant | Wait:
         return self.shared.try_acquire(bucket)
+
+    def ticket(self, bucket: str | None, max_wait: float | None = None, kind: str | None = None) -> PacingTicket:
+        limit = self.max_wait if max_wait is None else min(max_wait, self.max_wait)
+        return self.shared.ticket(bucket, limit, kind)
+
+    def async_wait(self, wait: Wait, limit: float | None) -> float:
+        return self.shared.async_wait(wait, limit)
 
     @contextmanager
     def strict(self) -> Iterator[None]:

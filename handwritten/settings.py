@@ -31,7 +31,21 @@ def check_url(url: Any) -> str:
             f"{_where('url')} must be an http:// or https:// URL with a host, "
             f"e.g. 'https://localhost:5000/v1/api/'; got {url!r}"
         )
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked
+    except ValueError:
+        raise ValueError(f"{_where('url')} has a port that is not a number from 0 to 65535: {url!r}") from None
     return url
+
+
+def check_port(port: Any) -> int:
+    """A TCP port from 1 to 65535, as an int or a string of digits (the peer's default is the string "5000")."""
+    if isinstance(port, bool) or not isinstance(port, (int, str)):
+        raise TypeError(f"{_where('port')} must be a port number, got {type(port).__name__} {port!r}")
+    text = str(port).strip()
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"{_where('port')} must be a port number from 1 to 65535, got {port!r}")
+    return int(text)
 
 
 def check_timeout(timeout: Any) -> float | tuple[float, float]:

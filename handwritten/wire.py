@@ -154,7 +154,8 @@ def _check_item(method: str, p: ParamSpec, value: Any) -> Any:
             allowed = ", ".join(str(v) for v in p.enum)
             raise RequestValidationError(method, p.name, f"must be one of {allowed}; got {_describe(value)}")
     if p.pattern is not None and isinstance(value, str) and not _compiled(p.pattern).fullmatch(value):
-        raise RequestValidationError(method, p.name, f"must match the pattern {p.pattern!r}; got {_describe(value)}")
+        expected = f"be {p.form}" if p.form else f"match the pattern {p.pattern!r}"
+        raise RequestValidationError(method, p.name, f"must {expected}; got {_describe(value)}")
     if p.minimum is not None or p.maximum is not None:
         _check_bounds(method, p, value)
     return value
@@ -177,6 +178,28 @@ def _check_bounds(method: str, p: ParamSpec, value: Any) -> None:
         ) from None
     if (p.minimum is not None and number < p.minimum) or (p.maximum is not None and number > p.maximum):
         raise RequestValidationError(method, p.name, f"must be {bounds}; got {_describe(value)}")
+
+
+_PATH_UNSAFE = re.compile(r"[/%?#\x00-\x1f\x7f]")
+_PATH_UNSAFE_OPAQUE = re.compile(r"[%?#\x00-\x1f\x7f]")
+
+
+def _check_path_text(method: str, p: ParamSpec, text: str) -> None:
+    """Refuse what would change the path, or depend on how a gateway decodes it, before anything is sent.
+
+    `quote()` would encode `/`, `%`, `?` and `#`, but whether a gateway decodes `%2F` before routing is not ours
+    to bet on; dots are left alone by `quote()` and URL normalisation removes dot segments. Parameters the catalogue
+    marks `opaque` (IBKR's own ids with `/` in them, such as device ids `apn://...`) may hold `/`.
+    """
+    if text in _DOT_SEGMENTS:
+        raise RequestValidationError(method, p.name, f"must not be {text!r}, which would change the path")
+    bad = (_PATH_UNSAFE_OPAQUE if p.opaque else _PATH_UNSAFE).search(text)
+    if bad is not None:
+        char = bad.group()
+        shown = repr(char) if char.isprintable() else f"a control character ({char!r})"
+        raise RequestValidationError(
+            method, p.name, f"must not contain {shown}, which has a meaning in a URL path; got {_describe(text)}"
+        )
 
 
 def _query_text(value: Any) -> str:
@@ -232,10 +255,7 @@ def prepare(
                 raise RequestValidationError(method, p.name, "must not be an empty list")
         if p.location == "path":
             text = _query_text(wire_value)
-            if text in _DOT_SEGMENTS:
-                # quote() leaves dots alone and URL normalisation removes dot segments: the request would go to
-                # another path.
-                raise RequestValidationError(method, p.name, f"must not be {text!r}, which would change the path")
+            _check_path_text(method, p, text)
             path_values[p.wire] = quote(text, safe="")
         elif p.location == "query":
             if isinstance(wire_value, list):

@@ -132,10 +132,10 @@ def _start_stream(client: Any, conid: int) -> tuple[Any, Any] | None:
     ws = IbkrWsClient(ibkr_client=client, sink=sink, account_id=client.account_id, connect_timeout=5)
     try:
         if not ws.start():
-            print("  streaming skipped: the WebSocket session did not become ready")
+            print(f"  streaming skipped: the WebSocket session did not become ready: {ws.last_failure}")
             ws.shutdown()
             return None
-    except ImportError as exc:  # pragma: no cover - websockets missing
+    except ImportError as exc:  # websockets missing: the message names the extra to install
         print(f"  streaming skipped: {exc}")
         ws.shutdown()
         return None

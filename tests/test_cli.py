@@ -182,7 +182,7 @@ BAD_INPUT = [
             "--answer",
             "o163=perhaps",
         ],
-        "parameter 'answers' takes KEY or KEY=yes|no",
+        "parameter '--answer' takes KEY or KEY=yes|no",
     ),
     (["modify_order", "--order-id", "1", "--order-request", "[]"], "parameter 'order_request' must be a JSON object"),
     (["security_stocks_by_symbol", "--queries", '{"sym": "AAPL"}'], "parameter 'queries'"),
@@ -331,7 +331,8 @@ def test_simulate_serves_until_interrupted(capsys: pytest.CaptureFixture[str]) -
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
-        match = re.search(r"(http://127\.0\.0\.1:\d+/v1/api/)", first)
+        # HTTPS by default, as the gateway: a client with the default settings (no cacert) reaches it.
+        match = re.search(r"(https://127\.0\.0\.1:\d+/v1/api/)", first)
         assert match, first
         code, out, _ = run(capsys, "--url", match.group(1), "call", "receive_brokerage_accounts")
         assert code == 0 and json.loads(out)["accounts"] == [ACCOUNT]
@@ -339,6 +340,20 @@ def test_simulate_serves_until_interrupted(capsys: pytest.CaptureFixture[str]) -
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
     assert proc.returncode == 0
+
+
+def test_simulator_command_serves_what_the_default_client_expects() -> None:
+    from ibkr_sdk.simulator.__main__ import _parser
+
+    default_client = IbkrClient()
+    try:
+        assert default_client.base_url == "https://127.0.0.1:5000/v1/api/"
+    finally:
+        default_client.close()
+    options = _parser().parse_args([])
+    assert options.https is True and options.port == 5000
+    assert _parser().parse_args(["--http"]).https is False
+    assert _parser().parse_args(["--https"]).https is True
 
 
 def test_demo_runs_the_workflow_offline() -> None:

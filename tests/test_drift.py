@@ -4,12 +4,13 @@ each of which must be reported exactly, with the catalogue entries and fixes it 
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from codegen.drift import Change, Drift, drift, main, read_document, swagger2_to_openapi3
+from codegen.drift import Change, Drift, drift, main, read_document, report, swagger2_to_openapi3
 from codegen.load import load_catalogue
 from codegen.models import load_fixes
 
@@ -181,3 +182,64 @@ def test_command_line_exit_status_report_and_json(
     assert data["summary"] == {"parameter-removed": 1}
     assert data["changes"][0]["params"] == ["marketdata_history_by_conid.conid"]
     assert main(["--spec", str(SPEC), "--openapi", str(tmp_path / "missing.json")]) == 2
+
+
+def test_report_triage_first_no_none_and_number_to_integer_summarised(pinned: dict[str, Any]) -> None:
+    edited = _copy(pinned)
+    del edited["paths"]["/iserver/account/orders"]["get"]  # live_orders: removed
+    del edited["paths"]["/iserver/marketdata/snapshot"]["get"]["operationId"]  # still there, without an id
+    retyped = 0
+    for schema in edited["components"]["schemas"].values():  # number → integer everywhere it is a property
+        for prop in (schema.get("properties") or {}).values() if isinstance(schema, dict) else []:
+            if isinstance(prop, dict) and prop.get("type") == "number":
+                prop["type"] = "integer"
+                retyped += 1
+    assert retyped > 20
+    result = drift(CATALOGUE, pinned, edited, FIXES, check_fixes=False)  # fixes have their own tests (slow here)
+    text = report(result)
+    assert "None" not in text
+    assert "GET /iserver/marketdata/snapshot is still there, without an operationId" in text
+    triage = text.index("== Needs action (")
+    assert triage < text.index("== spec/")
+    urgent = text[triage : text.index("== spec/")]
+    assert "operation-removed (1):\n    GET /iserver/account/orders [live_orders] (getOpenOrders)" in urgent
+    assert "number → integer" not in urgent and ": type number → integer" not in text
+    summary = text[text.index("== number → integer (") :]
+    assert summary.count("\n  ") >= 5 and "existing models still parse" in summary
+    data = result.to_json()
+    removed = [c for c in data["changes"] if c["kind"] == "operation-removed"]
+    assert len(removed) == 1 and removed[0]["needs_action"] is True
+    narrowed = [c for c in data["changes"] if (c["old"], c["new"]) == ("number", "integer")]
+    assert narrowed and not any(c["needs_action"] for c in narrowed)
+
+
+def _tiny_documents(tmp_path: Path) -> tuple[Path, Path]:
+    """Two small documents (one operation removed), so a command-line run stays quick."""
+    op = {"operationId": "getOrders", "responses": {"200": {"description": "ok"}}}
+    old = {
+        "openapi": "3.0.0",
+        "info": {"title": "old", "version": "1"},
+        "paths": {"/iserver/account/orders": {"get": op}},
+    }
+    new = {"openapi": "3.0.0", "info": {"title": "new", "version": "2"}, "paths": {}}
+    paths = tmp_path / "old.json", tmp_path / "new.json"
+    for path, doc in zip(paths, (old, new), strict=True):
+        path.write_text(json.dumps(doc), encoding="utf-8")
+    return paths
+
+
+def test_make_drift_exit_status_is_what_the_readme_says_and_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "`make drift` passes 0\n   through and, as make does for any failing command, exits 2 otherwise" in readme
+    old, new = _tiny_documents(tmp_path)
+    proc = subprocess.Popen(
+        ["make", "-s", "drift", f"OPENAPI={new}", f"DRIFT_ARGS=--old {old} --json"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before anything is written (`--json | head` that already quit)
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 2, err  # codegen drift said 1 (changes found); make turns that into 2
+    assert "Traceback" not in err and "BrokenPipe" not in err, err

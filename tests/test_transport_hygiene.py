@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import socket
 import subprocess
 import sys
@@ -280,6 +281,8 @@ def _dummy(p: Any) -> Any:
     """A value the parameter accepts, so the refusal can only come from the parameter under test."""
     if p.enum:
         return p.enum[0]
+    if p.pattern:  # an id form (conid, account id, ...)
+        return next(v for v in ("1", "DU1234567") if re.fullmatch(p.pattern, v))
     if p.type == "array" and p.items == "object":
         return [{}]
     return {"int": 1, "bool": True, "object": {}, "array": ["1"], "datetime": "20260101-00:00:00"}.get(p.type, "1")
@@ -308,12 +311,16 @@ def test_dot_segments_in_path_parameters_are_refused(
 
 def test_other_path_values_stay_in_their_segment(sim: Simulator, clients: Callable[..., IbkrClient]) -> None:
     client = clients(sim, auto_preflight=False)
-    for value in ["../..", "a/b", ".%2e", "?x=1", "#f", "..;"]:
-        with pytest.raises(ExternalBrokerError):
-            client.account_summary(account_id=value)
+    for value in ["../..", "a/b", ".%2e", "?x=1", "#f", "a\tb"]:  # refused: they could leave their segment
+        with pytest.raises(RequestValidationError) as caught:
+            client.search_dynamic_account(search_pattern=value)
+        assert caught.value.param == "search_pattern"
+    assert sim.requests == []
+    for value in ["..;", "a b", "...", "DU 1"]:  # free text that cannot: sent percent-encoded in its segment
+        client.search_dynamic_account(search_pattern=value)
     for record in sim.requests:
-        assert record.path.startswith("/iserver/account/") and record.path.endswith("/summary"), record.path
-    assert len(sim.requests) == 6
+        assert record.path.startswith("/iserver/account/search/") and "/" not in record.path[24:], record.path
+    assert len(sim.requests) == 4
 
 
 def test_a_separator_inside_one_list_element_is_refused(sim: Simulator, clients: Callable[..., IbkrClient]) -> None:

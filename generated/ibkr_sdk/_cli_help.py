@@ -58,7 +58,8 @@ HELP: dict[str, EndpointHelp] = {
         ),
         params={
             "account_id": (
-                "Account to summarise; the client's default account when None. Defaults to the client's account id."
+                "Account to summarise; the client's default account when None. Must be an IBKR account "
+                "id: letters then digits, e.g. DU1234567. Defaults to the client's account id."
             ),
         },
         notes=(),
@@ -117,8 +118,9 @@ HELP: dict[str, EndpointHelp] = {
         doc="Each entry tells which account and which legal entity the person stands for.",
         params={
             "account_id": (
-                "Account to look up, e.g. U1234567; the client's default account when None. Defaults to "
-                "the client's account id."
+                "Account to look up, e.g. U1234567; the client's default account when None. Must be an "
+                "IBKR account id: letters then digits, e.g. DU1234567. Defaults to the client's account "
+                "id."
             ),
         },
         notes=(),
@@ -172,7 +174,8 @@ HELP: dict[str, EndpointHelp] = {
         ),
         params={
             "account_id": (
-                "Account to report on; the client's default account when None. Defaults to the client's account id."
+                "Account to report on; the client's default account when None. Must be an IBKR account "
+                "id: letters then digits, e.g. DU1234567. Defaults to the client's account id."
             ),
         },
         notes=(),
@@ -185,7 +188,8 @@ HELP: dict[str, EndpointHelp] = {
         doc="",
         params={
             "account_id": (
-                "Account to report on; the client's default account when None. Defaults to the client's account id."
+                "Account to report on; the client's default account when None. Must be an IBKR account "
+                "id: letters then digits, e.g. DU1234567. Defaults to the client's account id."
             ),
         },
         notes=(),
@@ -198,7 +202,8 @@ HELP: dict[str, EndpointHelp] = {
         doc="",
         params={
             "account_id": (
-                "Account to report on; the client's default account when None. Defaults to the client's account id."
+                "Account to report on; the client's default account when None. Must be an IBKR account "
+                "id: letters then digits, e.g. DU1234567. Defaults to the client's account id."
             ),
         },
         notes=(),
@@ -211,7 +216,8 @@ HELP: dict[str, EndpointHelp] = {
         doc="",
         params={
             "account_id": (
-                "Account to report on; the client's default account when None. Defaults to the client's account id."
+                "Account to report on; the client's default account when None. Must be an IBKR account "
+                "id: letters then digits, e.g. DU1234567. Defaults to the client's account id."
             ),
         },
         notes=(),
@@ -234,8 +240,8 @@ HELP: dict[str, EndpointHelp] = {
         params={
             "alert_request": "The alert definition as IBKR's JSON object (alertName, conditions, tif, ...).",
             "account_id": (
-                "Account that owns the alert; the client's default account when None. Defaults to the "
-                "client's account id."
+                "Account that owns the alert; the client's default account when None. Must be an IBKR "
+                "account id: letters then digits, e.g. DU1234567. Defaults to the client's account id."
             ),
         },
         notes=(
@@ -256,8 +262,8 @@ HELP: dict[str, EndpointHelp] = {
             "alert_id": "Id of the alert (its order id), or 0 for all alerts of the account.",
             "alert_active": "1 to activate the alert, 0 to deactivate it. One of: 1, 0.",
             "account_id": (
-                "Account that owns the alert; the client's default account when None. Defaults to the "
-                "client's account id."
+                "Account that owns the alert; the client's default account when None. Must be an IBKR "
+                "account id: letters then digits, e.g. DU1234567. Defaults to the client's account id."
             ),
         },
         notes=("The meaning of alert id 0 (all alerts) comes from the legacy Swagger 2 document.",),
@@ -272,10 +278,13 @@ HELP: dict[str, EndpointHelp] = {
             "empty JSON object is sent as the body."
         ),
         params={
-            "alert_id": "Id of the alert (order id from creation or list_alerts); 0 deletes all.",
+            "alert_id": (
+                "Id of the alert (order id from creation or list_alerts); 0 deletes all. Must be an "
+                "alert id: digits, as list_alerts lists them."
+            ),
             "account_id": (
-                "Account that owns the alert; the client's default account when None. Defaults to the "
-                "client's account id."
+                "Account that owns the alert; the client's default account when None. Must be an IBKR "
+                "account id: letters then digits, e.g. DU1234567. Defaults to the client's account id."
             ),
         },
         notes=(
@@ -294,8 +303,9 @@ HELP: dict[str, EndpointHelp] = {
         doc="The `order_id` of each entry is the alert id the other alert calls expect.",
         params={
             "account_id": (
-                "Account whose alerts are listed; the client's default account when None. Defaults to "
-                "the client's account id."
+                "Account whose alerts are listed; the client's default account when None. Must be an "
+                "IBKR account id: letters then digits, e.g. DU1234567. Defaults to the client's account "
+                "id."
             ),
         },
         notes=(),
@@ -307,7 +317,10 @@ HELP: dict[str, EndpointHelp] = {
         summary="Full definition and state of one alert.",
         doc="The query flag `type=Q` that IBKR requires is always sent.",
         params={
-            "alert_id": "Id of the alert (the order_id shown by list_alerts).",
+            "alert_id": (
+                "Id of the alert (the order_id shown by list_alerts). Must be an alert id: digits, as "
+                "list_alerts lists them."
+            ),
         },
         notes=(),
         overlay=False,
@@ -965,7 +978,7 @@ HELP: dict[str, EndpointHelp] = {
         summary="Full contract details of one conid (symbol, exchange, currency, multiplier, expiry, ...).",
         doc="",
         params={
-            "conid": "Contract id to describe.",
+            "conid": "Contract id to describe. Must be a contract id: digits, e.g. 265598.",
         },
         notes=(),
         overlay=False,
@@ -1003,7 +1016,7 @@ HELP: dict[str, EndpointHelp] = {
             "the chosen side."
         ),
         params={
-            "conid": "Contract id to describe.",
+            "conid": "Contract id to describe. Must be a contract id: digits, e.g. 265598.",
             "is_buy": "True for the rules of buy orders, False for sell orders.",
         },
         notes=(
@@ -1025,7 +1038,7 @@ HELP: dict[str, EndpointHelp] = {
             "using it may carry."
         ),
         params={
-            "conid": "Contract id the algos are for.",
+            "conid": "Contract id the algos are for. Must be a contract id: digits, e.g. 265598.",
             "algos": (
                 'Only these algo ids (case-sensitive, at most 8), e.g. ["Adaptive", "Vwap"]; an already '
                 'joined "Adaptive;Vwap" is accepted too. One or many, sent joined with semicolons. Must '
@@ -2169,7 +2182,10 @@ HELP: dict[str, EndpointHelp] = {
             "order of an account that is not selected."
         ),
         params={
-            "order_id": "IBKR order id, as returned on placement or listed by live_orders.",
+            "order_id": (
+                "IBKR order id, as returned on placement or listed by live_orders. Must be an IBKR order "
+                "id: digits, as live_orders lists them."
+            ),
         },
         notes=(),
         overlay=False,
@@ -2274,7 +2290,10 @@ HELP: dict[str, EndpointHelp] = {
             "every open order of the account."
         ),
         params={
-            "order_id": "IBKR order id to cancel, or -1 for all open orders.",
+            "order_id": (
+                "IBKR order id to cancel, or -1 for all open orders. Must be an IBKR order id (digits), "
+                "or -1 for every open order."
+            ),
             "account_id": (
                 "Account (or FA group) holding the order; the client's default account when None. "
                 "Defaults to the client's account id."
@@ -2300,7 +2319,10 @@ HELP: dict[str, EndpointHelp] = {
             "that loop."
         ),
         params={
-            "order_id": "IBKR order id of the open order to change.",
+            "order_id": (
+                "IBKR order id of the open order to change. Must be an IBKR order id: digits, as "
+                "live_orders lists them."
+            ),
             "order": "The complete order ticket with the new values; sent as the whole JSON body.",
             "account_id": (
                 "Account holding the order; the client's default account when None. Defaults to the "
@@ -2423,7 +2445,8 @@ HELP: dict[str, EndpointHelp] = {
         doc="",
         params={
             "account_id": (
-                "Account to describe; the client's default account when None. Defaults to the client's account id."
+                "Account to describe; the client's default account when None. Must be an IBKR account "
+                "id: letters then digits, e.g. DU1234567. Defaults to the client's account id."
             ),
         },
         notes=(),
@@ -2436,7 +2459,8 @@ HELP: dict[str, EndpointHelp] = {
         doc="",
         params={
             "account_id": (
-                "Account to analyse; the client's default account when None. Defaults to the client's account id."
+                "Account to analyse; the client's default account when None. Must be an IBKR account id: "
+                "letters then digits, e.g. DU1234567. Defaults to the client's account id."
             ),
         },
         notes=(
@@ -2480,8 +2504,9 @@ HELP: dict[str, EndpointHelp] = {
         ),
         params={
             "account_id": (
-                "Account whose positions are listed; the client's default account when None. Defaults to "
-                "the client's account id."
+                "Account whose positions are listed; the client's default account when None. Must be an "
+                "IBKR account id: letters then digits, e.g. DU1234567. Defaults to the client's account "
+                "id."
             ),
             "page": "Page number, counted from 0. At least 0.",
             "model": "Model portfolio code to compare the positions with.",
@@ -2509,8 +2534,9 @@ HELP: dict[str, EndpointHelp] = {
         ),
         params={
             "account_id": (
-                "Account whose positions are listed; the client's default account when None. Defaults to "
-                "the client's account id."
+                "Account whose positions are listed; the client's default account when None. Must be an "
+                "IBKR account id: letters then digits, e.g. DU1234567. Defaults to the client's account "
+                "id."
             ),
             "model": "Model portfolio code to compare the positions with.",
             "sort": "Column to sort by, e.g. name.",
@@ -2534,8 +2560,10 @@ HELP: dict[str, EndpointHelp] = {
         summary="An account's position in one contract (one entry per model holding it).",
         doc=("Returns a list: when the account runs model portfolios the same contract may appear once per model."),
         params={
-            "account_id": "Account holding the position.",
-            "conid": "Contract id of the instrument.",
+            "account_id": (
+                "Account holding the position. Must be an IBKR account id: letters then digits, e.g. DU1234567."
+            ),
+            "conid": "Contract id of the instrument. Must be a contract id: digits, e.g. 265598.",
         },
         notes=(
             (
@@ -2552,8 +2580,9 @@ HELP: dict[str, EndpointHelp] = {
         doc="",
         params={
             "account_id": (
-                "Account whose position cache is discarded; the client's default account when None. "
-                "Defaults to the client's account id."
+                "Account whose position cache is discarded; the client's default account when None. Must "
+                "be an IBKR account id: letters then digits, e.g. DU1234567. Defaults to the client's "
+                "account id."
             ),
         },
         notes=(
@@ -2575,7 +2604,8 @@ HELP: dict[str, EndpointHelp] = {
         ),
         params={
             "account_id": (
-                "Account to report on; the client's default account when None. Defaults to the client's account id."
+                "Account to report on; the client's default account when None. Must be an IBKR account "
+                "id: letters then digits, e.g. DU1234567. Defaults to the client's account id."
             ),
         },
         notes=(),
@@ -2591,7 +2621,8 @@ HELP: dict[str, EndpointHelp] = {
         ),
         params={
             "account_id": (
-                "Account to report on; the client's default account when None. Defaults to the client's account id."
+                "Account to report on; the client's default account when None. Must be an IBKR account "
+                "id: letters then digits, e.g. DU1234567. Defaults to the client's account id."
             ),
         },
         notes=(),
@@ -2603,7 +2634,7 @@ HELP: dict[str, EndpointHelp] = {
         summary="Positions in one contract across all selected accounts, with contract details.",
         doc="The answer is keyed by account id; each account lists its position(s) in the contract.",
         params={
-            "conid": "Contract id of the instrument.",
+            "conid": "Contract id of the instrument. Must be a contract id: digits, e.g. 265598.",
         },
         notes=(
             (
@@ -2675,7 +2706,8 @@ HELP: dict[str, EndpointHelp] = {
         doc="",
         params={
             "account_id": (
-                "Account to report on; the client's default account when None. Defaults to the client's account id."
+                "Account to report on; the client's default account when None. Must be an IBKR account "
+                "id: letters then digits, e.g. DU1234567. Defaults to the client's account id."
             ),
             "no_cache": "Compute the answer afresh instead of serving it from the server's cache.",
         },

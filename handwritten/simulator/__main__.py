@@ -1,4 +1,8 @@
-"""`python -m ibkr_sdk.simulator` / `ibkr-sdk-simulator`: run the gateway simulator in the foreground."""
+"""`python -m ibkr_sdk.simulator` / `ibkr-sdk-simulator`: run the gateway simulator in the foreground.
+
+It serves HTTPS by default, as the real gateway does, so a client with its default URL
+(`https://127.0.0.1:5000/v1/api/`) reaches it; `--http` serves plain HTTP.
+"""
 
 from __future__ import annotations
 
@@ -25,10 +29,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     parser.add_argument("--pacing", action="store_true", help="enforce IBKR's pacing limits (429 beyond them)")
     parser.add_argument("--seed", type=int, default=0, help="seed of prices and ids (default 0)")
-    parser.add_argument(
+    scheme = parser.add_mutually_exclusive_group()
+    scheme.add_argument(
         "--https",
+        dest="https",
         action="store_true",
-        help="serve HTTPS with the simulator's self-signed certificate, like the gateway",
+        default=True,
+        help="serve HTTPS with the simulator's self-signed certificate, as the gateway does (the default)",
+    )
+    scheme.add_argument(
+        "--http",
+        dest="https",
+        action="store_false",
+        help="serve plain HTTP instead (clients then need an http:// URL)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log simulator errors to stderr")
     return parser
@@ -55,7 +68,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"ibkr-sdk-simulator: cannot start: {exc}") from None
     print(f"IBKR gateway simulator serving {sim.url} (accounts: {', '.join(accounts)}); Ctrl-C stops it.", flush=True)
     if args.https:
-        print(f"its certificate (pass as cacert to verify): {sim.cacert}", flush=True)
+        # The client accepts a loopback gateway's self-signed certificate by default; cacert verifies it instead.
+        print(f"self-signed certificate (give it as cacert to verify): {sim.cacert}", flush=True)
     stop = threading.Event()
     try:
         while not stop.wait(0.5):

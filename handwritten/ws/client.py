@@ -300,6 +300,7 @@ class IbkrWsClient:
         self._stop: asyncio.Event | None = None
         self._ws: Any = None
         self._stopping = False
+        self._last_error: str | None = None  # the latest connection failure, for `last_failure`
         self._outbox: deque[str] = deque()
         self._tic_lock = threading.Condition()
         self._tic_message: dict[str, Any] = {}
@@ -324,18 +325,54 @@ class IbkrWsClient:
     # -- public API -------------------------------------------------------------------------------------------------
 
     def start(self) -> bool:
-        """Connect in the background; True when the session became ready within `connect_timeout`."""
+        """Connect in the background; True when the session became ready within `connect_timeout`.
+
+        When it did not, the client keeps trying in the background (until `shutdown()`), `last_failure` says why
+        (the gateway cannot be reached, or it answers but its session is not authenticated) and a warning is
+        logged.
+
+        Raises:
+            ModuleNotFoundError: `websockets` is missing (`pip install 'ibkr-cpapi-sdk[stream]'`); nothing started.
+        """
+        _require_websockets()
         with self._state_lock:
             if self._thread is not None:
                 return self._ready.is_set()
             self._stopping = False
+            self._last_error = None
             self._thread = threading.Thread(target=self._run, name="ibkr-ws", daemon=True)
         self._set_state(WsState.STARTING)
         if not self._direct:
             self._dispatcher = _Dispatcher(self._sink, self._queue_size, self._drops)
             self._dispatcher.start()
         self._thread.start()
-        return self._ready.wait(self._connect_timeout)
+        if self._ready.wait(self._connect_timeout):
+            return True
+        logger.warning(
+            "IbkrWsClient.start(): no ready session within %g s: %s", self._connect_timeout, self.last_failure
+        )
+        return False
+
+    @property
+    def last_failure(self) -> str | None:
+        """Why the session is not ready (None when it is, or before `start()`): the gateway cannot be reached,
+        or it answers but reports no authenticated session."""
+        if self._ready.is_set() or self._thread is None:
+            return None
+        where = urlsplit(self._url).netloc
+        session = self._session
+        if session is not None and session is not Verdict.OPEN:
+            return f"the WebSocket at {where} is open, but the gateway reports the session {session.value}: " + explain(
+                session
+            )
+        if self._state in (WsState.OPEN, WsState.AUTHENTICATED, WsState.DEGRADED) and self._last_error is None:
+            return (
+                f"the WebSocket at {where} is open, but the gateway has not reported an authenticated brokerage "
+                "session: log in to the gateway, or open the session with initialize_brokerage_session()"
+            )
+        if self._last_error is not None:
+            return f"connecting to the gateway failed: {self._last_error}"
+        return f"no answer from the gateway at {where} yet"
 
     def shutdown(self) -> bool:
         """Close the socket and stop every thread (within a second); True when all stopped."""
@@ -552,7 +589,20 @@ class IbkrWsClient:
             self._wake.set()
         ws = self._ws
         if ws is not None:
+            self._flush_control(ws, unsubscribes_only=True)  # an unsubscribe() just before shutdown() goes out
             ws.close()  # a close frame; the TCP connection is cut if the answer does not come soon
+
+    def _flush_control(self, ws: Any, *, unsubscribes_only: bool = False) -> None:
+        """Send now what the subscriptions need (only the unsubscribe frames, when stopping) and the queued frames
+        (`tic`). On the loop's thread; nothing is sent before the session is ready."""
+        if not self._ready.is_set():
+            return
+        out = self._controller.due(time.monotonic(), unsubscribes_only=unsubscribes_only)
+        while self._outbox:
+            out.append(self._outbox.popleft())
+        for payload in out:
+            if ws.send(payload):
+                self._counters["sent"] += 1
 
     @staticmethod
     def _abort(ws: Any) -> None:
@@ -586,6 +636,7 @@ class IbkrWsClient:
                 reached_ready = await self._connect_once()
             except Exception as exc:
                 if not self._stopping:
+                    self._last_error = _describe(exc)
                     failures += 1
                     level = logging.WARNING if failures == 1 or failures % 20 == 0 else logging.DEBUG
                     logger.log(level, "IbkrWsClient: connection failed (%d in a row): %s", failures, _describe(exc))
@@ -615,8 +666,14 @@ class IbkrWsClient:
 
     def _handshake(self) -> tuple[str, dict[str, str]]:
         """The URL and headers of a connection: the session cookie from `/tickle`, the OAuth token."""
-        status = self._ibkr_client.tickle()
-        data = status.data if isinstance(status.data, dict) else {}
+        return self._handshake_from(self._ibkr_client.tickle().data)
+
+    async def _handshake_async(self) -> tuple[str, dict[str, str]]:
+        """`_handshake` as the connection loop calls it (this client's loop is its own: a blocking call is fine)."""
+        return self._handshake()
+
+    def _handshake_from(self, answer: Any) -> tuple[str, dict[str, str]]:
+        data = answer if isinstance(answer, dict) else {}
         session = data.get("session")
         headers: dict[str, str] = {}
         if session:
@@ -646,7 +703,9 @@ class IbkrWsClient:
     async def _connect_once(self) -> bool:
         from ._transport import open_connection  # loads `websockets` on first use: `import ibkr_sdk` stays light
 
-        url, headers = self._handshake()  # a quick REST call; nothing else runs on this loop before the socket opens
+        if not await self._reachable():
+            return False
+        url, headers = await self._handshake_async()  # a quick REST call (/tickle) before the socket opens
         if self._stopping:
             return False
         self._counters["connects"] += 1
@@ -693,9 +752,41 @@ class IbkrWsClient:
             )
         return reached
 
+    async def _reachable(self) -> bool:
+        """Open and close a TCP connection to the socket's server before the `/tickle` of the handshake, which
+        blocks this loop and retries: a gateway that is down fails here at once, and `shutdown()` interrupts it.
+        False when stopping.
+
+        Raises:
+            ConnectionError: nothing listens there (or no connection within `connect_timeout`).
+        """
+        parts = urlsplit(self._url)
+        port = parts.port or (443 if parts.scheme == "wss" else 80)
+        assert self._stop is not None
+        probe = asyncio.ensure_future(
+            asyncio.wait_for(asyncio.open_connection(parts.hostname, port), self._connect_timeout)
+        )
+        stopping = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait({probe, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not probe.done():
+            probe.cancel()
+            await asyncio.gather(probe, return_exceptions=True)
+            return False
+        try:
+            _, writer = probe.result()
+        except asyncio.TimeoutError:
+            raise ConnectionError(f"no TCP connection to {parts.netloc} within {self._connect_timeout:g} s") from None
+        except OSError as exc:
+            why = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+            raise ConnectionError(f"nothing answers at {parts.netloc} ({why}): is the gateway running?") from exc
+        writer.close()
+        return not self._stopping
+
     def _on_open(self) -> None:
         self._last_rx = time.monotonic()
         self._last_heartbeat = None
+        self._last_error = None  # connected: an earlier failure no longer explains anything
         self._set_state(WsState.OPEN)
 
     async def _watch(self, ws: Any) -> None:
@@ -732,15 +823,10 @@ class IbkrWsClient:
                     last_ping = now
             if not self._ready.is_set():
                 continue
-            out = self._controller.due(now)
-            while self._outbox:
-                out.append(self._outbox.popleft())
             if now - last_tic >= self._tic_interval:
-                out.append(_topics.TIC)
+                self._outbox.append(_topics.TIC)
                 last_tic = now
-            for payload in out:
-                if ws.send(payload):
-                    self._counters["sent"] += 1
+            self._flush_control(ws)
 
     def _on_frame(self, frame: bytes | str) -> None:
         self._frames += 1
@@ -914,6 +1000,19 @@ class IbkrWsClient:
                 loop.call_soon_threadsafe(retry.set)
             except RuntimeError:
                 pass
+
+
+def _require_websockets() -> None:
+    """Fail at once, with the extra to install, when the WebSocket library is missing."""
+    try:
+        importlib.import_module("websockets")
+    except ModuleNotFoundError as exc:
+        if exc.name != "websockets":
+            raise
+        raise ModuleNotFoundError(
+            "IbkrWsClient.start(): streaming needs the websockets library: pip install 'ibkr-cpapi-sdk[stream]'",
+            name="websockets",
+        ) from exc
 
 
 def _describe(exc: BaseException) -> str:

@@ -130,7 +130,7 @@ def test_command_line_runs_until_interrupted() -> None:
     src = Path(__file__).resolve().parents[2]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ibkr_sdk.simulator", "--port", "0", "--accounts", "DU7654321"],
+        [sys.executable, "-m", "ibkr_sdk.simulator", "--port", "0", "--accounts", "DU7654321", "--http"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -5,7 +5,9 @@ until its stdin closes (the Node process ended) or a time limit passes. Both ser
 
 Control routes (JSON): `GET /cases` every catalogue example with TypeScript names (the same cases as
 tests/test_wire.py); `POST /reset` logs the simulator in and clears its request log; `GET /requests` what the
-simulator received since; `POST /inject` `{route, kind, value, times}` a fault (`Simulator.inject`).
+simulator received since; `POST /inject` `{route, kind, value, times}` a fault (`Simulator.inject`). The same
+routes under `/paced/` serve a second simulator that enforces IBKR's pacing (429 beyond it), its periods scaled by
+`PACED_SCALE`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from codegen.ts import ts_name  # noqa: E402
 from ibkr_sdk.simulator import Simulator  # noqa: E402
 
 TIME_LIMIT = 120.0  # seconds: the bridge never outlives a stuck test run
+PACED_SCALE = 0.3  # IBKR's pacing periods, scaled: 10 per 0.3 s globally, one tickle per 0.3 s, ...
 
 
 def _jsonable(value: Any) -> Any:
@@ -63,6 +66,7 @@ def cases() -> list[dict[str, Any]]:
 def main() -> None:
     sim = Simulator().start()
     secure = Simulator(https=True).start()
+    paced = Simulator(pacing=True, pacing_time_scale=PACED_SCALE).start()
     all_cases = cases()
 
     class Control(BaseHTTPRequestHandler):
@@ -77,10 +81,16 @@ def main() -> None:
             self.end_headers()
             self.wfile.write(data)
 
+        def _target(self) -> tuple[Simulator, str]:
+            if self.path.startswith("/paced/"):
+                return paced, self.path[len("/paced") :]
+            return sim, self.path
+
         def do_GET(self) -> None:  # noqa: N802
-            if self.path == "/cases":
+            target, path = self._target()
+            if path == "/cases":
                 self._send(all_cases)
-            elif self.path == "/requests":
+            elif path == "/requests":
                 self._send(
                     [
                         {
@@ -91,7 +101,7 @@ def main() -> None:
                             "body": r.body,
                             "status": r.status,
                         }
-                        for r in sim.requests
+                        for r in target.requests
                     ]
                 )
             else:
@@ -100,13 +110,14 @@ def main() -> None:
         def do_POST(self) -> None:  # noqa: N802
             size = int(self.headers.get("Content-Length") or 0)
             payload = json.loads(self.rfile.read(size) or b"{}")
-            if self.path == "/reset":
-                sim.clear_faults()
-                sim.login()
-                sim.clear_requests()
+            target, path = self._target()
+            if path == "/reset":
+                target.clear_faults()
+                target.login()
+                target.clear_requests()
                 self._send({"ok": True})
-            elif self.path == "/inject":
-                sim.inject(payload["route"], payload["kind"], payload.get("value"), times=payload.get("times", 1))
+            elif path == "/inject":
+                target.inject(payload["route"], payload["kind"], payload.get("value"), times=payload.get("times", 1))
                 self._send({"ok": True})
             else:
                 self._send({"error": "unknown route"}, 404)
@@ -116,6 +127,8 @@ def main() -> None:
     info = {
         "sim": sim.url,
         "secure": secure.url,
+        "paced": paced.url,
+        "pacedScale": PACED_SCALE,
         "cacert": secure.cacert,
         "control": f"http://127.0.0.1:{control.server_address[1]}",
     }
@@ -124,6 +137,7 @@ def main() -> None:
     threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
     done.wait(TIME_LIMIT)
     control.shutdown()
+    paced.stop()
     secure.stop()
     sim.stop()
 

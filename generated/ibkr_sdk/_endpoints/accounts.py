@@ -29,8 +29,8 @@ class AccountsEndpoints(ClientCore):
         retry: safe · spec: spec/accounts.yaml
 
         Args:
-            account_id: Account to summarise; the client's default account when None. Defaults to the client's account
-                id.
+            account_id: Account to summarise; the client's default account when None. Must be an IBKR account id:
+                letters then digits, e.g. DU1234567. Defaults to the client's account id.
 
         Returns:
             Result; `result.parsed()` gives `models.accounts.AccountSummaryResponse`.
@@ -95,8 +95,8 @@ class AccountsEndpoints(ClientCore):
         retry: safe · spec: spec/accounts.yaml
 
         Args:
-            account_id: Account to look up, e.g. U1234567; the client's default account when None. Defaults to the
-                client's account id.
+            account_id: Account to look up, e.g. U1234567; the client's default account when None. Must be an IBKR
+                account id: letters then digits, e.g. DU1234567. Defaults to the client's account id.
 
         Returns:
             Result; `result.parsed()` gives `models.accounts.SignatureAndOwners`.
@@ -145,8 +145,8 @@ class AccountsEndpoints(ClientCore):
         retry: safe · spec: spec/accounts.yaml
 
         Args:
-            account_id: Account to report on; the client's default account when None. Defaults to the client's account
-                id.
+            account_id: Account to report on; the client's default account when None. Must be an IBKR account id:
+                letters then digits, e.g. DU1234567. Defaults to the client's account id.
 
         Returns:
             Result; `result.parsed()` gives `models.accounts.AvailableFundsResponse`.
@@ -160,8 +160,8 @@ class AccountsEndpoints(ClientCore):
         retry: safe · spec: spec/accounts.yaml
 
         Args:
-            account_id: Account to report on; the client's default account when None. Defaults to the client's account
-                id.
+            account_id: Account to report on; the client's default account when None. Must be an IBKR account id:
+                letters then digits, e.g. DU1234567. Defaults to the client's account id.
 
         Returns:
             Result; `result.parsed()` gives `models.accounts.SummaryOfAccountBalancesResponse`.
@@ -175,8 +175,8 @@ class AccountsEndpoints(ClientCore):
         retry: safe · spec: spec/accounts.yaml
 
         Args:
-            account_id: Account to report on; the client's default account when None. Defaults to the client's account
-                id.
+            account_id: Account to report on; the client's default account when None. Must be an IBKR account id:
+                letters then digits, e.g. DU1234567. Defaults to the client's account id.
 
         Returns:
             Result; `result.parsed()` gives `models.accounts.SummaryOfAccountMarginResponse`.
@@ -190,8 +190,8 @@ class AccountsEndpoints(ClientCore):
         retry: safe · spec: spec/accounts.yaml
 
         Args:
-            account_id: Account to report on; the client's default account when None. Defaults to the client's account
-                id.
+            account_id: Account to report on; the client's default account when None. Must be an IBKR account id:
+                letters then digits, e.g. DU1234567. Defaults to the client's account id.
 
         Returns:
             Result; `result.parsed()` gives `models.accounts.SummaryMarketValueResponse`.

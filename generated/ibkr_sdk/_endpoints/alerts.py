@@ -37,8 +37,8 @@ class AlertsEndpoints(ClientCore):
 
         Args:
             alert_request: The alert definition as IBKR's JSON object (alertName, conditions, tif, ...).
-            account_id: Account that owns the alert; the client's default account when None. Defaults to the client's
-                account id.
+            account_id: Account that owns the alert; the client's default account when None. Must be an IBKR account id:
+                letters then digits, e.g. DU1234567. Defaults to the client's account id.
 
         Returns:
             Result; `result.parsed()` gives `models.alerts.AlertCreationResponse`.
@@ -57,8 +57,8 @@ class AlertsEndpoints(ClientCore):
         Args:
             alert_id: Id of the alert (its order id), or 0 for all alerts of the account.
             alert_active: 1 to activate the alert, 0 to deactivate it. One of: 1, 0.
-            account_id: Account that owns the alert; the client's default account when None. Defaults to the client's
-                account id.
+            account_id: Account that owns the alert; the client's default account when None. Must be an IBKR account id:
+                letters then digits, e.g. DU1234567. Defaults to the client's account id.
 
         Returns:
             Result; `result.parsed()` gives `models.alerts.AlertActivationResponse`.
@@ -77,9 +77,10 @@ class AlertsEndpoints(ClientCore):
         retry: unsafe · spec: spec/alerts.yaml
 
         Args:
-            alert_id: Id of the alert (order id from creation or list_alerts); 0 deletes all.
-            account_id: Account that owns the alert; the client's default account when None. Defaults to the client's
-                account id.
+            alert_id: Id of the alert (order id from creation or list_alerts); 0 deletes all. Must be an alert id:
+                digits, as list_alerts lists them.
+            account_id: Account that owns the alert; the client's default account when None. Must be an IBKR account id:
+                letters then digits, e.g. DU1234567. Defaults to the client's account id.
 
         Returns:
             Result; `result.parsed()` gives `models.alerts.AlertDeletionResponse`.
@@ -95,8 +96,8 @@ class AlertsEndpoints(ClientCore):
         retry: safe · spec: spec/alerts.yaml
 
         Args:
-            account_id: Account whose alerts are listed; the client's default account when None. Defaults to the
-                client's account id.
+            account_id: Account whose alerts are listed; the client's default account when None. Must be an IBKR account
+                id: letters then digits, e.g. DU1234567. Defaults to the client's account id.
 
         Returns:
             Result; `result.parsed()` gives `models.alerts.Alerts`.
@@ -112,7 +113,8 @@ class AlertsEndpoints(ClientCore):
         retry: safe · spec: spec/alerts.yaml
 
         Args:
-            alert_id: Id of the alert (the order_id shown by list_alerts).
+            alert_id: Id of the alert (the order_id shown by list_alerts). Must be an alert id: digits, as list_alerts
+                lists them.
 
         Returns:
             Result; `result.parsed()` gives `models.alerts.AlertDetails`.

@@ -60,7 +60,7 @@ class ContractEndpoints(ClientCore):
         retry: safe · spec: spec/contract.yaml
 
         Args:
-            conid: Contract id to describe.
+            conid: Contract id to describe. Must be a contract id: digits, e.g. 265598.
 
         Returns:
             Result; `result.parsed()` gives `models.contract.ContractInfo`.
@@ -108,7 +108,7 @@ class ContractEndpoints(ClientCore):
         retry: safe · spec: spec/contract.yaml
 
         Args:
-            conid: Contract id to describe.
+            conid: Contract id to describe. Must be a contract id: digits, e.g. 265598.
             is_buy: True for the rules of buy orders, False for sell orders.
 
         Returns:
@@ -132,7 +132,7 @@ class ContractEndpoints(ClientCore):
         retry: safe · spec: spec/contract.yaml
 
         Args:
-            conid: Contract id the algos are for.
+            conid: Contract id the algos are for. Must be a contract id: digits, e.g. 265598.
             algos: Only these algo ids (case-sensitive, at most 8), e.g. ["Adaptive", "Vwap"]; an already joined
                 "Adaptive;Vwap" is accepted too. One or many, sent joined with semicolons. Must match
                 `[A-Za-z]+(?:;[A-Za-z]+)*`.

@@ -56,7 +56,8 @@ class OrderEndpoints(ClientCore):
         preflight: receive_brokerage_accounts · retry: safe · spec: spec/order.yaml
 
         Args:
-            order_id: IBKR order id, as returned on placement or listed by live_orders.
+            order_id: IBKR order id, as returned on placement or listed by live_orders. Must be an IBKR order id:
+                digits, as live_orders lists them.
 
         Returns:
             Result; `result.parsed()` gives `models.order.OrderStatus`.
@@ -158,7 +159,8 @@ class OrderEndpoints(ClientCore):
         preflight: receive_brokerage_accounts · retry: unsafe · spec: spec/order.yaml
 
         Args:
-            order_id: IBKR order id to cancel, or -1 for all open orders.
+            order_id: IBKR order id to cancel, or -1 for all open orders. Must be an IBKR order id (digits), or -1 for
+                every open order.
             account_id: Account (or FA group) holding the order; the client's default account when None. Defaults to the
                 client's account id.
 
@@ -180,7 +182,8 @@ class OrderEndpoints(ClientCore):
         preflight: receive_brokerage_accounts · retry: unsafe · spec: spec/order.yaml
 
         Args:
-            order_id: IBKR order id of the open order to change.
+            order_id: IBKR order id of the open order to change. Must be an IBKR order id: digits, as live_orders lists
+                them.
             order: The complete order ticket with the new values; sent as the whole JSON body.
             account_id: Account holding the order; the client's default account when None. Defaults to the client's
                 account id.

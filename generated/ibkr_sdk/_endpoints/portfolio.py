@@ -73,8 +73,8 @@ class PortfolioEndpoints(ClientCore):
         preflight: portfolio_accounts · retry: safe · spec: spec/portfolio.yaml
 
         Args:
-            account_id: Account to describe; the client's default account when None. Defaults to the client's account
-                id.
+            account_id: Account to describe; the client's default account when None. Must be an IBKR account id: letters
+                then digits, e.g. DU1234567. Defaults to the client's account id.
 
         Returns:
             Result; `result.parsed()` gives `models.portfolio.AccountAttributes`.
@@ -88,7 +88,8 @@ class PortfolioEndpoints(ClientCore):
         preflight: portfolio_accounts · retry: safe · spec: spec/portfolio.yaml
 
         Args:
-            account_id: Account to analyse; the client's default account when None. Defaults to the client's account id.
+            account_id: Account to analyse; the client's default account when None. Must be an IBKR account id: letters
+                then digits, e.g. DU1234567. Defaults to the client's account id.
 
         Returns:
             Result; `result.parsed()` gives `models.portfolio.PortfolioAllocations`.
@@ -129,8 +130,8 @@ class PortfolioEndpoints(ClientCore):
         preflight: portfolio_accounts · retry: safe · spec: spec/portfolio.yaml
 
         Args:
-            account_id: Account whose positions are listed; the client's default account when None. Defaults to the
-                client's account id.
+            account_id: Account whose positions are listed; the client's default account when None. Must be an IBKR
+                account id: letters then digits, e.g. DU1234567. Defaults to the client's account id.
             page: Page number, counted from 0. At least 0.
             model: Model portfolio code to compare the positions with.
             sort: Column to sort by, e.g. name (the server's default).
@@ -168,8 +169,8 @@ class PortfolioEndpoints(ClientCore):
         retry: safe · spec: spec/portfolio.yaml
 
         Args:
-            account_id: Account whose positions are listed; the client's default account when None. Defaults to the
-                client's account id.
+            account_id: Account whose positions are listed; the client's default account when None. Must be an IBKR
+                account id: letters then digits, e.g. DU1234567. Defaults to the client's account id.
             model: Model portfolio code to compare the positions with.
             sort: Column to sort by, e.g. name.
             direction: Sort order: a ascending (the server's default), d descending. One of: a, d.
@@ -190,8 +191,8 @@ class PortfolioEndpoints(ClientCore):
         preflight: portfolio_accounts · retry: safe · spec: spec/portfolio.yaml
 
         Args:
-            account_id: Account holding the position.
-            conid: Contract id of the instrument.
+            account_id: Account holding the position. Must be an IBKR account id: letters then digits, e.g. DU1234567.
+            conid: Contract id of the instrument. Must be a contract id: digits, e.g. 265598.
 
         Returns:
             Result; `result.parsed()` gives `models.portfolio.IndividualPositionArray`.
@@ -205,8 +206,8 @@ class PortfolioEndpoints(ClientCore):
         preflight: portfolio_accounts · retry: safe · spec: spec/portfolio.yaml
 
         Args:
-            account_id: Account whose position cache is discarded; the client's default account when None. Defaults to
-                the client's account id.
+            account_id: Account whose position cache is discarded; the client's default account when None. Must be an
+                IBKR account id: letters then digits, e.g. DU1234567. Defaults to the client's account id.
 
         Returns:
             Result; `result.parsed()` gives `models.portfolio.InvalidateBackendPortfolioCacheResponse`.
@@ -223,8 +224,8 @@ class PortfolioEndpoints(ClientCore):
         preflight: portfolio_accounts · retry: safe · spec: spec/portfolio.yaml
 
         Args:
-            account_id: Account to report on; the client's default account when None. Defaults to the client's account
-                id.
+            account_id: Account to report on; the client's default account when None. Must be an IBKR account id:
+                letters then digits, e.g. DU1234567. Defaults to the client's account id.
 
         Returns:
             Result; `result.parsed()` gives `models.portfolio.PortfolioSummary`.
@@ -241,8 +242,8 @@ class PortfolioEndpoints(ClientCore):
         preflight: portfolio_accounts · retry: safe · spec: spec/portfolio.yaml
 
         Args:
-            account_id: Account to report on; the client's default account when None. Defaults to the client's account
-                id.
+            account_id: Account to report on; the client's default account when None. Must be an IBKR account id:
+                letters then digits, e.g. DU1234567. Defaults to the client's account id.
 
         Returns:
             Result; `result.parsed()` gives `models.portfolio.Ledger`.
@@ -258,7 +259,7 @@ class PortfolioEndpoints(ClientCore):
         retry: safe · spec: spec/portfolio.yaml
 
         Args:
-            conid: Contract id of the instrument.
+            conid: Contract id of the instrument. Must be a contract id: digits, e.g. 265598.
 
         Returns:
             Result; `result.parsed()` gives `models.portfolio.PositionAndContractInfoResponse`.
@@ -315,8 +316,8 @@ class PortfolioEndpoints(ClientCore):
         preflight: portfolio_accounts · retry: safe · spec: spec/portfolio.yaml
 
         Args:
-            account_id: Account to report on; the client's default account when None. Defaults to the client's account
-                id.
+            account_id: Account to report on; the client's default account when None. Must be an IBKR account id:
+                letters then digits, e.g. DU1234567. Defaults to the client's account id.
             no_cache: Compute the answer afresh instead of serving it from the server's cache.
 
         Returns:

@@ -1,0 +1,14 @@
+// Uses the client through its published declarations only (see tsconfig.json beside it).
+import { IbkrClient, IbkrHttpError, IbkrValidationError, PACING, type TlsOptions } from "../../../.ts-dts/index.js";
+
+const tls: TlsOptions = { ca: "-----BEGIN CERTIFICATE-----", rejectUnauthorized: true };
+const client = new IbkrClient({ baseUrl: "https://localhost:5000/v1/api", accountId: "DU1234567", tls });
+export async function quote(): Promise<number | undefined> {
+  try {
+    const answer = await client.marketdata.liveMarketdataSnapshot({ conids: [265598], fields: ["31"] });
+    return answer.length + PACING.global.rate;
+  } catch (error) {
+    if (error instanceof IbkrValidationError || error instanceof IbkrHttpError) return undefined;
+    throw error;
+  }
+}
