@@ -549,7 +549,7 @@ class RedisBackend(Backend):
             ) from exc
         self._redis_errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
         self._response_error: type[BaseException] = redis.ResponseError
-        self.run_id = ""
+        self._run_id = ""
         try:
             self._client = redis.Redis.from_url(
                 url,
@@ -585,7 +585,18 @@ class RedisBackend(Backend):
         text = info.decode() if isinstance(info, bytes) else str(info)
         for line in text.splitlines():
             if line.startswith("run_id:"):
-                self.run_id = line.split(":", 1)[1].strip()
+                self._run_id = line.split(":", 1)[1].strip()
+
+    @property
+    def run_id(self) -> str:
+        """The server's run id, read by every new connection. Before the first one it is read now: a script run
+        without it would take the first run id it is given as a restart, and hold leases back twice."""
+        if not self._run_id:
+            try:
+                self._client.ping()
+            except self._redis_errors:
+                pass  # the call that follows raises CoordinationError naming the store
+        return self._run_id
 
     def _error(self, exc: BaseException) -> CoordinationError:
         text = str(exc)
