@@ -10,8 +10,8 @@
 
 Routes come from the endpoint catalogue; every catalogue endpoint is modelled (one without a handler would answer
 501 naming it, never a made-up 200). Modelled: session and accounts (with the segment summaries, partitioned P&L
-and dynamic accounts), contracts (a universe of the most traded US names, indices with option chains, futures and
-currency pairs under IBKR's conids in `data/contracts.json`, with order rules, algos, currency pairs and rates,
+and dynamic accounts), contracts (a universe of the most traded US names with their listings abroad, indices with
+option chains and weeklies, futures and currency pairs under IBKR's conids in `data/contracts.json`, with order rules, algos, currency pairs and rates,
 trading schedules, bond filters), snapshots (also the billed regulatory one) and history, market scanners, orders
 with IBKR's question/reply flow and the server-prompt acknowledgement, portfolio (with allocation, paged
 sub-accounts, owners and the Portfolio Analyst reports), watchlists, alerts, FYI notifications, event (forecast)

@@ -1,8 +1,11 @@
 """The simulator's contract universe, read from `data/contracts.json`.
 
-Stocks, the ES index, the EUR.USD pair and their descriptive fields come straight from the file. Futures and
-options are derived when the simulator is built: the next quarterly ES contracts and the next monthly AAPL
-expiries (third Fridays) after the simulated date, so the chain never lies in the past.
+Stocks (with their other listings: Mexican and Swiss lines, Canadian CDRs, London ETPs under the same symbol),
+indices, currency pairs and their descriptive fields come straight from the file. Futures and options are derived
+when the simulator is built from the simulated date, so a chain never lies in the past: the next quarterly futures,
+the next monthly option expiries (third Fridays) and, for chains with weeklies, every Friday up to the last monthly
+expiry in the weekly trading class (SPXW for SPX; SPY's weeklies keep the class SPY). So one strike and month can
+name several contracts, told apart by `maturityDate` and `tradingClass`, as on IBKR.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MONTH_CODES = "FGHJKMNQUVXZ"
+_FIXED_HOLIDAYS = {(1, 1), (6, 19), (7, 4), (12, 25)}  # US exchange holidays on a fixed date
 DAY = 86400
 
 
@@ -108,6 +112,8 @@ class Contract:
     expiry: dt.date | None = None
     strike: float | None = None
     right: str | None = None  # "C" / "P"
+    trading_class: str | None = None  # options: SPX / SPXW; None means the symbol
+    monthly: bool = True  # options: a standard third-Friday expiry in its symbol's own class
     volatility: float = 0.25
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -133,9 +139,17 @@ class Contract:
         return self.local_symbol or self.symbol
 
     @property
+    def klass(self) -> str:
+        """The trading class (IBKR's `tradingClass`): the symbol unless the file or the chain says otherwise."""
+        return self.trading_class or self.symbol
+
+    @property
     def description(self) -> str:
-        """IBKR's one-line contract description, e.g. `AAPL`, `ES DEC26`, `AAPL JAN27 230 C`."""
+        """IBKR's one-line contract description, e.g. `AAPL`, `ES DEC26`, `AAPL JAN27 230 C`; a weekly option names
+        its day and class (`SPXW 04DEC26 5900 C`), so the contracts of one strike and month read apart."""
         if self.sec_type == "OPT" and self.expiry and self.strike is not None:
+            if not self.monthly:
+                return f"{self.klass} {self.expiry.strftime('%d%b%y').upper()} {self.strike:g} {self.right}"
             return f"{self.symbol} {self.month} {self.strike:g} {self.right}"
         if self.sec_type == "FUT" and self.expiry:
             return f"{self.symbol} {self.month}"
@@ -220,21 +234,41 @@ class Universe:
                 expiry=expiry,
             )
 
-    def _options(self, spec: Mapping[str, Any], sessions: Mapping[str, Session], today: dt.date) -> Iterable[Contract]:
-        expiries: list[dt.date] = []
+    @staticmethod
+    def _expiries(spec: Mapping[str, Any], today: dt.date) -> list[tuple[dt.date, str, bool, int]]:
+        """(expiry, trading class, monthly?, conid base) of a chain: the monthly expiries first, then the weeklies
+        (every Friday after `today` up to the last monthly expiry; in the standard class they skip the monthly
+        days, in a class of their own, such as SPXW, they include them)."""
+        monthly: list[dt.date] = []
         year, month = today.year, today.month
-        while len(expiries) < int(spec["monthly_expiries"]):
+        while len(monthly) < int(spec["monthly_expiries"]):
             if third_friday(year, month) > today:
-                expiries.append(third_friday(year, month))
+                monthly.append(third_friday(year, month))
             month += 1
             if month > 12:
                 year, month = year + 1, 1
+        out = [(day, str(spec.get("trading_class", spec["symbol"])), True, int(spec["conid_base"])) for day in monthly]
+        weekly = spec.get("weeklies")
+        if weekly:
+            klass = str(weekly["trading_class"])
+            same_class = klass == str(spec.get("trading_class", spec["symbol"]))
+            day = today + dt.timedelta(days=(calendar.FRIDAY - today.weekday()) % 7 or 7)
+            while day <= monthly[-1]:
+                if not (same_class and day in monthly):
+                    # A Friday on a fixed-date exchange holiday expires on the Thursday before, as listed chains do.
+                    expiry = day - dt.timedelta(days=1) if (day.month, day.day) in _FIXED_HOLIDAYS else day
+                    out.append((expiry, klass, False, int(weekly["conid_base"])))
+                day += dt.timedelta(days=7)
+        return out
+
+    def _options(self, spec: Mapping[str, Any], sessions: Mapping[str, Session], today: dt.date) -> Iterable[Contract]:
         underlying = self.by_conid[int(spec["underlying"])]
-        base = int(spec["conid_base"])
-        for i, expiry in enumerate(expiries):
+        counters: dict[int, int] = {}
+        for expiry, klass, monthly, base in self._expiries(spec, today):
+            i = counters[base] = counters.get(base, -1) + 1
             for j, strike in enumerate(spec["strikes"]):
                 for k, right in enumerate(("C", "P")):
-                    occ = f"{spec['symbol']:<6}{expiry.strftime('%y%m%d')}{right}{int(round(float(strike) * 1000)):08d}"
+                    occ = f"{klass:<6}{expiry.strftime('%y%m%d')}{right}{int(round(float(strike) * 1000)):08d}"
                     yield Contract(
                         conid=base + i * 100 + j * 2 + k,
                         symbol=spec["symbol"],
@@ -257,6 +291,8 @@ class Universe:
                         expiry=expiry,
                         strike=float(strike),
                         right=right,
+                        trading_class=klass,
+                        monthly=monthly,
                         volatility=float(spec.get("volatility", 0.25)),
                         sector=underlying.sector,
                         group=underlying.group,
@@ -299,7 +335,7 @@ class Universe:
             if right and c.right != right[:1].upper():
                 continue
             out.append(c)
-        return sorted(out, key=lambda c: (c.expiry or dt.date.min, c.strike or 0.0, c.right or ""))
+        return sorted(out, key=lambda c: (c.expiry or dt.date.min, c.klass, c.strike or 0.0, c.right or ""))
 
     def months(self, underlying: int, sec_type: str) -> list[str]:
         seen: dict[str, dt.date] = {}
