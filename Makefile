@@ -9,10 +9,11 @@ OPENAPI := $(DOCS)/openapi.json
 # The strict editable install links each file once: re-install whenever the set of package files changes.
 PKG_FILES := $(sort $(wildcard generated/ibkr_sdk/*.py generated/ibkr_sdk/*/*.py handwritten/*.py handwritten/*/*.py handwritten/*/data/*))
 
-.PHONY: FORCE help venv install generate docs openapi check-generated lint typecheck pytest test demo bench clean ts-test drift
+.PHONY: FORCE help venv install generate docs api-docs openapi check-generated lint typecheck pytest test demo examples bench clean ts-test drift
 
 help:
 	@echo "make demo             create the environment, install, run the example workflow offline"
+	@echo "make examples         run every program in examples/ against its embedded simulator"
 	@echo "make test             lint, type-check, check generated code, run the test suite"
 	@echo "make generate         regenerate generated/ibkr_sdk, the API reference and the OpenAPI export from spec/"
 	@echo "make docs             regenerate the API reference only ($(DOCS)/api-reference.md, $(DOCS)/api/)"
@@ -65,8 +66,8 @@ check-generated: $(STAMP)
 	fi
 
 lint: $(STAMP)
-	$(PY) -m ruff check codegen handwritten generated tests benchmarks examples
-	$(PY) -m ruff format --check codegen handwritten generated tests benchmarks examples
+	$(PY) -m ruff check codegen handwritten generated tests benchmarks examples tools
+	$(PY) -m ruff format --check codegen handwritten generated tests benchmarks examples tools
 
 typecheck: $(STAMP)
 	$(PY) -m mypy -p ibkr_sdk
@@ -108,6 +109,9 @@ endif
 
 demo: $(STAMP)
 	$(PY) examples/workflow.py
+
+examples: $(STAMP)
+	$(PY) tools/run_examples.py
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_call.py

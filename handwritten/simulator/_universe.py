@@ -114,12 +114,13 @@ class Contract:
     right: str | None = None  # "C" / "P"
     trading_class: str | None = None  # options: SPX / SPXW; None means the symbol
     monthly: bool = True  # options: a standard third-Friday expiry in its symbol's own class
+    legs: tuple[tuple[int, int], ...] = ()  # a combo (BAG): (leg conid, signed ratio) per leg
     volatility: float = 0.25
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def is_derivative(self) -> bool:
-        return self.sec_type in ("OPT", "FUT", "FOP", "WAR")
+        return self.sec_type in ("OPT", "FUT", "FOP", "WAR", "BAG")
 
     @property
     def expiry_ts(self) -> float | None:
@@ -153,6 +154,8 @@ class Contract:
             return f"{self.symbol} {self.month} {self.strike:g} {self.right}"
         if self.sec_type == "FUT" and self.expiry:
             return f"{self.symbol} {self.month}"
+        if self.sec_type == "BAG":
+            return f"{self.symbol} spread ({self.name})"
         return self.symbol
 
     @property
@@ -161,6 +164,11 @@ class Contract:
             kind = "Call" if self.right == "C" else "Put"
             return f"{self.symbol} {self.expiry.strftime('%b%d')}'{self.expiry.strftime('%y')} {self.strike:g} {kind}"
         return self.description
+
+
+# Combos get ids of their own in the simulator (from here up) so every lookup by conid finds them; IBKR's orders
+# name a combo by its conidex, `{spread conid};;;{leg}/{ratio},...`, which the order answers keep.
+COMBO_CONID_BASE = 2_880_000_000
 
 
 class Universe:
@@ -179,6 +187,7 @@ class Universe:
         self.sessions = sessions
         self._option_exchanges = str(data.get("option_exchanges", "SMART"))
         self.by_conid: dict[int, Contract] = {}
+        self._combos: dict[str, Contract] = {}
         for raw in data["contracts"]:
             self._add(self._contract(raw, sessions, data))
         for fut in data.get("futures", []):
@@ -298,6 +307,54 @@ class Universe:
                         group=underlying.group,
                         sector_group=underlying.sector_group,
                     )
+
+    def combo(self, conidex: str) -> Contract:
+        """The combo (BAG) contract of a conidex `{spread conid};;;{leg conid}/{ratio},...`, made on first use.
+
+        Legs must be options or stocks of the universe with one currency; ratios are non-zero integers (negative:
+        sold). Raises ValueError naming what is wrong.
+        """
+        spread, _, text = conidex.partition(";;;")
+        legs: list[tuple[int, int]] = []
+        for part in text.split(","):
+            conid, _, ratio = part.partition("/")
+            try:
+                leg = (int(conid), int(ratio))
+            except ValueError:
+                raise ValueError(f"combo leg {part!r} is not conid/ratio") from None
+            if leg[1] == 0 or self.get(leg[0]) is None or self.by_conid[leg[0]].sec_type not in ("OPT", "STK"):
+                raise ValueError(f"combo leg {part!r} names no option or stock of the universe, or a zero ratio")
+            legs.append(leg)
+        contracts = [self.by_conid[c] for c, _ in legs]
+        if len(legs) < 2 or len({c for c, _ in legs}) != len(legs) or len({c.currency for c in contracts}) != 1:
+            raise ValueError("a combo needs two or more different legs in one currency")
+        key = f"{spread.split('@')[0]};;;" + ",".join(f"{c}/{r}" for c, r in legs)
+        found = self._combos.get(key)
+        if found is not None:
+            return found
+        first = contracts[0]
+        name = ", ".join(f"{r:+d} {c.description}" for (_, r), c in zip(legs, contracts, strict=True))
+        combo = Contract(
+            conid=COMBO_CONID_BASE + len(self._combos),
+            symbol=first.symbol,
+            sec_type="BAG",
+            name=name,
+            exchange="SMART",
+            listing_label="SMART",
+            execution_exchange="SMART",
+            currency=first.currency,
+            session=first.session,
+            tick=min(c.tick for c in contracts),
+            spread_ticks=1,
+            price=0.0,
+            multiplier=first.multiplier,
+            underlying=first.underlying,
+            legs=tuple(legs),
+            extra={"conidex": key},
+        )
+        self._combos[key] = combo
+        self._add(combo)
+        return combo
 
     # -- queries ------------------------------------------------------------------------------------------------
 
