@@ -9,14 +9,14 @@
         print(client.live_marketdata_snapshot(conids="265598", fields=["31", "84", "86"]).data)
 
 Routes come from the endpoint catalogue; every catalogue endpoint is modelled (one without a handler would answer
-501 naming it, never a made-up 200). Modelled: session and accounts (with the segment summaries, partitioned P&L and
-dynamic accounts), contracts (a universe of the most traded US names with their listings abroad, indices with option
-chains and weeklies, futures and currency pairs under IBKR's conids in `data/contracts.json`, with order rules,
-algos, currency pairs and rates, trading schedules, bond filters), snapshots (also the billed regulatory one) and
-history, market scanners, orders (combos too) with IBKR's question/reply flow and the server-prompt acknowledgement,
-portfolio (with allocation, paged sub-accounts, owners and the Portfolio Analyst reports), watchlists, alerts, FYI
-notifications, event (forecast) contracts, OAuth 1.0a (with `oauth=`; without it the token requests answer 401),
-and, with `Simulator(advisor=True)`, Financial Advisor allocation groups and model portfolios.
+501 naming it, never a made-up 200). Modelled: session and accounts (with the segment summaries, partitioned P&L
+and dynamic accounts), contracts (a universe of the most traded US names, indices with option chains, futures and
+currency pairs under IBKR's conids in `data/contracts.json`, with order rules, algos, currency pairs and rates,
+trading schedules, bond filters), snapshots (also the billed regulatory one) and history, market scanners, orders
+with IBKR's question/reply flow and the server-prompt acknowledgement, portfolio (with allocation, paged
+sub-accounts, owners and the Portfolio Analyst reports), watchlists, alerts, FYI notifications, event (forecast)
+contracts, OAuth 1.0a (with `oauth=`; without it the token requests answer 401), and, with
+`Simulator(advisor=True)`, Financial Advisor allocation groups and model portfolios.
 The WebSocket is served on the same port at `/v1/api/ws` (every topic of `spec/streams.yaml`; timing in
 `Simulator.streaming`; needs the `[stream]` extra). Faults on demand: `Simulator.inject` (route `"ws"` for the
 socket). pytest fixtures: `ibkr_sdk.simulator.pytest_plugin` (auto-loaded). Command line:
