@@ -16,7 +16,8 @@ help:
 	@echo "make examples         run every program in examples/ against its embedded simulator"
 	@echo "make test             lint, type-check, check generated code, run the test suite"
 	@echo "make generate         regenerate generated/ibkr_sdk, the API reference and the OpenAPI export from spec/"
-	@echo "make docs             regenerate the API reference only ($(DOCS)/api-reference.md, $(DOCS)/api/)"
+	@echo "make docs             regenerate the API reference, then build the docs site (MkDocs, strict) into build/site"
+	@echo "make api-docs         regenerate the API reference only ($(DOCS)/api-reference.md, $(DOCS)/api/)"
 	@echo "make openapi          regenerate the OpenAPI 3.1 export only ($(OPENAPI))"
 	@echo "make check-generated  fail when generated/ or the docs differ from what spec/ and the templates produce"
 	@echo "make bench            run the benchmarks"
@@ -43,8 +44,18 @@ generate: $(STAMP)
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation --config-settings editable_mode=strict -e .
 	@touch $(STAMP)
 
-docs: $(STAMP)
+api-docs: $(STAMP)
 	$(PY) -m codegen --spec spec --docs $(DOCS)
+
+# The docs site (MkDocs, Material theme; pinned in the `docs` extra): README, guides, examples and the API reference,
+# built in strict mode, so a broken link, a missing page or any other warning fails the build.
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install --quiet --config-settings editable_mode=strict -e '.[dev,docs]'
+	@touch $(DOCS_STAMP)
+
+docs: api-docs $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --clean
 
 openapi: $(STAMP)
 	$(PY) -m codegen --spec spec --openapi $(OPENAPI)

@@ -1,10 +1,10 @@
 """Render the API reference (`make docs` → docs/api-reference.md and docs/api/<area>.md) from the catalogue.
 
-Every catalogue method gets its signature, parameters, endpoint, pacing limit, retry safety, preflight, response
-model and one example request. The hand-written part of `IbkrClient` (the overlays that replace a generated method
-and the helpers that combine several requests) is documented from the source of `handwritten/`, read with `ast`
-(nothing is imported): signatures and Google-style docstrings. The names `import ibkr_sdk` exports come from
-`spec/exports.yaml`.
+Every catalogue method gets its signature, parameters, the checks made before sending, endpoint, pacing limit, retry
+safety, preflight, response model, one example request and its catalogue entry (file, line and the YAML itself). The
+hand-written part of `IbkrClient` (the overlays that replace a generated method and the helpers that combine several
+requests) is documented from the source of `handwritten/`, read with `ast` (nothing is imported): signatures and
+Google-style docstrings. The names `import ibkr_sdk` exports come from `spec/exports.yaml`.
 
 The templates live in `codegen/templates/docs/`, beside the package templates; output is deterministic (catalogue
 order, sorted names, no timestamps). `docs/api/` belongs to the generator and is replaced on every run; the other
@@ -324,6 +324,58 @@ def example_request(ex: Example) -> str:
     return line
 
 
+def checks_text(e: Endpoint) -> str:
+    """What the client checks before it sends a request of `e` (the reference's `checks` row)."""
+    parts = ["each argument's type and meaning"]
+    required = [p.name for p in e.params if p.required]
+    if required:
+        parts.append("required: " + ", ".join(f"`{n}`" for n in required))
+    for p in e.params:
+        if p.enum:
+            parts.append(f"`{p.name}`: one of the listed values")
+        if p.pattern:
+            parts.append(f"`{p.name}`: its pattern")
+        if p.minimum is not None and p.maximum is not None:
+            parts.append(f"`{p.name}`: from {p.minimum} to {p.maximum}")
+        elif p.minimum is not None:
+            parts.append(f"`{p.name}`: at least {p.minimum}")
+        elif p.maximum is not None:
+            parts.append(f"`{p.name}`: at most {p.maximum}")
+    if not e.params:
+        return "no arguments to check"
+    return "; ".join(parts) + ". A bad one raises `RequestValidationError` and nothing is sent"
+
+
+@dataclass(frozen=True)
+class SpecEntry:
+    """Where an endpoint is declared: its catalogue file, the line of its `- name:` and its YAML text."""
+
+    file: str
+    line: int
+    text: str
+
+
+def spec_entries(cat: Catalogue, spec_dir: Path) -> dict[str, SpecEntry]:
+    """Every endpoint entry of the catalogue's area files, by name, as written (comments and layout kept)."""
+    out: dict[str, SpecEntry] = {}
+    for path in sorted({Path(spec_dir) / Path(e.source_file).name for e in cat.endpoints}):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        starts = [i for i, line in enumerate(lines) if line.startswith("  - name: ")]
+        for n, start in enumerate(starts):
+            end = starts[n + 1] if n + 1 < len(starts) else len(lines)
+            body = lines[start:end]
+            for k, line in enumerate(body[1:], 1):  # a top-level key after the last entry ends it
+                if line.strip() and not line.startswith("    ") and not line.startswith("  #"):
+                    body = body[:k]
+                    break
+            while body and not body[-1].strip():
+                body.pop()
+            name = lines[start].split(":", 1)[1].strip()
+            text = "\n".join(line[2:] if line.startswith("  ") else line for line in body)
+            out[name] = SpecEntry(f"spec/{path.name}", start + 1, text)
+    return out
+
+
 # --- rendering ---------------------------------------------------------------------------------------------------
 
 
@@ -349,6 +401,7 @@ def _context(cat: Catalogue, spec_dir: Path) -> dict[str, Any]:
         "bucket_users": users,
         "area_dir": AREA_DIR,
         "endpoint_area": {e.name: e.area for e in cat.endpoints},
+        "spec_entries": spec_entries(cat, spec_dir),
     }
 
 
@@ -364,6 +417,7 @@ def _environment() -> Any:
     env.globals["example_call"] = example_call
     env.globals["example_request"] = example_request
     env.globals["best_example"] = best_example
+    env.globals["checks_text"] = checks_text
     return env
 
 
