@@ -18,7 +18,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,7 @@ class HandMethod:
     params: tuple[str, ...]  # `name: annotation = default`, without self
     returns: str
     doc: Docstring
+    calls: tuple[str, ...] = ()  # the client methods it calls, directly or through other hand-written methods
 
     @property
     def signature(self) -> str:
@@ -209,8 +210,32 @@ def read_handwritten(source_dir: Path = HANDWRITTEN) -> Handwritten:
                 _params(item),
                 returns,
                 parse_docstring(ast.get_docstring(item)),
+                _self_calls(item),
             )
+    for name, method in out.methods.items():  # through helpers: what each method ends up sending
+        seen, todo = set(method.calls), list(method.calls)
+        while todo:
+            nested = out.methods.get(todo.pop())
+            for callee in nested.calls if nested is not None else ():
+                if callee not in seen:
+                    seen.add(callee)
+                    todo.append(callee)
+        out.methods[name] = replace(method, calls=tuple(sorted(seen - {name})))
     return out
+
+
+def _self_calls(node: ast.FunctionDef) -> tuple[str, ...]:
+    """Names of the `self.<name>(...)` calls in a method, a leading underscore dropped (`_place_order` is the raw
+    request of `place_order`)."""
+    names = {
+        call.func.attr.lstrip("_")
+        for call in ast.walk(node)
+        if isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Attribute)
+        and isinstance(call.func.value, ast.Name)
+        and call.func.value.id == "self"
+    }
+    return tuple(sorted(names))
 
 
 def read_exports(spec_dir: Path, source_dir: Path = HANDWRITTEN) -> list[Export]:
