@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 
 import requests
 import urllib3
+from requests import exceptions as _errors
 
 from .errors import (
     ApiConnectionError,
@@ -50,6 +51,12 @@ from .result import Result
 from .wire import PreparedCall
 
 logger = logging.getLogger("ibkr_sdk")
+
+_REAL_REQUEST = requests.request
+"""`requests.request` as imported. When `requests.request` on this module is anything else at call time (a test
+patched `ibkr_sdk.lib.transport.requests` or `requests.request`, as the peer's dry-run examples patch
+`ibind.base.rest_client.requests`), every request goes to that stand-in instead of the network."""
+_RESPONSE = requests.Response
 
 _USER_AGENT = "ibkr_sdk"
 _MAX_MESSAGE = 300
@@ -135,7 +142,7 @@ _NOT_SENDABLE = (
 def _nothing_sent(exc: BaseException) -> bool:
     """True when the failure happened before any byte of the request reached the server: while building the
     request, while connecting, or during the TLS handshake."""
-    if isinstance(exc, (requests.exceptions.ConnectTimeout, *_NOT_SENDABLE)):
+    if isinstance(exc, (_errors.ConnectTimeout, *_NOT_SENDABLE)):
         return True
     seen: set[int] = set()
     pending: list[BaseException | None] = [exc]
@@ -336,6 +343,12 @@ class Transport:
         self.session = session
 
     @property
+    def stand_in(self) -> bool:
+        """True while `requests.request` is replaced (e.g. by `unittest.mock.patch`): requests go to the stand-in,
+        not to the network, and the client sends only what the called method itself sends (no preflight)."""
+        return requests.request is not _REAL_REQUEST
+
+    @property
     def closed(self) -> bool:
         return self._closed.is_set()
 
@@ -384,14 +397,14 @@ class Transport:
                 hint="Nothing was sent.",
             )
         if _nothing_sent(exc):
-            if isinstance(exc, requests.exceptions.Timeout):
+            if isinstance(exc, _errors.Timeout):
                 text = f"no connection to {self.address} within the timeout ({detail})"
-            elif isinstance(exc, requests.exceptions.SSLError):
+            elif isinstance(exc, _errors.SSLError):
                 text = f"TLS handshake with {self.address} failed ({detail}: {cause})"
             else:
                 text = f"connection to {self.address} failed ({detail})"
             return ApiConnectionError(self._mask(text), maybe_sent=False, method=call.method, path=path)
-        if isinstance(exc, requests.exceptions.Timeout):
+        if isinstance(exc, _errors.Timeout):
             return ApiTimeoutError(
                 self._mask(f"no answer from {self.address} within {self.timeout} s"), method=call.method, path=path
             )
@@ -436,6 +449,8 @@ class Transport:
                 resp, failure = self._attempt(call, url, kwargs, headers, signer, debug)
             wait: float | None = None
             if resp is not None:
+                if not isinstance(resp, _RESPONSE):
+                    return self._stand_in_result(resp, call, request_info)
                 if resp.status_code not in _RETRY_STATUSES:
                     return self._result(resp, call, request_info)
                 failure = self._status_error(resp, call)
@@ -482,15 +497,19 @@ class Transport:
             started = time.perf_counter()
             body = "" if call.body is None else " " + json.dumps(call.body, default=str)[:_MAX_LOGGED_BODY]
             self._log("-> %s %s %s%s", call.method, call.path, call.query or "", body)
+        request = requests.request  # looked up at call time: a patched `requests` intercepts every request
         try:
-            resp = self.session.request(call.method, url, **kwargs)
-        except requests.exceptions.RequestException as exc:
+            if request is _REAL_REQUEST:
+                resp = self.session.request(call.method, url, **kwargs)
+            else:
+                resp = request(call.method, url, verify=self.session.verify, **kwargs)
+        except _errors.RequestException as exc:
             if self._closed.is_set():
                 return None, self._closed_error(call, maybe_sent=not _nothing_sent(exc))
             failure = self._transport_failure(exc, call)
             failure.__cause__ = exc
             return None, failure
-        if debug:
+        if debug and isinstance(resp, _RESPONSE):
             elapsed_ms = (time.perf_counter() - started) * 1000
             self._log(
                 "<- %s %s %d (%d bytes, %.1f ms)",
@@ -501,6 +520,21 @@ class Transport:
                 elapsed_ms,
             )
         return resp, None
+
+    def _stand_in_result(self, resp: Any, call: PreparedCall, request_info: dict[str, Any]) -> Result:
+        """The answer of a stand-in for `requests` (a mock in a dry run), read as the peer read answers:
+        `raise_for_status()`, then `json()`."""
+        try:
+            resp.raise_for_status()
+        except _errors.HTTPError as exc:
+            status = getattr(resp, "status_code", None)
+            raise ExternalBrokerError(
+                f"the stand-in for requests answered with an error ({exc})",
+                status_code=status if isinstance(status, int) else None,
+                method=call.method,
+                path=self._mask(call.path),
+            ) from exc
+        return Result(data=resp.json(), request=request_info)
 
     def _status_error(self, resp: requests.Response, call: PreparedCall) -> ExternalBrokerError:
         error = _status_error(resp, call)
