@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import re
 import traceback
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 
 from ibkr_sdk.simulator import Simulator
-from tests.docs.conftest import SUMMARY
+from tests.docs.conftest import PROPERTY
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs" / "guides").glob("*.md"))]
@@ -66,7 +67,7 @@ def _close_everything(namespace: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
-def test_code_blocks_run(page: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+def test_code_blocks_run(page: Path, monkeypatch: pytest.MonkeyPatch, record_property: Any) -> None:
     found = blocks(page)
     run = [b for b in found if b.skip is None]
     assert run, f"{page.name}: no runnable Python block found"
@@ -88,7 +89,7 @@ def test_code_blocks_run(page: Path, monkeypatch: pytest.MonkeyPatch, request: p
         finally:
             _close_everything(namespace)
     skipped = [(b.line, b.skip) for b in found if b.skip is not None]
-    request.config.stash.setdefault(SUMMARY, []).append((str(page.relative_to(ROOT)), len(run), skipped))
+    record_property(PROPERTY, json.dumps([str(page.relative_to(ROOT)), len(run), skipped]))
 
 
 def test_skip_markers_give_a_reason_and_are_few() -> None:
