@@ -56,7 +56,11 @@ def blocks(page: Path) -> list[Block]:
 
 
 def _close_everything(namespace: dict[str, Any]) -> None:
+    """Undo what the page's blocks set up: clients, sockets and the log handlers of `ibind_logs_initialize()`."""
     from ibkr_sdk import IbkrClient, IbkrWsClient
+    from ibkr_sdk.lib.logs import reset_logs
+
+    reset_logs()
 
     for value in namespace.values():
         if isinstance(value, IbkrWsClient):
