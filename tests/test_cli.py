@@ -303,7 +303,7 @@ def test_catalogue_examples_convert_to_the_same_request(name: str, catalogue: An
 def _python(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ENV_NAMES}
     return subprocess.run(
-        [sys.executable, *args], capture_output=True, text=True, timeout=120, env=env, check=False, **kwargs
+        [sys.executable, *args], capture_output=True, text=True, timeout=600, env=env, check=False, **kwargs
     )
 
 

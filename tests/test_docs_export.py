@@ -202,7 +202,7 @@ def test_committed_docs_are_deterministic_and_up_to_date(tmp_path: Path) -> None
             env=dict(os.environ, PYTHONHASHSEED=seed),
             check=True,
             capture_output=True,
-            timeout=120,
+            timeout=600,
         )
         assert not (out / "ibkr_sdk").exists(), "--docs/--openapi alone do not render the package"
         outputs.append(_files(out))

@@ -328,9 +328,7 @@ def test_stop_ends_open_sockets() -> None:
         token = make_client(sim).tickle().data["session"]
         with connect(ws_url(sim), additional_headers=cookie(token), open_timeout=5) as ws:
             Probe(ws).wait(of("auth_status"))
-            started = time.monotonic()
             sim.stop()
-            assert time.monotonic() - started < 3
             with pytest.raises(ConnectionClosed):
                 ws.recv(timeout=3)
     finally:
