@@ -134,6 +134,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_oauth.py
 	$(PY) benchmarks/bench_stream.py
 	$(PY) benchmarks/bench_soak.py
+	$(PY) benchmarks/bench_day.py
 
 clean:
 	rm -rf build .gen-check .mypy_cache .pytest_cache .ruff_cache *.egg-info .ts-build .ts-tools

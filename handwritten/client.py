@@ -18,7 +18,9 @@ from .oauth_client import OAuthOverlay
 from .orders import OrdersOverlay
 from .pacing import NoPacer, Pacer, PacerView, shared_pacer
 from .portfolio import PortfolioOverlay
+from .recovery import RecoveryOverlay
 from .session import SHUTDOWN_HANDLERS
+from .session_guard import shared_guard
 from .settings import check_max_retries, check_timeout, check_url, resolve_verify
 from .stock_query import StockQueryOverlay
 from .transport import Transport, mask_account_ids
@@ -26,7 +28,15 @@ from .transport import Transport, mask_account_ids
 logger = logging.getLogger("ibkr_sdk")
 
 
-class IbkrClient(CompatOverlay, OrdersOverlay, MarketdataOverlay, StockQueryOverlay, PortfolioOverlay, OAuthOverlay):
+class IbkrClient(
+    CompatOverlay,
+    OrdersOverlay,
+    MarketdataOverlay,
+    StockQueryOverlay,
+    PortfolioOverlay,
+    OAuthOverlay,
+    RecoveryOverlay,
+):
     """Client for the IBKR Client Portal Web API (through the gateway, or IBKR's hosted API with OAuth).
 
     Every endpoint of the catalogue is a method returning a `Result`. Arguments are checked before anything is
@@ -73,6 +83,12 @@ class IbkrClient(CompatOverlay, OrdersOverlay, MarketdataOverlay, StockQueryOver
         mask_account_ids: Hide account id digits in debug logs.
         auto_suppress: Before placing an order, suppress (for the rest of the brokerage session) the questions
             its `answers` approve by `QuestionType` or message id, so later orders need fewer round trips.
+        auto_reauthenticate: When a request finds the brokerage session closed while the login is alive (a 401 on
+            `/iserver/...` or 400 "no bridge"), re-open it with `compete=false` (once at a time for every client
+            of the process talking to this gateway), wait until the status says authenticated (within `timeout`),
+            then send the request again if it is safe to repeat; orders and other writes are never sent again.
+            A competing login raises `SessionCompetingError`; the client never takes the session over on its own.
+            The tickler re-opens ahead of time. From `IBKR_SDK_AUTO_REAUTHENTICATE` when not given; default True.
     """
 
     def __init__(
@@ -99,6 +115,7 @@ class IbkrClient(CompatOverlay, OrdersOverlay, MarketdataOverlay, StockQueryOver
         max_pacing_wait: float | None = None,
         mask_account_ids: bool = False,
         auto_suppress: bool = False,
+        auto_reauthenticate: bool | None = None,
     ) -> None:
         if use_oauth is None:
             use_oauth = env_bool("USE_OAUTH", False)
@@ -171,6 +188,12 @@ class IbkrClient(CompatOverlay, OrdersOverlay, MarketdataOverlay, StockQueryOver
         self._suppressed_ids: set[str] = set()
         self._oauth_signer = signer
         self._token_lock = threading.Lock()
+        if auto_reauthenticate is None:
+            auto_reauthenticate = env_bool("AUTO_REAUTHENTICATE", True)
+        elif not isinstance(auto_reauthenticate, bool):
+            raise TypeError(f"IbkrClient(): auto_reauthenticate must be True or False, got {auto_reauthenticate!r}")
+        self._auto_reauthenticate = auto_reauthenticate
+        self._session_guard = shared_guard(self._transport.base_url.lower())
         if env_bool("AUTO_REGISTER_SHUTDOWN", False) if auto_register_shutdown is None else auto_register_shutdown:
             if threading.current_thread() is threading.main_thread():
                 self.register_shutdown_handler()

@@ -2,7 +2,8 @@
 
 It validates and encodes the arguments (`wire.prepare`), runs the endpoint's preflight once per client, and sends
 the request through the transport with the endpoint's retry policy and pacing bucket. With OAuth, it makes sure a
-live session token exists before sending and renews it once after a 401.
+live session token exists before sending and renews it once after a 401. A request refused because the brokerage
+session is closed waits for it to be re-opened (`recovery.py`) and is sent again when the catalogue allows.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from .endpoint import EndpointSpec
 from .errors import ClientClosedError, ExternalBrokerError, NotAuthenticatedError
+from .lifecycle import REOPEN_ENDPOINT, SESSION_ENDPOINTS, refused_for_session
 from .result import Result
 from .transport import Transport
 from .wire import PreparedCall, prepare
 
 if TYPE_CHECKING:
     from .oauth import OAuth1aSigner
+    from .session_guard import SessionGuard
 
 ACCOUNTS_FIRST = "receive_brokerage_accounts"
 
@@ -38,6 +41,8 @@ class ClientCore:
     _preflight_done: set[str]
     _preflight_lock: threading.Lock
     _oauth_signer: OAuth1aSigner | None = None
+    _auto_reauthenticate: bool = False
+    _session_guard: SessionGuard
 
     def _call(self, spec: EndpointSpec, args: Mapping[str, Any], *, method_name: str | None = None) -> Result:
         if self._transport.closed:
@@ -69,19 +74,45 @@ class ClientCore:
         return result
 
     def _send(self, spec: EndpointSpec, call: PreparedCall, headers: dict[str, str] | None = None) -> Result:
+        if not self._auto_reauthenticate or spec.name in SESSION_ENDPOINTS:
+            if spec.name == REOPEN_ENDPOINT:
+                self._session_guard.note_asked()  # the user's own request: a re-open starting now waits for it
+            return self._send_signed(spec, call, headers)
+        seen = self._session_guard.generation  # tells the guard whether someone re-opened after this was sent
+        try:
+            return self._send_signed(spec, call, headers)
+        except NotAuthenticatedError as exc:
+            if not refused_for_session(spec.name, call.path, exc.status_code, exc.message):
+                raise
+            # Refused, not processed: once the session is open again, a retry-safe request is sent again.
+            self._recover_for(spec, seen, exc)
+            return self._send_signed(spec, call, headers)
+
+    def _send_signed(
+        self,
+        spec: EndpointSpec,
+        call: PreparedCall,
+        headers: dict[str, str] | None = None,
+        *,
+        max_retries: int | None = None,
+    ) -> Result:
         signer = self._oauth_signer
+        send = self._transport.send
         if signer is None:
-            return self._transport.send(call, retry_safe=spec.retry_safe, pacing=spec.pacing, headers=headers)
+            return send(call, retry_safe=spec.retry_safe, pacing=spec.pacing, headers=headers, max_retries=max_retries)
         self._ensure_token()
         used_expiry = signer.expires_at
         try:
-            return self._transport.send(call, retry_safe=spec.retry_safe, pacing=spec.pacing, headers=headers)
+            return send(call, retry_safe=spec.retry_safe, pacing=spec.pacing, headers=headers, max_retries=max_retries)
         except NotAuthenticatedError as exc:
             if exc.status_code != 401:
                 raise
             # A 401 means the request was refused, not processed: renew the token once and send it again.
             self._renew_after_401(used_expiry)
-            return self._transport.send(call, retry_safe=spec.retry_safe, pacing=spec.pacing, headers=headers)
+            return send(call, retry_safe=spec.retry_safe, pacing=spec.pacing, headers=headers, max_retries=max_retries)
+
+    def _recover_for(self, spec: EndpointSpec, seen: int, exc: NotAuthenticatedError) -> None:
+        raise NotImplementedError  # provided by the recovery overlay
 
     def _ensure_token(self) -> None:
         raise NotImplementedError  # provided by the OAuth overlay

@@ -110,6 +110,14 @@ class NotAuthenticatedError(ExternalBrokerError):
     """The session is not authenticated (HTTP 401), or the brokerage session is not open ("no bridge")."""
 
 
+class SessionCompetingError(NotAuthenticatedError):
+    """Another login is competing for the brokerage session and holds it (`competing: true`).
+
+    The client never takes the session back on its own, since that logs the other session out: end the other
+    session, or call `initialize_brokerage_session(compete=True)` to take it over.
+    """
+
+
 class RateLimitedError(ExternalBrokerError):
     """IBKR's pacing limit was exceeded (HTTP 429).
 

@@ -146,8 +146,12 @@ class SessionOverlay(GeneratedEndpoints):
                 raise ValueError(f"start_tickler(): parameter 'interval' must be a number above 0, got {interval!r}")
             self.tickler_interval = float(interval)
         if self._tickler is None or (not self._tickler.running and self._tickler.interval != self.tickler_interval):
-            self._tickler = Tickler(self.tickle, self.tickler_interval)
+            self._tickler = Tickler(self._keep_alive, self.tickler_interval)
         self._tickler.start()
+
+    def _keep_alive(self) -> None:
+        """One tick of the tickler (the recovery overlay also acts on what the answer says about the session)."""
+        self.tickle()
 
     def stop_tickler(self, timeout: float | None = None) -> None:
         """Stop the keep-alive thread if it runs, waiting for it at most `timeout` seconds (None: until it ends,

@@ -352,6 +352,10 @@ class Transport:
     def closed(self) -> bool:
         return self._closed.is_set()
 
+    def pause(self, seconds: float) -> bool:
+        """Wait `seconds` unless the transport is closed meanwhile; True when it is closed."""
+        return self._closed.wait(seconds)
+
     def close(self) -> None:
         """Refuse further requests, cut requests in flight (they fail at once, without a retry) and release the
         connections. Idempotent."""
@@ -422,9 +426,11 @@ class Transport:
         pacing: str | None = None,
         headers: Mapping[str, str] | None = None,
         sign: bool = True,
+        max_retries: int | None = None,
     ) -> Result:
         if self._closed.is_set():
             raise self._closed_error(call, maybe_sent=False)
+        retries = self.max_retries if max_retries is None else max_retries
         url = self.base_url + call.path
         kwargs: dict[str, Any] = {"timeout": self.timeout}
         request_info: dict[str, Any] = {"method": call.method, "url": url}
@@ -454,7 +460,9 @@ class Transport:
                 if resp.status_code not in _RETRY_STATUSES:
                     return self._result(resp, call, request_info)
                 failure = self._status_error(resp, call)
-                may_retry = retry_safe
+                # A new brokerage session refuses with 500 until /iserver/accounts is called: waiting does not help
+                # (the client calls it and sends again, see core.py).
+                may_retry = retry_safe and "/accounts first" not in failure.message.lower()
                 if isinstance(failure, RateLimitedError) and failure.retry_after is not None:
                     if failure.retry_after > self.max_retry_after:
                         raise failure
@@ -462,7 +470,7 @@ class Transport:
             else:
                 assert isinstance(failure, ApiConnectionError)
                 may_retry = retry_safe or not failure.maybe_sent
-            if not may_retry or attempt >= self.max_retries or isinstance(failure, ClientClosedError):
+            if not may_retry or attempt >= retries or isinstance(failure, ClientClosedError):
                 raise failure
             attempt += 1
             delay = wait if wait is not None else self._backoff(attempt)
@@ -472,7 +480,7 @@ class Transport:
                 call.path,
                 delay,
                 attempt,
-                self.max_retries,
+                retries,
                 failure,
             )
             if self._closed.wait(delay):

@@ -18,6 +18,7 @@ def test_handle_auth_status_renews_the_oauth_session(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(compat, "HEALTH_RETRY_INTERVAL", 0.0)
+    sim.open_delay = 0.0  # the brokerage session opens with ssodh/init: the checks below follow at once
     with _client(sim, keys) as client:
         assert client.handle_auth_status() is True
         sim.logout()

@@ -81,4 +81,5 @@ def test_constructor_extra_arguments_are_keyword_only() -> None:
         "max_pacing_wait",
         "mask_account_ids",
         "auto_suppress",
+        "auto_reauthenticate",
     ]

@@ -231,7 +231,8 @@ def test_cli_streams_quotes_from_the_gateway_of_its_url(sim: Simulator, capsys: 
 
 def test_subscriptions_wait_for_the_brokerage_session() -> None:
     with Simulator(authenticated=False) as sim:  # logged in (the socket opens), no brokerage session yet
-        rest = IbkrClient(url=sim.url, account_id=ACCOUNT, pacing=False, max_retries=0)
+        # Without re-authentication the client only waits (with it, it would open the session itself).
+        rest = IbkrClient(url=sim.url, account_id=ACCOUNT, pacing=False, max_retries=0, auto_reauthenticate=False)
         client = IbkrWsClient(ibkr_client=rest, connect_timeout=0.5, cycle_interval=0.02)
         try:
             assert client.start() is False  # sts says not authenticated: not ready

@@ -24,6 +24,7 @@ from .lib.errors import (
     RateLimitedError as RateLimitedError,
     RequestValidationError as RequestValidationError,
     ServerError as ServerError,
+    SessionCompetingError as SessionCompetingError,
     StockQueryError as StockQueryError,
 )
 from .lib.logs import (
@@ -143,6 +144,7 @@ __all__ = [
     "ResponseValidationError",
     "Result",
     "ServerError",
+    "SessionCompetingError",
     "StockQueries",
     "StockQuery",
     "StockQueryError",

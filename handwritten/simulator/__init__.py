@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from ._oauth import OAuthAuthority, OAuthSettings
     from ._questions import OrderCheck, QuestionRule, default_question_rules
     from ._server import RequestRecord, Simulator
+    from ._state import SessionEvent
     from ._stream import Burst, StreamSettings
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "OrderCheck",
     "QuestionRule",
     "RequestRecord",
+    "SessionEvent",
     "SimOrder",
     "Simulator",
     "StreamSettings",
@@ -59,6 +61,7 @@ _EXPORTS = {
     "OrderCheck": "._questions",
     "QuestionRule": "._questions",
     "RequestRecord": "._server",
+    "SessionEvent": "._state",
     "SimOrder": "._book",
     "Simulator": "._server",
     "StreamSettings": "._stream",

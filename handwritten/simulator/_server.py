@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime as dt
 import json
 import logging
 import socket
@@ -59,7 +60,7 @@ from ._oauth import OAuthAuthority, OAuthRejected, OAuthSettings
 from ._pacing import Pacer
 from ._questions import QuestionRule, default_question_rules
 from ._routes import RouteTable
-from ._state import GatewayState
+from ._state import GatewayState, SessionEvent
 from ._stream import WS_ROUTE, StreamSettings, WsFaultBook
 
 logger = logging.getLogger("ibkr_sdk.simulator")
@@ -88,6 +89,7 @@ class RequestRecord:
     fault: str | None  # the injected fault kind that applied, if any
     time: float  # simulated clock reading when it arrived
     headers: dict[str, str] = field(default_factory=dict)  # request headers, lower-case names
+    received: float = 0.0  # time.monotonic() when it arrived (real time, also under a scaled clock)
 
 
 @dataclass(frozen=True)
@@ -249,6 +251,45 @@ class _Server(ThreadingHTTPServer):
             worker.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
+class ScaledClock:
+    """Simulated time running `scale` times faster than real time, from `start` (epoch seconds; default now)."""
+
+    def __init__(self, scale: float, start: float | None = None) -> None:
+        self.scale = scale
+        self.start = time.time() if start is None else start
+        self._origin = time.monotonic()
+
+    def __call__(self) -> float:
+        return self.start + (time.monotonic() - self._origin) * self.scale
+
+
+class NightlyReset:
+    """When the nightly reset falls: `at` ("HH:MM") local time in `timezone`, every day."""
+
+    def __init__(self, at: str, timezone: str) -> None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            hour, minute = (int(part) for part in at.split(":"))
+            self.time = dt.time(hour, minute)
+        except ValueError:
+            raise ValueError(f"reset_at must be 'HH:MM', got {at!r}") from None
+        try:
+            self.zone = ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {timezone!r}") from None
+
+    def next_after(self, now: float) -> float:
+        """The first reset strictly after `now` (epoch seconds)."""
+        local = dt.datetime.fromtimestamp(now, self.zone)
+        day = local.date()
+        for offset in range(3):
+            candidate = dt.datetime.combine(day + dt.timedelta(days=offset), self.time, self.zone).timestamp()
+            if candidate > now:
+                return candidate
+        raise AssertionError("unreachable")
+
+
 class Simulator:
     """An embedded IBKR Client Portal Gateway for tests and offline development.
 
@@ -272,6 +313,17 @@ class Simulator:
         advisor: Simulate a Financial Advisor: the first account id is the advisor's account, the others its
             sub-accounts (default `["DF1234560", "DU1234567", "DU1234568"]`), and the allocation group and model
             portfolio endpoints work. When False (a single-account user) those answer 400.
+        open_delay: Seconds (real time) between `ssodh/init` (or `reauthenticate`) and an open brokerage session:
+            the gateway answers before the session is open, so a client polls the status.
+        time_scale: Run the simulated clock this many times faster than real time (e.g. 1440: a day in a minute),
+            from `start_time` (epoch seconds; default now). Not with `clock`.
+        start_time: Where a scaled clock starts.
+        reset_at: Local time ("HH:MM", e.g. "01:00") of the nightly reset in `timezone`, on the simulated clock:
+            the brokerage session drops and every stream ends, as `nightly_reset()` does.
+        timezone: IANA name of the gateway's region for `reset_at` (New York, Zug or Hong Kong at IBKR).
+
+    The session's life cycle, as faults on demand: `drop_brokerage_session()`, `compete()`, `nightly_reset()`,
+    `restart()`, `logout()` and `login()`.
 
     Use as a context manager, or call `start()` and `stop()`. `url` is the base URL to give a client.
     """
@@ -292,9 +344,23 @@ class Simulator:
         pacing_time_scale: float = 1.0,
         https: bool = False,
         advisor: bool = False,
+        open_delay: float = 0.2,
+        time_scale: float | None = None,
+        start_time: float | None = None,
+        reset_at: str | None = None,
+        timezone: str = "America/New_York",
     ) -> None:
         if latency < 0:
             raise ValueError("latency must not be negative")
+        if open_delay < 0:
+            raise ValueError("open_delay must not be negative")
+        if time_scale is not None or start_time is not None:
+            if clock is not None:
+                raise ValueError("give either clock or time_scale/start_time, not both")
+            if time_scale is not None and not time_scale > 0:
+                raise ValueError("time_scale must be above 0")
+            clock = ScaledClock(time_scale or 1.0, start_time)
+        self._reset_schedule = NightlyReset(reset_at, timezone) if reset_at is not None else None
         self._port = port
         self.https = https
         self.latency = latency
@@ -329,6 +395,12 @@ class Simulator:
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._state.open_delay = open_delay
+        self._reset_thread: threading.Thread | None = None
+        self.resets = 0
+        """How many nightly resets happened (scheduled by `reset_at` or asked for)."""
+        self.restarts = 0
+        """How many times `restart()` ran."""
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
 
@@ -342,6 +414,9 @@ class Simulator:
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="ibkr-simulator"
         )
         self._thread.start()
+        if self._reset_schedule is not None:
+            self._reset_thread = threading.Thread(target=self._run_resets, daemon=True, name="ibkr-simulator-reset")
+            self._reset_thread.start()
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -356,8 +431,12 @@ class Simulator:
         server.close_connections(deadline)
         if thread is not None:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        resets = self._reset_thread
+        if resets is not None:
+            resets.join(timeout=max(0.0, deadline - time.monotonic()))
         self._server = None
         self._thread = None
+        self._reset_thread = None
 
     def __enter__(self) -> Simulator:
         if self._server is None:
@@ -456,6 +535,77 @@ class Simulator:
         with self._state.lock:
             self._state.logout()
 
+    # -- the session's life cycle (faults on demand) --------------------------------------------------------------
+
+    def drop_brokerage_session(self, *, status: int = 401) -> None:
+        """The brokerage session drops while the login stays: the auth status says `authenticated: false,
+        connected: true`, `/iserver/...` requests answer `status` (401, or 400 for "no bridge"), and every socket
+        gets `sts` with `authenticated: false` and loses its streams (they must be asked for again)."""
+        if status not in (400, 401):
+            raise ValueError("status must be 401 or 400 (no bridge)")
+        with self._state.lock:
+            self._state.close_brokerage(status)
+
+    def compete(self, active: bool = True) -> None:
+        """Another login takes the brokerage session (`competing: true`; `/iserver` answers 401, streams end) until
+        a client sends `ssodh/init` with `compete=true`. `compete(False)`: the other login leaves; the session stays
+        closed until a client re-opens it."""
+        with self._state.lock:
+            self._state.compete(active)
+
+    def nightly_reset(self) -> None:
+        """IBKR's nightly reset: the brokerage session drops (`/iserver` answers 400 "no bridge" until it is
+        re-opened) and every stream ends; the login stays."""
+        with self._state.lock:
+            self._state.close_brokerage(400, "reset")
+            self.resets += 1
+
+    def restart(self, down: float = 1.0) -> None:
+        """Restart the gateway: every connection is cut and connections are refused for `down` seconds; then a
+        fresh gateway answers on the same port, and it needs a login (`login()`). Orders and positions remain.
+        Returns once it answers again."""
+        if self._server is None:
+            raise RuntimeError("the simulator is not started")
+        port = self.port
+        self.stop()
+        with self._state.lock:
+            self._state.restart()
+            self.restarts += 1
+        time.sleep(max(0.0, down))
+        self._port = port
+        self.start()
+
+    @property
+    def session_events(self) -> list[SessionEvent]:
+        """The session's life cycle so far, oldest first: "opened", "dropped", "reset", "competing",
+        "competition ended", "logged out", "logged in", "restarted"."""
+        with self._state.lock:
+            return list(self._state.session_log)
+
+    @property
+    def open_delay(self) -> float:
+        """Seconds between `ssodh/init` (or `reauthenticate`) and an open brokerage session."""
+        return self._state.open_delay
+
+    @open_delay.setter
+    def open_delay(self, seconds: float) -> None:
+        if not seconds >= 0:
+            raise ValueError("open_delay must not be negative")
+        self._state.open_delay = float(seconds)
+
+    def now(self) -> float:
+        """The simulated clock, in epoch seconds."""
+        return self._state.now()
+
+    def _run_resets(self) -> None:
+        schedule = self._reset_schedule
+        assert schedule is not None
+        due = schedule.next_after(self._state.now())
+        while not self._stopping.wait(0.02):
+            if self._state.now() >= due:
+                self.nightly_reset()
+                due = schedule.next_after(self._state.now())
+
     def inject(
         self,
         route: str,
@@ -536,6 +686,7 @@ class Simulator:
             fault,
             self._state.now(),
             incoming.headers,
+            time.monotonic(),
         )
         with self._log_lock:
             self._log.append(record)

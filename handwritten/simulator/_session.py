@@ -15,7 +15,7 @@ def auth_status(state: GatewayState) -> dict[str, Any]:
     up = state.session.brokerage
     return {
         "authenticated": up,
-        "competing": False,
+        "competing": state.session.competing,
         "connected": True,
         "established": up,
         "message": "",
@@ -33,13 +33,14 @@ def _status(state: GatewayState, req: SimRequest) -> Any:
 
 @handles("initialize_brokerage_session")
 def _init(state: GatewayState, req: SimRequest) -> Any:
-    state.open_brokerage()
-    return auth_status(state)
+    compete = req.field("compete", req.q("compete"))
+    state.request_brokerage(compete is True or str(compete).lower() == "true")
+    return auth_status(state)  # answered at once: the session opens a little later
 
 
 @handles("reauthenticate")
 def _reauthenticate(state: GatewayState, req: SimRequest) -> Any:
-    state.open_brokerage()
+    state.request_brokerage(False)
     return {"message": "triggered"}
 
 

@@ -4,8 +4,10 @@ Session model (two levels, as on the real gateway):
 - `logged_in`: the gateway's own (SSO) login. Without it every request answers 401. `/logout` ends it;
   `Simulator.login()` stands in for the browser login that starts it again.
 - `brokerage`: the brokerage ("iserver") session. Without it `/iserver/...` requests answer
-  400 `{"error": "Bad Request: no bridge"}`, except the auth status, `ssodh/init` and `reauthenticate`
-  endpoints, which open it.
+  400 `{"error": "Bad Request: no bridge"}` (never opened, or after a nightly reset) or 401 (dropped under a live
+  login), except the auth status, `ssodh/init` and `reauthenticate` endpoints. `ssodh/init` and `reauthenticate`
+  ask for it to open; it opens `open_delay` seconds later (the gateway answers before it is open), unless another
+  login holds it (`competing`), which only `ssodh/init` with `compete=true` takes over.
 - Endpoints whose catalogue entry names `receive_brokerage_accounts` as preflight (orders, snapshot, ...)
   answer 500 `{"error": "Please query /accounts first"}` until `/iserver/accounts` has been called in the
   current brokerage session.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
     from ._models import ModelBook
 
 NO_BRIDGE = "Bad Request: no bridge"
+NOT_AUTHENTICATED = "not authenticated"
 ACCOUNTS_FIRST = "Please query /accounts first"
 _OPENS_BRIDGE = ("authentication_status", "initialize_brokerage_session", "reauthenticate")
 _FIXTURES = (
@@ -63,6 +67,15 @@ class PendingReply:
     order_id: int | None = None
 
 
+@dataclass(frozen=True)
+class SessionEvent:
+    """One change of the simulated session (`Simulator.session_events`)."""
+
+    what: str
+    time: float  # the simulated clock
+    monotonic: float  # time.monotonic(): real time, also under a scaled clock
+
+
 @dataclass
 class Watchlist:
     id: str
@@ -85,6 +98,10 @@ class SessionState:
     pnl_ready: bool = False  # the first partitioned P&L request of a session answers empty, as IBKR's does
     pending: dict[str, PendingReply] = field(default_factory=dict)
     suppressed: set[str] = field(default_factory=set)
+    competing: bool = False  # another login holds the brokerage session
+    refusal: int = 400  # how /iserver answers while the brokerage session is closed: 400 no bridge, or 401
+    opening_at: float | None = None  # monotonic time a requested brokerage session opens
+    closed_serial: int = 0  # counts closings of the brokerage session (sockets end their streams on a change)
 
 
 class GatewayState:
@@ -131,6 +148,8 @@ class GatewayState:
         self.fa_models: ModelBook | None = None  # made on first use (see _models._book)
         self.started = clock()
         self.server_counter = self.rng.randrange(4_000_000, 5_000_000)
+        self.open_delay = 0.2  # seconds (real time) between ssodh/init and an open brokerage session
+        self.session_log: list[SessionEvent] = []
 
     # -- helpers for handlers -------------------------------------------------------------------------------------
 
@@ -170,10 +189,17 @@ class GatewayState:
 
     # -- session transitions --------------------------------------------------------------------------------------
 
+    def note(self, what: str) -> None:
+        if len(self.session_log) < 10_000:
+            self.session_log.append(SessionEvent(what, self.clock(), time.monotonic()))
+
     def open_brokerage(self) -> None:
         s = self.session
+        s.opening_at = None
+        s.competing = False
         if s.brokerage:
             return
+        self.note("opened")
         s.brokerage = True
         s.session_serial += 1
         s.accounts_queried = False
@@ -183,26 +209,68 @@ class GatewayState:
         s.pending.clear()
         s.suppressed.clear()
 
-    def close_brokerage(self) -> None:
-        self.session.brokerage = False
+    def request_brokerage(self, compete: bool) -> None:
+        """`ssodh/init` or `reauthenticate`: the session opens `open_delay` seconds from now, unless another login
+        holds it and `compete` is false."""
+        s = self.session
+        if s.brokerage or (s.competing and not compete):
+            return
+        if compete:
+            s.competing = False
+        if self.open_delay <= 0:
+            self.open_brokerage()
+        elif s.opening_at is None:
+            s.opening_at = time.monotonic() + self.open_delay
 
-    def logout(self) -> None:
+    def settle(self) -> None:
+        """Open a requested brokerage session whose time has come (called on every request and socket cycle)."""
+        s = self.session
+        if s.opening_at is not None and time.monotonic() >= s.opening_at and s.logged_in:
+            self.open_brokerage()
+
+    def close_brokerage(self, refusal: int = 400, why: str = "dropped") -> None:
+        s = self.session
+        s.opening_at = None
+        s.refusal = refusal
+        self.note(why)
+        if s.brokerage:
+            s.brokerage = False
+            s.closed_serial += 1
+
+    def compete(self, active: bool) -> None:
+        """Another login takes the brokerage session (`active`), or leaves it again (the session stays closed)."""
+        if active:
+            self.close_brokerage(401, "competing")
+        else:
+            self.note("competition ended")
+        self.session.competing = active
+
+    def logout(self, why: str = "logged out") -> None:
         self.session.logged_in = False
-        self.close_brokerage()
+        self.session.competing = False
+        self.close_brokerage(400, why)
 
     def login(self, brokerage: bool) -> None:
+        self.note("logged in")
         self.session.logged_in = True
         self.session.token = f"{self.rng.getrandbits(128):032x}"
         if brokerage:
             self.open_brokerage()
 
+    def restart(self) -> None:
+        """A fresh gateway process: no login, no brokerage session (orders and positions live on at IBKR)."""
+        self.logout("restarted")
+        self.session.token = f"{self.rng.getrandbits(128):032x}"
+        self.session.accounts_queried = False
+
     # -- the checks every modelled request passes -----------------------------------------------------------------
 
     def admit(self, spec: EndpointSpec, request: SimRequest) -> None:
+        self.settle()
         s = self.session
         if not s.logged_in:
-            raise GatewayError(401, "not authenticated")
+            raise GatewayError(401, NOT_AUTHENTICATED)
         if request.path.startswith("/iserver/") and not s.brokerage and spec.name not in _OPENS_BRIDGE:
-            raise GatewayError(400, NO_BRIDGE)
+            raise GatewayError(401, NOT_AUTHENTICATED) if s.refusal == 401 else GatewayError(400, NO_BRIDGE)
         if "receive_brokerage_accounts" in spec.preflight and not s.accounts_queried:
             raise GatewayError(500, ACCOUNTS_FIRST)

@@ -187,7 +187,8 @@ class _Socket:
     pnl: bool = False
     trades: bool = False
     trades_seen: int = 0
-    auth_seen: tuple[bool, bool] | None = None
+    auth_seen: tuple[bool, bool, bool] | None = None  # (logged in, authenticated, competing) last told by sts
+    closed_serial: int = 0  # the brokerage session's closings seen: each one ends every stream
     stalled_until: float = 0.0
     next_heartbeat: float = 0.0
     next_pnl: float = 0.0
@@ -344,8 +345,24 @@ class _Connection:
 
     def send_status(self, status: dict[str, Any]) -> None:
         keys = ("authenticated", "competing", "connected", "established", "message", "fail")
-        self.me.auth_seen = (bool(self.state.session.logged_in), bool(status.get("authenticated")))
+        session = self.state.session
+        self.me.auth_seen = (bool(session.logged_in), bool(status.get("authenticated")), bool(session.competing))
+        self.me.closed_serial = session.closed_serial
         self.send({"topic": _STATUS_TOPIC, "args": {k: status.get(k) for k in keys}})
+
+    def end_streams(self) -> None:
+        """The brokerage session closed: the gateway forgets every subscription of the socket, silently."""
+        me = self.me
+        me.md.clear()
+        me.history.clear()
+        me.ladders.clear()
+        me.ladder_last.clear()
+        me.summaries.clear()
+        me.ledgers.clear()
+        me.orders = None
+        me.order_seen = {}
+        me.pnl = False
+        me.trades = False
 
     def error(self, text: str) -> None:
         self.send({"error": text, "code": UNKNOWN_TOPIC_CODE})
@@ -470,12 +487,21 @@ class _Connection:
         me = self.me
         with self.state.lock:
             state = self.state
+            state.settle()
             state.book.match(state.now())
-            auth = (bool(state.session.logged_in), bool(state.session.brokerage))
-            if me.auth_seen is not None and auth != me.auth_seen:
+            session = state.session
+            missed = session.closed_serial != me.closed_serial  # closed since the last look (maybe open again)
+            closed = missed or not (session.logged_in and session.brokerage)
+            auth = (bool(session.logged_in), bool(session.brokerage), bool(session.competing))
+            if me.auth_seen is not None and (auth != me.auth_seen or missed):
                 from ._session import auth_status
 
-                self.send_status(auth_status(state))
+                status = auth_status(state)
+                if missed and status["authenticated"]:
+                    self.send_status({**status, "authenticated": False, "established": False})  # the drop itself
+                self.send_status(status)
+            if closed:
+                self.end_streams()  # no data without a brokerage session; streams must be asked for again
             if now >= me.next_heartbeat:
                 me.next_heartbeat = now + self.sim.streaming.heartbeat
                 self.send({"topic": HEARTBEAT_TOPIC, HEARTBEAT_FIELD: self.now_ms()})

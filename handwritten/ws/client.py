@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..env import env_bool, env_str
+from ..errors import SessionCompetingError
+from ..lifecycle import Verdict, explain, verdict_of_status
 from ..settings import resolve_verify
 from . import _topics, events
 from ._bindings import SubscriptionController
@@ -300,6 +302,11 @@ class IbkrWsClient:
         self._tic_seq = 0
         self._last_rx = 0.0
         self._last_heartbeat: float | None = None
+        self._session: Verdict | None = None  # what the last sts frame said
+        self._recovery: threading.Thread | None = None
+        self._recover_again = False
+        self._recovery_stop = threading.Event()
+        self._retry_now: asyncio.Event | None = None  # set when the session is back: cut the reconnect pause
         self._frames = 0
         self._events = 0
         self._counters = {
@@ -550,6 +557,23 @@ class IbkrWsClient:
     async def _main(self) -> None:
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
+        self._retry_now = asyncio.Event()
+        self._recovery_stop.clear()
+        guard = getattr(self._ibkr_client, "_session_guard", None)
+        if guard is not None:
+            guard.add_listener(self._session_back)
+        try:
+            await self._reconnect_loop()
+        finally:
+            if guard is not None:
+                guard.remove_listener(self._session_back)
+            self._recovery_stop.set()
+            recovery = self._recovery
+            if recovery is not None:
+                recovery.join(0.5)
+
+    async def _reconnect_loop(self) -> None:
+        assert self._stop is not None and self._retry_now is not None
         delay = self._reconnect_delay
         failures = 0
         while not self._stopping:
@@ -577,10 +601,12 @@ class IbkrWsClient:
                 failures = 0
             pause = delay * (0.5 + random.random() / 2)
             delay = min(delay * 2, self._max_reconnect_delay)
-            try:
-                await asyncio.wait_for(self._stop.wait(), pause)
-            except asyncio.TimeoutError:
-                pass
+            self._retry_now.clear()
+            waits = [asyncio.ensure_future(self._stop.wait()), asyncio.ensure_future(self._retry_now.wait())]
+            await asyncio.wait(waits, timeout=pause, return_when=asyncio.FIRST_COMPLETED)
+            for waiting in waits:
+                waiting.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
         self._ws = None
 
     def _handshake(self) -> tuple[str, dict[str, str]]:
@@ -777,17 +803,7 @@ class IbkrWsClient:
                     self._tic_seq += 1
                     self._tic_lock.notify_all()
         elif cls is events.AuthenticationStatus:
-            authenticated = event.authenticated  # type: ignore[attr-defined]
-            if authenticated is True and not self._ready.is_set():
-                self._set_state(WsState.AUTHENTICATED)
-                self._ready.set()
-                if self._wake is not None:
-                    self._wake.set()
-            elif authenticated is False and self._ready.is_set():
-                logger.error("IbkrWsClient: the gateway reports the session unauthenticated")
-                self._ready.clear()
-                self._set_state(WsState.OPEN)
-                self._controller.connection_lost()
+            self._on_session_status(event.data)  # type: ignore[attr-defined]
         elif cls is events.ServerId:
             conid, server_id = event.conid, event.server_id  # type: ignore[attr-defined]
             self._server_ids.setdefault(events.MarketHistory, {})[conid] = server_id
@@ -807,6 +823,90 @@ class IbkrWsClient:
             if bound is not None:
                 self._controller.confirm(bound, bool(subscribed))
         self._emit(event)
+
+    # -- the brokerage session (sts frames) ---------------------------------------------------------------------------
+
+    def _on_session_status(self, status: dict[str, Any]) -> None:
+        """An `sts` frame. Not authenticated: the gateway ended every stream, so subscriptions are DEGRADED and the
+        REST client re-opens the session (competing: nobody does without the user). Authenticated again: each
+        subscription is sent once more."""
+        verdict = verdict_of_status(status)
+        if verdict is Verdict.UNKNOWN:
+            return
+        previous, self._session = self._session, verdict
+        if verdict is Verdict.OPEN:
+            if not self._ready.is_set():
+                if previous is not None and previous is not Verdict.OPEN:
+                    waiting = sum(1 for b in self._controller.stats().values() if b["intent"] == "ACTIVE")
+                    logger.info("IbkrWsClient: the brokerage session is back; sending %d subscriptions again", waiting)
+                    self._emit(events.SessionChanged(state=verdict.value, detail=explain(verdict)))
+                self._set_state(WsState.AUTHENTICATED)
+                self._ready.set()
+                if self._wake is not None:
+                    self._wake.set()
+            return
+        if self._ready.is_set():
+            self._ready.clear()
+            self._controller.connection_lost()  # the gateway forgot every stream: DEGRADED until sent again
+            self._set_state(WsState.DEGRADED)
+        if verdict is not previous:
+            level = logging.WARNING if previous is Verdict.OPEN or verdict is Verdict.COMPETING else logging.INFO
+            logger.log(level, "IbkrWsClient: the gateway reports the session %s. %s", verdict.value, explain(verdict))
+            error = SessionCompetingError(explain(verdict)) if verdict is Verdict.COMPETING else None
+            self._emit(events.SessionChanged(state=verdict.value, detail=explain(verdict), error=error))
+        if verdict is Verdict.CLOSED:
+            self._start_recovery()
+
+    def _start_recovery(self) -> None:
+        """Re-open the brokerage session through the REST client (once at a time per gateway), off the loop."""
+        if self._stopping or not getattr(self._ibkr_client, "_auto_reauthenticate", False):
+            return
+        self._recover_again = True
+        running = self._recovery
+        if running is not None and running.is_alive():
+            return  # it looks again when it is through: the session may have dropped while it was being re-opened
+        self._recovery = threading.Thread(target=self._recover, name="ibkr-ws-session", daemon=True)
+        self._recovery.start()
+
+    def _recover(self) -> None:
+        stop = self._recovery_stop
+        while not stop.is_set():
+            self._recover_again = False
+            verdict = self._recover_once()
+            if self._recover_again:
+                continue  # another sts came meanwhile: look at the session afresh
+            if verdict is Verdict.OPEN or verdict is Verdict.UNKNOWN or verdict.needs_a_person:
+                return  # done, or a person is needed: the socket's next sts (or a reconnect) starts again
+            # Still closed (not open in time, or held off after a failure): look again while the socket says closed.
+            if self._session is not Verdict.CLOSED or stop.wait(1.0):
+                return
+
+    def _recover_once(self) -> Verdict:
+        try:
+            verdict: Verdict = self._ibkr_client._restore_session(cancel=self._recovery_stop)
+        except Exception as exc:  # the REST client was closed, or a bug: the socket carries on either way
+            logger.warning("IbkrWsClient: re-opening the brokerage session failed: %s", _describe(exc))
+            return Verdict.UNKNOWN
+        if verdict is Verdict.OPEN:
+            # The gateway says so with sts on this socket; a new connection hears it at connect if this one does not.
+            for _ in range(20):
+                if self._ready.wait(0.1) or self._recovery_stop.is_set():
+                    return verdict
+            if self._session is not Verdict.CLOSED:
+                logger.info("IbkrWsClient: the session is open but the socket did not hear it; reconnecting")
+                self.reset_websocket_app()
+        elif verdict in (Verdict.LOGIN_GONE, Verdict.UNREACHABLE):  # sts frames cannot say these
+            self._emit(events.SessionChanged(state=verdict.value, detail=explain(verdict)))
+        return verdict
+
+    def _session_back(self, verdict: Verdict) -> None:
+        """The REST side found the session open again (tickler, a request): reconnect now instead of after backoff."""
+        loop, retry = self._loop, self._retry_now
+        if loop is not None and retry is not None:
+            try:
+                loop.call_soon_threadsafe(retry.set)
+            except RuntimeError:
+                pass
 
 
 def _describe(exc: BaseException) -> str:

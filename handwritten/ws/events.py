@@ -38,6 +38,7 @@ __all__ = [
     "Pnl",
     "PriceLadder",
     "ServerId",
+    "SessionChanged",
     "SubscriptionUpdated",
     "System",
     "Trades",
@@ -105,7 +106,8 @@ class WsAuthenticated(LifecycleEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WsDegraded(LifecycleEvent):
-    """The connection was lost or stalled; the client is reconnecting and will re-send its subscriptions."""
+    """The connection was lost or stalled, or the gateway closed the brokerage session (`sts` not authenticated);
+    the client reconnects (or waits for the session) and will re-send its subscriptions."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -200,6 +202,21 @@ class AuthenticationStatus(WsEvent):
     data: dict[str, Any]
     authenticated: bool | None = None
     competing: bool | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionChanged(WsEvent):
+    """The brokerage session changed state, as the client understands it.
+
+    `state` is one of "open" (subscriptions are sent again), "closed" (the gateway ended every stream; the client
+    re-opens the session), "competing" (another login holds it: `error` is a `SessionCompetingError`; nothing is
+    re-opened without you), "login_gone" (log in again; the client cannot) or "unreachable". `detail` says it in
+    words.
+    """
+
+    state: str
+    detail: str = ""
+    error: BaseException | None = None
 
 
 # -- subscribed topics ----------------------------------------------------------------------------------------------
