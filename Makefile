@@ -9,7 +9,7 @@ OPENAPI := $(DOCS)/openapi.json
 # The strict editable install links each file once: re-install whenever the set of package files changes.
 PKG_FILES := $(sort $(wildcard generated/ibkr_sdk/*.py generated/ibkr_sdk/*/*.py handwritten/*.py handwritten/*/*.py handwritten/*/data/*))
 
-.PHONY: FORCE help venv install generate docs api-docs openapi check-generated lint typecheck pytest test demo examples bench clean ts-test drift
+.PHONY: FORCE help venv install generate docs api-docs openapi check-generated lint typecheck pytest test demo examples bench clean ts-test drift coverage
 
 help:
 	@echo "make demo             create the environment, install, run the example workflow offline"
@@ -23,6 +23,7 @@ help:
 	@echo "make bench            run the benchmarks"
 	@echo "make ts-test          type-check the TypeScript client and replay the catalogue examples through it (node)"
 	@echo "make drift OPENAPI=new.json  compare a newer IBKR OpenAPI document with the catalogue"
+	@echo "make coverage         count the catalogue's operations against IBKR's pinned 2.29.0 document"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -114,6 +115,9 @@ ts-test: $(STAMP)
 	fi
 
 # OPENAPI given on the command line is the new IBKR document (its default names the export written by make openapi).
+coverage: $(STAMP)
+	$(PY) -m codegen coverage
+
 drift: $(STAMP)
 ifneq ($(origin OPENAPI),command line)
 	@echo "usage: make drift OPENAPI=path/to/new-ibkr-openapi.json [DRIFT_ARGS=--json]" >&2; exit 2

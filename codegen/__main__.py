@@ -3,7 +3,8 @@
 `--docs DIR` also writes the API reference (DIR/api-reference.md, DIR/api/<area>.md, DIR/api/streams.md) and
 `--openapi FILE` the OpenAPI 3.1 export, with the AsyncAPI export of spec/streams.yaml beside it (asyncapi.json).
 The package is rendered when `--out` is given or when neither `--docs` nor `--openapi` is, so
-`python -m codegen --spec spec --docs docs` writes the reference alone.
+`python -m codegen --spec spec --docs docs` writes the reference alone. `python -m codegen drift ...` compares a newer
+IBKR document; `python -m codegen coverage` counts the catalogue against the pinned one.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
         from .drift import main as drift_main
 
         return drift_main((sys.argv[1:] if argv is None else argv)[1:])
+    if (sys.argv[1:] if argv is None else argv)[:1] == ["coverage"]:
+        from .coverage import main as coverage_main
+
+        return coverage_main((sys.argv[1:] if argv is None else argv)[1:])
     args = parser.parse_args(argv)
     try:
         cat = load_catalogue(args.spec)

@@ -14,7 +14,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from .model import PLACEHOLDER, Area, Bucket, Catalogue, Endpoint, Example, Param
+from .model import ACCOUNT_MANAGEMENT_BASE, PLACEHOLDER, TRADING_BASE, Area, Bucket, Catalogue, Endpoint, Example, Param
 
 NON_AREA_FILES = {"pacing.yaml", "exports.yaml", "streams.yaml"}
 # The catalogue format is the project's own: every catalogue (the real one, test fixtures) is checked against it.
@@ -146,6 +146,9 @@ def _area(data: dict[str, Any], rel: str) -> Area:
                 legacy=raw.get("legacy"),
                 overlay=raw.get("overlay", False),
                 notes=tuple(raw.get("notes", [])),
+                base=raw.get("base", TRADING_BASE),
+                security=raw.get("security"),
+                scopes=tuple(raw.get("scopes", [])),
             )
         )
     return Area(
@@ -160,7 +163,7 @@ def _area(data: dict[str, Any], rel: str) -> Area:
 def _lint(cat: Catalogue, spec_dir: Path) -> None:
     """Cross-reference checks a JSON Schema cannot express."""
     by_name: dict[str, Endpoint] = {}
-    routes: dict[tuple[str, str], str] = {}
+    routes: dict[tuple[str, str, str], str] = {}
     bucket_names = {b.name for b in cat.buckets}
     official_ids = _official_operation_ids(spec_dir)
     legacy_ops = _legacy_operations(spec_dir)
@@ -170,10 +173,16 @@ def _lint(cat: Catalogue, spec_dir: Path) -> None:
         if e.name in by_name:
             raise CatalogueError(f"{where}: field name: duplicate of the endpoint in {by_name[e.name].source_file}")
         by_name[e.name] = e
-        route = (e.http, e.path)
+        route = (e.http, e.base, e.path)
         if route in routes:
-            raise CatalogueError(f"{where}: field path: {e.http} {e.path} is already endpoint {routes[route]!r}")
+            raise CatalogueError(f"{where}: field path: {e.http} {e.full_path} is already endpoint {routes[route]!r}")
         routes[route] = e.name
+        if e.base == ACCOUNT_MANAGEMENT_BASE and (e.security is None or not e.scopes):
+            raise CatalogueError(f"{where}: field security: a {e.base} operation declares its security and scopes")
+        if e.base != ACCOUNT_MANAGEMENT_BASE and (e.security is not None or e.scopes):
+            raise CatalogueError(f"{where}: field security: only {ACCOUNT_MANAGEMENT_BASE} operations carry one")
+        if e.signed_body and any(p.location == "body" and p.wire != "*" for p in e.params):
+            raise CatalogueError(f"{where}: field params: a SIGNED_JWT body is one whole-body ('*') object parameter")
         names = [p.name for p in e.params]
         for i, p in enumerate(e.params):
             pw = f"{where}: field params[{i}]"
@@ -226,6 +235,8 @@ def _lint(cat: Catalogue, spec_dir: Path) -> None:
                 raise CatalogueError(
                     f"{where}: field openapi: {e.openapi!r} is {doc_route[0]} {doc_route[1]}, not {e.http}"
                 )
+            if doc_route[1].startswith(ACCOUNT_MANAGEMENT_BASE + "/") != (e.base == ACCOUNT_MANAGEMENT_BASE):
+                raise CatalogueError(f"{where}: field base: {e.openapi!r} is {doc_route[1]}, not below {e.base}")
         if e.legacy is not None and legacy_ops is not None and e.legacy not in legacy_ops:
             raise CatalogueError(f"{where}: field legacy: no operation {e.legacy!r} in spec/{LEGACY_DOC}")
         for i, ex in enumerate(e.examples):

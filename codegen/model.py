@@ -21,6 +21,8 @@ PY_TYPES = {
 }
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+TRADING_BASE = "/v1/api"
+ACCOUNT_MANAGEMENT_BASE = "/gw/api/v1"
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,19 @@ class Endpoint:
     legacy: str | None = None
     overlay: bool = False
     notes: tuple[str, ...] = ()
+    base: str = TRADING_BASE  # the base path `path` is below: /v1/api, or /gw/api/v1 on the same host
+    security: str | None = None  # IBKR's policy of a /gw/api/v1 operation: HTTPS or SIGNED_JWT
+    scopes: tuple[str, ...] = ()  # OAuth 2.0 scopes, any one of which admits the operation
+
+    @property
+    def full_path(self) -> str:
+        """The path below the host, e.g. `/gw/api/v1/accounts` (what IBKR's document lists)."""
+        return self.base + self.path
+
+    @property
+    def signed_body(self) -> bool:
+        """True when the body travels as a JWT signed with the OAuth 2.0 key (IBKR's SIGNED_JWT policy)."""
+        return self.security == "SIGNED_JWT"
 
     @property
     def method_name(self) -> str:
@@ -152,6 +167,13 @@ class Endpoint:
         bits.append(f"retry: {self.retry}")
         bits.append(f"spec: {self.source_file}")
         return " · ".join(bits)
+
+    @property
+    def auth(self) -> str:
+        """OAuth 2.0 security policy and scopes of a /gw/api/v1 operation, for docstrings; empty for others."""
+        if not self.security:
+            return ""
+        return f"OAuth 2.0 · security: {self.security} · scopes: " + " or ".join(self.scopes)
 
 
 @dataclass(frozen=True)

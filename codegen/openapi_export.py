@@ -34,7 +34,11 @@ SERVERS = [
     {"url": "https://localhost:5000/v1/api", "description": "Client Portal Gateway (the default of IbkrClient)"},
     {"url": "https://api.ibkr.com/v1/api", "description": "IBKR's hosted API (OAuth 1.0a)"},
 ]
-HTTP_ORDER = {"get": 0, "post": 1, "put": 2, "delete": 3}
+HTTP_ORDER = {"get": 0, "post": 1, "put": 2, "patch": 3, "delete": 4}
+GW_SERVERS = [
+    {"url": "https://api.ibkr.com/gw/api/v1", "description": "IBKR's Account Management API (OAuth 2.0 only)"},
+]
+TOKEN_URL = "https://api.ibkr.com/oauth2/api/v1/token"
 DATETIME_PATTERN = r"^\d{8}-\d{2}:\d{2}:\d{2}$"
 _SCALARS = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
 
@@ -299,6 +303,11 @@ def operation(
         ext["ibkr_operation"] = e.openapi
     if e.legacy:
         ext["legacy_operation"] = e.legacy
+    if e.security:
+        # The SDK sends SIGNED_JWT bodies as `application/jwt`: the JSON object above, signed into a JWT's claims.
+        ext["base"] = e.base
+        ext["security_policy"] = e.security
+        op["security"] = [{"oauth2": list(e.scopes)}]
     op["x-ibkr-sdk"] = ext
     return op
 
@@ -324,8 +333,15 @@ def build(cat: Catalogue, spec_dir: Path) -> dict[str, Any]:
         and "content" not in ibkr_ops[e.openapi][2].get("responses", {}).get("200", {"content": 0})
     }
     paths: dict[str, dict[str, Any]] = {}
+    bases: dict[str, str] = {}
     for e in sorted(cat.endpoints, key=lambda e: (e.path, HTTP_ORDER[e.http.lower()])):
-        paths.setdefault(e.path, {})[e.http.lower()] = operation(e, buckets, models.get(e.name), e.name in empty)
+        if bases.setdefault(e.path, e.base) != e.base:
+            raise ValueError(f"{e.path} is a path below two bases; the export keys paths below their base")
+        item = paths.setdefault(e.path, {})
+        if e.security and "servers" not in item:
+            item["servers"] = copy.deepcopy(GW_SERVERS)  # /gw/api/v1 beside /v1/api on the same host
+        item[e.http.lower()] = operation(e, buckets, models.get(e.name), e.name in empty)
+    scopes = sorted({s for e in cat.endpoints for s in e.scopes})
     global_limits = {b.name: _bucket(b) for b in cat.global_limits}
     return {
         "openapi": OPENAPI_VERSION,
@@ -344,7 +360,19 @@ def build(cat: Catalogue, spec_dir: Path) -> dict[str, Any]:
         "servers": copy.deepcopy(SERVERS),
         "tags": [{"name": a.name, "description": f"{a.title}: {a.summary}"} for a in cat.areas],
         "paths": paths,
-        "components": {"schemas": dict(sorted(schemas.items()))},
+        "components": {
+            "schemas": dict(sorted(schemas.items())),
+            "securitySchemes": {
+                "oauth2": {
+                    "type": "oauth2",
+                    "description": (
+                        "OAuth 2.0 with private_key_jwt client authentication: the access token is the bearer on "
+                        "/gw/api/v1; the SSO session token from POST /gw/api/v1/sso-sessions is the bearer on /v1/api."
+                    ),
+                    "flows": {"clientCredentials": {"tokenUrl": TOKEN_URL, "scopes": {s: s for s in scopes}}},
+                }
+            },
+        },
         "x-ibkr-sdk": {"global_limits": global_limits},
     }
 
@@ -366,6 +394,6 @@ def operations(document: dict[str, Any]) -> dict[str, tuple[str, str]]:
     out: dict[str, tuple[str, str]] = {}
     for path, ops in document["paths"].items():
         for method, op in ops.items():
-            if method in HTTP_ORDER:
+            if method in HTTP_ORDER and isinstance(op, dict):
                 out[op["operationId"]] = (method.upper(), path)
     return out

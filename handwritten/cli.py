@@ -103,6 +103,7 @@ OVERLAY_PARAMS: dict[str, tuple[CliParam, ...]] = {
         CliParam("log", "bool", False, "Also log the status flags at INFO on the ibkr_sdk logger (default true)."),
     ),
     "tickle": (CliParam("log", "bool", False, "Also log the status flags at INFO on the ibkr_sdk logger."),),
+    "create_sso_session": (),  # OAuth 2.0: the session JWT is signed from the client's OAuth2Config
     "place_order": (
         CliParam(
             "order_request",

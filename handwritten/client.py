@@ -14,7 +14,8 @@ from .compat import CompatOverlay
 from .env import env_bool, env_cacert, env_str
 from .marketdata import MarketdataOverlay
 from .oauth import OAuth1aConfig, OAuth1aSigner
-from .oauth_client import OAuthOverlay
+from .oauth2 import OAuth2Config, OAuth2Session, env_configured as oauth2_env_configured
+from .oauth2_client import OAuth2Overlay
 from .orders import OrdersOverlay
 from .pacing import NoPacer, Pacer, PacerView, shared_pacer
 from .portfolio import PortfolioOverlay
@@ -34,7 +35,7 @@ class IbkrClient(
     MarketdataOverlay,
     StockQueryOverlay,
     PortfolioOverlay,
-    OAuthOverlay,
+    OAuth2Overlay,
     RecoveryOverlay,
 ):
     """Client for the IBKR Client Portal Web API (through the gateway, or IBKR's hosted API with OAuth).
@@ -67,9 +68,10 @@ class IbkrClient(
             `mask_account_ids`). From `IBKR_SDK_LOG_RESPONSES` when not given; default False.
         verbose_retries: Log each retry at INFO instead of DEBUG. From `IBKR_SDK_VERBOSE_RETRIES` when not given;
             default True.
-        use_oauth: Connect to IBKR's hosted API with OAuth 1.0a. From `IBKR_SDK_USE_OAUTH` when not given.
-        oauth_config: `OAuth1aConfig` (used with `use_oauth`; read from `IBKR_SDK_OAUTH1A_*` / `IBIND_OAUTH1A_*`
-            when None). Unless its `init_oauth` is False, the client obtains a live session token and opens the
+        use_oauth: Connect to IBKR's hosted API with OAuth. From `IBKR_SDK_USE_OAUTH` when not given.
+        oauth_config: `OAuth1aConfig` or `OAuth2Config` (used with `use_oauth`; when None, an `OAuth2Config` from
+            `IBKR_SDK_OAUTH2_*` if any of them is set, else an `OAuth1aConfig` from `IBKR_SDK_OAUTH1A_*` /
+            `IBIND_OAUTH1A_*`). Unless its `init_oauth` is False, the client obtains its tokens and opens the
             brokerage session while it is constructed.
         auto_preflight: Call the endpoints IBKR requires before others (e.g. `/iserver/accounts` before orders)
             automatically, once per client.
@@ -120,15 +122,19 @@ class IbkrClient(
         if use_oauth is None:
             use_oauth = env_bool("USE_OAUTH", False)
         self.use_oauth = use_oauth
-        signer: OAuth1aSigner | None = None
+        signer: OAuth1aSigner | OAuth2Session | None = None
         if use_oauth:
             if oauth_config is None:
-                oauth_config = OAuth1aConfig()
-            if not isinstance(oauth_config, OAuth1aConfig):
+                oauth_config = OAuth2Config() if oauth2_env_configured() else OAuth1aConfig()
+            if isinstance(oauth_config, OAuth2Config):
+                signer = OAuth2Session(oauth_config)  # the config checked itself when it was made
+            elif isinstance(oauth_config, OAuth1aConfig):
+                signer = OAuth1aSigner(oauth_config)  # checks the settings: one clear error per problem
+            else:
                 raise TypeError(
-                    f"IbkrClient(): oauth_config must be an OAuth1aConfig, got {type(oauth_config).__name__}"
+                    "IbkrClient(): oauth_config must be an OAuth1aConfig or an OAuth2Config, "
+                    f"got {type(oauth_config).__name__}"
                 )
-            signer = OAuth1aSigner(oauth_config)  # checks the settings: one clear error per problem
             url = oauth_config.oauth_rest_url or url
             if cacert is None or cacert is False:
                 cacert = True  # IBKR's hosted API has a proper certificate: always verify it
@@ -172,6 +178,8 @@ class IbkrClient(
             mask_accounts=mask_account_ids,
             signer=signer,
         )
+        if isinstance(signer, OAuth2Session):
+            self._transport.body_signer = signer.sign_body
         self._transport.verbose_retries = (
             env_bool("VERBOSE_RETRIES", True) if verbose_retries is None else verbose_retries
         )
@@ -199,7 +207,7 @@ class IbkrClient(
                 self.register_shutdown_handler()
             else:
                 logger.warning("IbkrClient(auto_register_shutdown=True): not on the main thread; no handler registered")
-        if signer is not None and isinstance(oauth_config, OAuth1aConfig) and oauth_config.init_oauth:
+        if signer is not None and isinstance(oauth_config, (OAuth1aConfig, OAuth2Config)) and oauth_config.init_oauth:
             self.oauth_init(
                 oauth_config.maintain_oauth,
                 oauth_config.init_brokerage_session,

@@ -21,6 +21,7 @@ from .wire import PreparedCall, prepare
 
 if TYPE_CHECKING:
     from .oauth import OAuth1aSigner
+    from .oauth2 import OAuth2Session
     from .session_guard import SessionGuard
 
 ACCOUNTS_FIRST = "receive_brokerage_accounts"
@@ -40,7 +41,7 @@ class ClientCore:
     _auto_preflight: bool
     _preflight_done: set[str]
     _preflight_lock: threading.Lock
-    _oauth_signer: OAuth1aSigner | None = None
+    _oauth_signer: OAuth1aSigner | OAuth2Session | None = None
     _auto_reauthenticate: bool = False
     _session_guard: SessionGuard
 
@@ -97,6 +98,8 @@ class ClientCore:
         max_retries: int | None = None,
     ) -> Result:
         signer = self._oauth_signer
+        if spec.security is not None:
+            self._check_oauth2(spec)  # /gw/api/v1: OAuth 2.0 with a scope that admits the operation
         send = self._transport.send
         if signer is None:
             return send(call, retry_safe=spec.retry_safe, pacing=spec.pacing, headers=headers, max_retries=max_retries)
@@ -109,6 +112,8 @@ class ClientCore:
                 raise
             # A 401 means the request was refused, not processed: renew the token once and send it again.
             self._renew_after_401(used_expiry)
+            if not (spec.retry_safe or getattr(signer, "resend_after_401", True)):
+                raise  # OAuth 2.0 sends again only what the catalogue marks retry-safe
             return send(call, retry_safe=spec.retry_safe, pacing=spec.pacing, headers=headers, max_retries=max_retries)
 
     def _recover_for(self, spec: EndpointSpec, seen: int, exc: NotAuthenticatedError) -> None:
@@ -117,7 +122,10 @@ class ClientCore:
     def _ensure_token(self) -> None:
         raise NotImplementedError  # provided by the OAuth overlay
 
-    def _renew_after_401(self, used_expiry: float | None) -> None:
+    def _check_oauth2(self, spec: EndpointSpec) -> None:
+        raise NotImplementedError  # provided by the OAuth 2.0 overlay
+
+    def _renew_after_401(self, used_expiry: Any) -> None:
         raise NotImplementedError  # provided by the OAuth overlay
 
     def _run_preflight(self, spec: EndpointSpec) -> None:

@@ -38,6 +38,9 @@ class EndpointSpec:
     pacing: str | None = None
     preflight: tuple[str, ...] = ()
     spec_file: str = ""
+    base: str | None = None  # None: the client's base URL (/v1/api); "/gw/api/v1": Account Management, same host
+    security: str | None = None  # "HTTPS" or "SIGNED_JWT" (the body travels as a signed JWT): OAuth 2.0 only
+    scopes: tuple[str, ...] = ()  # OAuth 2.0 scopes, any one of which admits the operation
 
 
 @dataclass(frozen=True)

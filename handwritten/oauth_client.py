@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 from .._client_base import GeneratedEndpoints
 from .._endpoint_table import ENDPOINTS
@@ -26,7 +27,6 @@ class OAuthOverlay(SessionOverlay, GeneratedEndpoints):
 
     use_oauth: bool = False
     oauth_config: OAuth1aConfig | None = None
-    _oauth_signer: OAuth1aSigner | None = None
     _token_lock: threading.Lock
 
     def generate_live_session_token(self) -> None:
@@ -72,7 +72,7 @@ class OAuthOverlay(SessionOverlay, GeneratedEndpoints):
         """Stop the tickler and log out; the live session token is dropped."""
         self.stop_tickler()
         signer = self._oauth_signer
-        if signer is not None and signer.has_live_session_token:
+        if isinstance(signer, OAuth1aSigner) and signer.has_live_session_token:
             try:
                 self.logout()
             except Exception as exc:  # shutting down: report, do not raise
@@ -86,7 +86,7 @@ class OAuthOverlay(SessionOverlay, GeneratedEndpoints):
             super()._shutdown()
 
     def _require_signer(self) -> OAuth1aSigner:
-        if self._oauth_signer is None:
+        if not isinstance(self._oauth_signer, OAuth1aSigner):
             raise LiveSessionTokenError("this client does not use OAuth: create it with use_oauth=True")
         return self._oauth_signer
 
@@ -103,7 +103,7 @@ class OAuthOverlay(SessionOverlay, GeneratedEndpoints):
                     logger.debug("renewing the OAuth live session token before it expires")
                     self.generate_live_session_token()
 
-    def _renew_after_401(self, used_expiry: float | None) -> None:
+    def _renew_after_401(self, used_expiry: Any) -> None:
         """Renew once after a 401, unless another thread already did since the failed request was signed."""
         signer = self._require_signer()
         with self._token_lock:

@@ -80,7 +80,7 @@ def _server_message(resp: requests.Response) -> str:
         text = resp.text.strip()
         return (text[:_MAX_MESSAGE] + "...") if len(text) > _MAX_MESSAGE else (text or resp.reason or "no message")
     if isinstance(payload, Mapping):
-        for key in ("error", "message", "msg"):
+        for key in ("error", "message", "msg", "detail"):  # detail: an RFC 9457 problem (/gw/api/v1)
             if payload.get(key):
                 return str(payload[key])
     return json.dumps(payload)[:_MAX_MESSAGE]
@@ -287,8 +287,14 @@ def is_loopback(host: str) -> bool:
 
 
 def _environment_ca_bundle() -> str | None:
-    """The CA bundle `requests` would take from the environment (`REQUESTS_CA_BUNDLE`, else `CURL_CA_BUNDLE`)."""
-    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
+    """The CA bundle named by the environment: `REQUESTS_CA_BUNDLE`, else `CURL_CA_BUNDLE` (as `requests` reads
+    them), else OpenSSL's `SSL_CERT_FILE`."""
+    return (
+        os.environ.get("REQUESTS_CA_BUNDLE")
+        or os.environ.get("CURL_CA_BUNDLE")
+        or os.environ.get("SSL_CERT_FILE")
+        or None
+    )
 
 
 class Transport:
@@ -324,7 +330,11 @@ class Transport:
         self._paced = not isinstance(self.pacer, NoPacer)
         self.mask_accounts = mask_accounts
         self.signer = signer
+        self.body_signer: Callable[[Any], str] | None = None
+        """Turns a SIGNED_JWT request's body into its JWT (OAuth 2.0); None: such requests are refused."""
         split = urlsplit(self.base_url)
+        self.root = f"{split.scheme}://{split.netloc}"
+        """Scheme and host of the server: other base paths (`/gw/api/v1`) hang below it."""
         self.address = split.netloc or self.base_url
         """`host:port` of the server, for error messages."""
         self._closed = threading.Event()
@@ -431,15 +441,20 @@ class Transport:
         if self._closed.is_set():
             raise self._closed_error(call, maybe_sent=False)
         retries = self.max_retries if max_retries is None else max_retries
-        url = self.base_url + call.path
+        url = self.base_url + call.path if call.base is None else self.root + call.base + call.path
         kwargs: dict[str, Any] = {"timeout": self.timeout}
         request_info: dict[str, Any] = {"method": call.method, "url": url}
         if call.query:
             kwargs["params"] = call.query
             request_info["params"] = dict(call.query)
         if call.body is not None:
-            kwargs["json"] = call.body
             request_info["json"] = call.body
+            if not call.signed_body:
+                kwargs["json"] = call.body
+            elif self.body_signer is None:
+                from .oauth2 import OAuth2Error
+
+                raise OAuth2Error(f"{call.method} {call.path}: a SIGNED_JWT body needs OAuth 2.0; nothing was sent")
         if headers:
             kwargs["headers"] = headers
         signer = self.signer if sign else None
@@ -501,6 +516,10 @@ class Transport:
         if signer is not None:
             # Fresh signature (nonce, timestamp) on every attempt.
             kwargs["headers"] = {**(headers or {}), **signer(call.method, url, call.query)}
+        if call.signed_body and self.body_signer is not None:
+            # A new JWT on every attempt (its own iat/exp); it is a credential, so it is never logged.
+            kwargs["data"] = self.body_signer(call.body).encode("ascii")
+            kwargs["headers"] = {**kwargs.get("headers", {}), "Content-Type": "application/jwt"}
         if debug:
             started = time.perf_counter()
             body = "" if call.body is None else " " + json.dumps(call.body, default=str)[:_MAX_LOGGED_BODY]

@@ -29,12 +29,17 @@ _DOT_SEGMENTS = frozenset({".", ".."})
 
 @dataclass(frozen=True)
 class PreparedCall:
-    """A validated request: HTTP method, path below the base URL, query and JSON body."""
+    """A validated request: HTTP method, path below the base URL, query and JSON body.
+
+    `base` names another base path on the same host (`/gw/api/v1`, IBKR's Account Management API) and
+    `signed_body` that the body must travel as a JWT signed with the OAuth 2.0 key (IBKR's SIGNED_JWT policy)."""
 
     method: str
     path: str
     query: dict[str, str]
     body: Any
+    base: str | None = None
+    signed_body: bool = False
 
 
 @lru_cache(maxsize=512)
@@ -244,4 +249,6 @@ def prepare(
                 body = {}
             body[p.wire] = wire_value
     path = spec.path.format(**path_values) if path_values else spec.path
-    return PreparedCall(spec.http, path, query, body)
+    if spec.base is None and spec.security is None:
+        return PreparedCall(spec.http, path, query, body)
+    return PreparedCall(spec.http, path, query, body, spec.base, spec.security == "SIGNED_JWT")

@@ -46,12 +46,44 @@ def test_every_official_trading_operation_is_catalogued() -> None:
     assert len(official) == 113
 
 
+def _official_operations() -> dict[str, tuple[str, str, dict]]:  # type: ignore[type-arg]
+    return {
+        op["operationId"]: (method.upper(), path, op)
+        for path, ops in OFFICIAL["paths"].items()
+        for method, op in ops.items()
+        if isinstance(op, dict) and "operationId" in op
+    }
+
+
 def test_catalogue_paths_match_the_official_document() -> None:
-    """Same method and URL shape (placeholder names may differ in case, e.g. {accountid})."""
-    official = _official_trading_operations()
+    """Same method and URL shape (placeholder names may differ in case, e.g. {accountid}); /gw/api/v1 operations
+    are below their own base."""
+    official = _official_operations()
     for e in CATALOGUE.endpoints:
         if e.openapi:
-            assert PLACEHOLDER.sub("{}", official[e.openapi]) == PLACEHOLDER.sub("{}", f"{e.http} {e.path}"), e.name
+            method, path, _ = official[e.openapi]
+            ours = e.path if e.base == "/v1/api" else e.base + e.path
+            assert PLACEHOLDER.sub("{}", f"{method} {path}") == PLACEHOLDER.sub("{}", f"{e.http} {ours}"), e.name
+
+
+def test_security_policy_and_scopes_are_the_documents() -> None:
+    official = _official_operations()
+    gw = [e for e in CATALOGUE.endpoints if e.base == "/gw/api/v1"]
+    assert len(gw) == 53
+    for e in gw:
+        op = official[e.openapi][2]
+        assert e.security == op["x-ib-gateway-security-policy"], e.name
+        assert list(e.scopes) == op["x-ib-gateway-allowed-scopes"], e.name
+
+
+def test_coverage_command_counts_the_whole_document() -> None:
+    from codegen.coverage import coverage, report
+
+    cov = coverage(CATALOGUE, ROOT / "spec")
+    assert (len(cov.catalogued["trading"]), len(cov.document["trading"])) == (113, 113)
+    assert (len(cov.catalogued["account_management"]), len(cov.document["account_management"])) == (53, 53)
+    assert cov.complete and "53 of  53 catalogued" in report(cov)
+    assert all(e.origin in ("seed", "peer") for e in CATALOGUE.endpoints if e.name in cov.beyond)
 
 
 @pytest.mark.parametrize("endpoint", [e for e in CATALOGUE.endpoints if e.overlay], ids=lambda e: e.name)

@@ -116,7 +116,9 @@ def test_every_method_is_documented_with_its_facts(catalogue: Any) -> None:
         for e in area.endpoints:
             assert f"[`{e.name}`](api/{area.name}.md#{e.name})" in index, e.name
             section = page.split(f"\n## `{e.name}`\n", 1)[1].split("\n## `", 1)[0]
-            assert f"| endpoint | `{e.http} {e.path}` |" in section
+            assert f"| endpoint | `{e.http} {e.full_path if e.security else e.path}` |" in section
+            if e.security:
+                assert f"| OAuth 2.0 | security policy `{e.security}`" in section
             assert ("| retry | safe:" if e.retry == "safe" else "| retry | unsafe:") in section
             if e.pacing:
                 assert f"| pacing | `{e.pacing}` bucket:" in section

@@ -346,8 +346,44 @@ def test_simulator_answers_parse_into_their_models() -> None:
             check().parsed()
             parsed.add(name)
         fa.close()
+    # Account Management (/gw/api/v1) exists only with OAuth 2.0; ids of instructions and requests come from the
+    # session, so those are created first.
+    with Simulator(oauth2=True) as gw_sim:
+        config = gw_sim.oauth2_config(init_brokerage_session=False, maintain_oauth=False, shutdown_oauth=False)
+        gw = ibkr_sdk.IbkrClient(use_oauth=True, oauth_config=config, pacing=False, max_retries=0)
+        for endpoint in CATALOGUE.endpoints:
+            if endpoint.base == "/v1/api" or endpoint.name not in MODELS.RESPONSE_MODELS:
+                continue
+            for example in endpoint.examples:
+                try:
+                    result = getattr(gw, endpoint.method_name)(**example.call)
+                except ibkr_sdk.IbkrError:
+                    continue
+                result.parsed()
+                parsed.add(endpoint.name)
+        cash = {"sourceAccountId": "U1234567", "targetAccountId": "U7654321", "amount": 5, "currency": "USD"}
+        made = gw.am_internal_cash_transfer(
+            {"instructionType": "INTERNAL_CASH_TRANSFER", "instruction": {"clientInstructionId": 99, **cash}}
+        ).data
+        submitted = gw.am_update_account({"accountId": "U1234567", "customer": {"email": "x@example.com"}}).data
+        csv = {"payload": "QSxC", "requestId": 5, "userName": "simuser1"}
+        gw_checks = {
+            "am_instruction_status": lambda: gw.am_instruction_status(made["instructionResult"]["instructionId"]),
+            "am_client_instruction_status": lambda: gw.am_client_instruction_status(99),
+            "am_instruction_set_status": lambda: gw.am_instruction_set_status(made["instructionSetId"]),
+            "am_update_request_status": lambda: gw.am_update_request_status(
+                submitted["requestId"], {"status": "CANCELLED"}
+            ),
+            "verify_restrictions": lambda: gw.verify_restrictions(csv),
+            "apply_restrictions": lambda: gw.apply_restrictions(csv),
+        }
+        for name, check in gw_checks.items():
+            check().parsed()
+            parsed.add(name)
+        gw.close()
     # Outside OAuth mode the OAuth token requests answer only 401 (tests/test_oauth*.py cover the OAuth flow).
-    oauth = {"oauth_request_token", "oauth_access_token", "oauth_live_session_token"}
+    # The SSO session request is the OAuth 2.0 layer's own (tests/test_oauth2.py).
+    oauth = {"oauth_request_token", "oauth_access_token", "oauth_live_session_token", "create_sso_session"}
     modelled = {name for name in HANDLERS if name in MODELS.RESPONSE_MODELS} - oauth
     assert modelled <= parsed
     assert len(parsed) >= 35

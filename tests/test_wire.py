@@ -40,19 +40,45 @@ def _modelled() -> set[str]:
     return set(HANDLERS)
 
 
+@pytest.fixture(scope="module")
+def oauth2_sim() -> Iterator[Simulator]:
+    """IBKR's hosted API with OAuth 2.0: /gw/api/v1 answers only bearer requests, SIGNED_JWT bodies are verified."""
+    with Simulator(oauth2=True) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def oauth2_client(oauth2_sim: Simulator) -> Iterator[IbkrClient]:
+    config = oauth2_sim.oauth2_config(init_brokerage_session=False, maintain_oauth=False, shutdown_oauth=False)
+    with IbkrClient(
+        use_oauth=True, oauth_config=config, cacert=False, max_retries=0, pacing=False, auto_preflight=False
+    ) as c:
+        yield c
+
+
 @pytest.mark.parametrize(("endpoint", "index", "example"), CASES)
 def test_example_reaches_the_wire_exactly(
-    sim: Simulator, sim_client: IbkrClient, endpoint: Any, index: int, example: Any
+    request: pytest.FixtureRequest, endpoint: Any, index: int, example: Any
 ) -> None:
+    # /gw/api/v1 exists only with OAuth 2.0: those examples go through an OAuth 2.0 client (signed bodies included)
+    gw = endpoint.base != "/v1/api"
+    sim: Simulator = request.getfixturevalue("oauth2_sim" if gw else "sim")
+    sim_client: IbkrClient = request.getfixturevalue("oauth2_client" if gw else "sim_client")
     sim.login()  # an earlier example may have logged out
     sim.clear_requests()
     try:
         result = getattr(sim_client, endpoint.method_name)(**example.call)
     except IbkrError:
         result = None  # e.g. an example for another account: the request itself is what is checked here
+    if endpoint.name == "create_sso_session":  # the raw request: the client signs the session JWT itself
+        assert result is None or result.data is not None
     assert len(sim.requests) == 1, "exactly one request per call"
     got = sim.requests[0]
     assert got.endpoint == endpoint.name
+    assert got.base == endpoint.base
+    if endpoint.signed_body:
+        assert got.headers.get("content-type") == "application/jwt", "the body travels as a signed JWT"
+        assert got.status not in (401, 415), "the simulator verified the signature with the registered key"
     assert (got.method, got.path) == (example.method, example.path)
     assert got.query == example.query
     assert got.body == example.body

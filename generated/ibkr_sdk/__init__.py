@@ -40,6 +40,7 @@ from .lib.oauth import (
     OAuth1aConfig as OAuth1aConfig,
     OAuthConfigError as OAuthConfigError,
 )
+from .lib.oauth2 import OAuth2Config as OAuth2Config, OAuth2Error as OAuth2Error
 from .lib.orders import (
     Answers as Answers,
     OrderRequest as OrderRequest,
@@ -129,6 +130,8 @@ __all__ = [
     "NoopSink",
     "NotAuthenticatedError",
     "OAuth1aConfig",
+    "OAuth2Config",
+    "OAuth2Error",
     "OAuthConfigError",
     "OneOrMany",
     "OrderQuestionError",

@@ -6,10 +6,15 @@ from __future__ import annotations
 
 from ._endpoints.accounts import AccountsEndpoints
 from ._endpoints.alerts import AlertsEndpoints
+from ._endpoints.am_accounts import AmAccountsEndpoints
+from ._endpoints.am_banking import AmBankingEndpoints
+from ._endpoints.am_reports import AmReportsEndpoints
+from ._endpoints.am_utilities import AmUtilitiesEndpoints
 from ._endpoints.contract import ContractEndpoints
 from ._endpoints.event_contracts import EventContractsEndpoints
 from ._endpoints.fa import FaEndpoints
 from ._endpoints.fyi import FyiEndpoints
+from ._endpoints.gw_platform import GwPlatformEndpoints
 from ._endpoints.marketdata import MarketdataEndpoints
 from ._endpoints.oauth import OauthEndpoints
 from ._endpoints.order import OrderEndpoints
@@ -24,10 +29,15 @@ __all__ = ["GeneratedEndpoints"]
 class GeneratedEndpoints(
     AccountsEndpoints,
     AlertsEndpoints,
+    AmAccountsEndpoints,
+    AmBankingEndpoints,
+    AmReportsEndpoints,
+    AmUtilitiesEndpoints,
     ContractEndpoints,
     EventContractsEndpoints,
     FaEndpoints,
     FyiEndpoints,
+    GwPlatformEndpoints,
     MarketdataEndpoints,
     OauthEndpoints,
     OrderEndpoints,
@@ -36,4 +46,4 @@ class GeneratedEndpoints(
     SessionEndpoints,
     WatchlistEndpoints,
 ):
-    """Every endpoint of the catalogue (119 methods in 13 areas)."""
+    """Every endpoint of the catalogue (172 methods in 18 areas)."""

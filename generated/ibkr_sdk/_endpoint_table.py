@@ -10,6 +10,8 @@ __all__ = ["ENDPOINTS", "PACING_BUCKETS", "GLOBAL_LIMITS"]
 
 PACING_BUCKETS: dict[str, PacingBucket] = {
     "fyi": PacingBucket("fyi", rate=1, per=1, concurrent=None),
+    "gw": PacingBucket("gw", rate=10, per=1, concurrent=None),
+    "gw_master_account": PacingBucket("gw_master_account", rate=600, per=60, concurrent=None),
     "hmds_history": PacingBucket("hmds_history", rate=None, per=None, concurrent=5),
     "live_orders": PacingBucket("live_orders", rate=1, per=5, concurrent=None),
     "md_history": PacingBucket("md_history", rate=None, per=None, concurrent=5),
@@ -201,6 +203,813 @@ mta_alert = EndpointSpec(
     params=(),
     retry_safe=True,
     spec_file="spec/alerts.yaml",
+)
+
+# --- spec/am_accounts.yaml
+
+am_accounts = EndpointSpec(
+    name="am_accounts",
+    http="GET",
+    path="/accounts",
+    params=(
+        ParamSpec("account_id", "accountId", "query", "str", required=False),
+        ParamSpec("external_id", "externalId", "query", "str", required=False),
+    ),
+    retry_safe=True,
+    pacing="gw",
+    spec_file="spec/am_accounts.yaml",
+    base="/gw/api/v1",
+    security="HTTPS",
+    scopes=("accounts.read",),
+)
+
+am_update_account = EndpointSpec(
+    name="am_update_account",
+    http="PATCH",
+    path="/accounts",
+    params=(ParamSpec("payload", "*", "body", "object", required=True),),
+    retry_safe=False,
+    pacing="gw",
+    spec_file="spec/am_accounts.yaml",
+    base="/gw/api/v1",
+    security="SIGNED_JWT",
+    scopes=("accounts.write",),
+)
+
+am_create_account = EndpointSpec(
+    name="am_create_account",
+    http="POST",
+    path="/accounts",
+    params=(ParamSpec("payload", "*", "body", "object", required=True),),
+    retry_safe=False,
+    pacing="gw",
+    spec_file="spec/am_accounts.yaml",
+    base="/gw/api/v1",
+    security="SIGNED_JWT",
+    scopes=("accounts.write",),
+)
+
+am_submit_documents = EndpointSpec(
+    name="am_submit_documents",
+    http="POST",
+    path="/accounts/documents",
+    params=(ParamSpec("payload", "*", "body", "object", required=True),),
+    retry_safe=False,
+    pacing="gw",
+    spec_file="spec/am_accounts.yaml",
+    base="/gw/api/v1",
+    security="SIGNED_JWT",
+    scopes=("accounts.write",),
+)
+
+am_login_messages = EndpointSpec(
+    name="am_login_messages",
+    http="GET",
+    path="/accounts/login-messages",
+    params=(
+        ParamSpec("end_date", "endDate", "query", "str", required=True, pattern="\\d{4}-\\d{2}-\\d{2}"),
+        ParamSpec("start_date", "startDate", "query", "str", required=True, pattern="\\d{4}-\\d{2}-\\d{2}"),
+        ParamSpec("limit", "limit", "query", "int", required=False, minimum=1, maximum=1000),
+        ParamSpec("offset", "offset", "query", "int", required=False, minimum=0),
+        ParamSpec(
+            "status",
+            "status",
+            "query",
+            "str",
+            required=False,
+            enum=("N", "O", "P", "C", "A", "E", "F", "I", "J", "L", "M", "R", "W", "Q"),
+        ),
+        ParamSpec("type", "type", "query", "str", required=False),
+    ),
+    retry_safe=True,
+    pacing="gw",
+    spec_file="spec/am_accounts.yaml",
+    base="/gw/api/v1",
+    security="HTTPS",
+    scopes=("accounts.read",),
+)
+
+am_account_statuses = EndpointSpec(
+    name="am_account_statuses",
+    http="GET",
+    path="/accounts/status",
+    params=(
+        ParamSpec("end_date", "endDate", "query", "str", required=True, pattern="\\d{4}-\\d{2}-\\d{2}"),
+        ParamSpec("start_date", "startDate", "query", "str", required=True, pattern="\\d{4}-\\d{2}-\\d{2}"),
+        ParamSpec("limit", "limit", "query", "int", required=False, minimum=1, maximum=1000),
+        ParamSpec("offset", "offset", "query", "int", required=False, minimum=0),
+        ParamSpec(
+            "status",
+            "status",
+            "query",
+            "str",
+            required=False,
+            enum=("N", "O", "P", "C", "A", "E", "F", "I", "J", "L", "M", "R", "W", "Q"),
+        ),
+    ),
+    retry_safe=True,
+    pacing="gw",
+    spec_file="spec/am_accounts.yaml",
+    base="/gw/api/v1",
+    security="HTTPS",
+    scopes=("accounts.read",),
+)
+
+am_account_details = EndpointSpec(
+    name="am_account_details",
+    http="GET",
+    path="/accounts/{accountId}/details",
+    params=(ParamSpec("account_id", "accountId", "path", "str", required=True),),
+    retry_safe=True,
+    pacing="gw",
+    spec_file="spec/am_accounts.yaml",
+    base="/gw/api/v1",
+    security="HTTPS",
+    scopes=("accounts.read",),
+)
+
+am_account_kyc = EndpointSpec(
+    name="am_account_kyc",
+    http="GET",
+    path="/accounts/{accountId}/kyc",
+    params=(ParamSpec("account_id", "accountId", "path", "str", required=True),),
+    retry_safe=True,
+    pacing="gw",
+    spec_file="spec/am_accounts.yaml",
+    base="/gw/api/v1",
+    security="HTTPS",
+    scopes=("accounts.read",),
+)
+
+am_account_login_messages = EndpointSpec(
+    name="am_account_login_messages",
+    http="GET",
+    path="/accounts/{accountId}/login-messages",
+    params=(
+        ParamSpec("account_id", "accountId", "path", "str", required=True),
+        ParamSpec("type", "type", "query", "str", required=False),
+    ),
+    retry_safe=True,
+    pacing="gw",
+    spec_file="spec/am_accounts.yaml",
+    base="/gw/api/v1",
+    security="HTTPS",
+    scopes=("accounts.read",),
+)
+
+am_account_status = EndpointSpec(
+    name="am_account_status",
+    http="GET",
+    path="/accounts/{accountId}/status",
+    params=(ParamSpec("account_id", "accountId", "path", "str", required=True),),
+    retry_safe=True,
+    pacing="gw",
+    spec_file="spec/am_accounts.yaml",
+    base="/gw/api/v1",
+    security="HTTPS",
+    scopes=("accounts.read",),
+)
+
+am_update_account_status = EndpointSpec(
+    name="am_update_account_status",
+    http="PATCH",
+    path="/accounts/{accountId}/status",
+    params=(
+        ParamSpec("account_id", "accountId", "path", "str", required=True),
+        ParamSpec("payload", "*", "body", "object", required=True),
+    ),
+    retry_safe=False,
+    pacing="gw",
+    spec_file="spec/am_accounts.yaml",
+    base="/gw/api/v1",
+    security="SIGNED_JWT",
+    scopes=("accounts.write",),
+)
+
+am_account_tasks = EndpointSpec(
+    name="am_account_tasks",
+    http="GET",
+    path="/accounts/{accountId}/tasks",
+    params=(
+        ParamSpec("account_id", "accountId", "path", "str", required=True),
+        ParamSpec("type", "type", "query", "str", required=False, enum=("pending", "registration")),
+    ),
+    retry_safe=True,
+    pacing="gw",
+    spec_file="spec/am_accounts.yaml",
+    base="/gw/api/v1",
+    security="HTTPS",
+    scopes=("accounts.read",),
+)
+
+am_update_account_tasks = EndpointSpec(
+    name="am_update_account_tasks",
+    http="PATCH",
+    path="/accounts/{accountId}/tasks",
+    params=(
+        ParamSpec("account_id", "accountId", "path", "str", required=True),
+        ParamSpec("payload", "*", "body", "object", required=True),
+    ),
+    retry_safe=False,
+    pacing="gw",
+    spec_file="spec/am_accounts.yaml",
+    base="/gw/api/v1",
+    security="SIGNED_JWT",
+    scopes=("accounts.write",),
+)
+
+am_assign_account_tasks = EndpointSpec(
+    name="am_assign_account_tasks",
+    http="POST",
+    path="/accounts/{accountId}/tasks",
+    params=(
+        ParamSpec("account_id", "accountId", "path", "str", required=True),
+        ParamSpec("payload", "*", "body", "object", required=True),
+    ),
+    retry_safe=False,
+    pacing="gw",
+    spec_file="spec/am_accounts.yaml",
+    base="/gw/api/v1",
+    security="SIGNED_JWT",
+    scopes=("accounts.write",),
+)
+
+# --- spec/am_banking.yaml
+
+am_create_bank_instruction = EndpointSpec(
+    name="am_create_bank_instruction",
+    http="POST",
+    path="/bank-instructions",
+    params=(
+        ParamSpec("payload", "*", "body", "object", required=True),
+        ParamSpec("client_id", "client-id", "query", "str", required=False),
+    ),
+    retry_safe=False,
+    pacing="gw",
+    spec_file="spec/am_banking.yaml",
+    base="/gw/api/v1",
+    security="SIGNED_JWT",
+    scopes=("bank-instructions.write",),
+)
+
+am_query_bank_instructions = EndpointSpec(
+    name="am_query_bank_instructions",
+    http="POST",
+    path="/bank-instructions/query",
+    params=(
+        ParamSpec("payload", "*", "body", "object", required=True),
+        ParamSpec("client_id", "client-id", "query", "str", required=False),
+    ),
+    retry_safe=True,
+    pacing="gw",
+    spec_file="spec/am_banking.yaml",
+    base="/gw/api/v1",
+    security="SIGNED_JWT",
+    scopes=("bank-instructions.read",),
+)
+
+am_create_bank_instructions_bulk = EndpointSpec(
+    name="am_create_bank_instructions_bulk",
+    http="POST",
+    path="/bank-instructions:bulk",
+    params=(
+        ParamSpec("payload", "*", "body", "object", required=True),
+        ParamSpec("client_id", "client-id", "query", "str", required=False),
+    ),
+    retry_safe=False,
+    pacing="gw",
+    spec_file="spec/am_banking.yaml",
+    base="/gw/api/v1",
+    security="SIGNED_JWT",
+    scopes=("bank-instructions.write",),
+)
+
+am_client_instruction_status = EndpointSpec(
+    name="am_client_instruction_status",
+    http="GET",
+    path="/client-instructions/{clientInstructionId}",
+    params=(
+        ParamSpec("client_instruction_id", "clientInstructionId", "path", "int", required=True),
+        ParamSpec("client_id", "client-id", "query", "str", required=False),
+    ),
+    retry_safe=True,
+    pacing="gw",
+    spec_file="spec/am_banking.yaml",
+    base="/gw/api/v1",
+    security="HTTPS",
+    scopes=("instructions.read",),
+)
+
+am_external_asset_transfer = EndpointSpec(
+    name="am_external_asset_transfer",
+    http="POST",
+    path="/external-asset-transfers",
+    params=(
+        ParamSpec("payload", "*", "body", "object", required=True),
+        ParamSpec("client_id", "client-id", "query", "str", required=False),
+    ),
+    retry_safe=False,
+    pacing="gw",
+    spec_file="spec/am_banking.yaml",
+    base="/gw/api/v1",
+    security="SIGNED_JWT",
+    scopes=("transfers.write",),
+)
+
+am_external_asset_transfers_bulk = EndpointSpec(
+    name="am_external_asset_transfers_bulk",
+    http="POST",
+    path="/external-asset-transfers:bulk",
+    params=(
+        ParamSpec("payload", "*", "body", "object", required=True),
+        ParamSpec("client_id", "client-id", "query", "str", required=False),
+    ),
+    retry_safe=False,
+    pacing="gw",
+    spec_file="spec/am_banking.yaml",
+    base="/gw/api/v1",
+    security="SIGNED_JWT",
+    scopes=("transfers.write",),
+)
+
+am_external_cash_transfer = EndpointSpec(
+    name="am_external_cash_transfer",
+    http="POST",
+    path="/external-cash-transfers",
+    params=(
+        ParamSpec("payload", "*", "body", "object", required=True),
+        ParamSpec("client_id", "client-id", "query", "str", required=False),
+    ),
+    retry_safe=False,
+    pacing="gw",
+    spec_file="spec/am_banking.yaml",
+    base="/gw/api/v1",
+    security="SIGNED_JWT",
+    scopes=("transfers.write",),
+)
+
+am_query_external_cash = EndpointSpec(
+    name="am_query_external_cash",
+    http="POST",
+    path="/external-cash-transfers/query",
+    params=(
+        ParamSpec("payload", "*", "body", "object", required=True),
+        ParamSpec("client_id", "client-id", "query", "str", required=False),
+    ),
+    retry_safe=True,
+    pacing="gw",
+    spec_file="spec/am_banking.yaml",
+    base="/gw/api/v1",
+    security="SIGNED_JWT",
+    scopes=("transfers.read",),
+)
+
+am_external_cash_transfers_bulk = EndpointSpec(
+    name="am_external_cash_transfers_bulk",
+    http="POST",
+    path="/external-cash-transfers:bulk",
+    params=(
+        ParamSpec("payload", "*", "body", "object", required=True),
+        ParamSpec("client_id", "client-id", "query", "str", required=False),
+    ),
+    retry_safe=False,
+    pacing="gw",
+    spec_file="spec/am_banking.yaml",
+    base="/gw/api/v1",
+    security="SIGNED_JWT",
+    scopes=("transfers.write",),
+)
+
+am_instruction_set_status = EndpointSpec(
+    name="am_instruction_set_status",
+    http="GET",
+    path="/instruction-sets/{instructionSetId}",
+    params=(
+        ParamSpec("instruction_set_id", "instructionSetId", "path", "int", required=True),
+        ParamSpec("client_id", "client-id", "query", "str", required=False),
+    ),
+    retry_safe=True,
+    pacing="gw",
+    spec_file="spec/am_banking.yaml",
+    base="/gw/api/v1",
+    security="HTTPS",
+    scopes=("instructions.read",),
+)
+
+am_cancel_instruction = EndpointSpec(
+    name="am_cancel_instruction",
+    http="POST",
+    path="/instructions/cancel",
+    params=(
+        ParamSpec("payload", "*", "body", "object", required=True),
+        ParamSpec("client_id", "client-id", "query", "str", required=False),
+    ),
+    retry_safe=False,
+    pacing="gw",
+    spec_file="spec/am_banking.yaml",
+    base="/gw/api/v1",
+    security="SIGNED_JWT",
+    scopes=("instructions.write",),
+)
+
+am_cancel_instructions_bulk = EndpointSpec(
+    name="am_cancel_instructions_bulk",
+    http="POST",
+    path="/instructions/cancel:bulk",
+    params=(
+        ParamSpec("payload", "*", "body", "object", required=True),
+        ParamSpec("client_id", "client-id", "query", "str", required=False),
+    ),
+    retry_safe=False,
+    pacing="gw",
+    spec_file="spec/am_banking.yaml",
+    base="/gw/api/v1",
+    security="SIGNED_JWT",
+    scopes=("instructions.write",),
+)
+
+am_query_recent_instructions = EndpointSpec(
+    name="am_query_recent_instructions",
+    http="POST",
+    path="/instructions/query",
+    params=(
+        ParamSpec("payload", "*", "body", "object", required=True),
+        ParamSpec("client_id", "client-id", "query", "str", required=False),
+    ),
+    retry_safe=True,
+    pacing="gw",
+    spec_file="spec/am_banking.yaml",
+    base="/gw/api/v1",
+    security="SIGNED_JWT",
+    scopes=("instructions.read",),
+)
+
+am_instruction_status = EndpointSpec(
+    name="am_instruction_status",
+    http="GET",
+    path="/instructions/{instructionId}",
+    params=(
+        ParamSpec("instruction_id", "instructionId", "path", "int", required=True),
+        ParamSpec("client_id", "client-id", "query", "str", required=False),
+    ),
+    retry_safe=True,
+    pacing="gw",
+    spec_file="spec/am_banking.yaml",
+    base="/gw/api/v1",
+    security="HTTPS",
+    scopes=("instructions.read",),
+)
+
+am_internal_asset_transfer = EndpointSpec(
+    name="am_internal_asset_transfer",
+    http="POST",
+    path="/internal-asset-transfers",
+    params=(
+        ParamSpec("payload", "*", "body", "object", required=True),
+        ParamSpec("client_id", "client-id", "query", "str", required=False),
+    ),
+    retry_safe=False,
+    pacing="gw",
+    spec_file="spec/am_banking.yaml",
+    base="/gw/api/v1",
+    security="SIGNED_JWT",
+    scopes=("transfers.write",),
+)
+
+am_internal_asset_transfers_bulk = EndpointSpec(
+    name="am_internal_asset_transfers_bulk",
+    http="POST",
+    path="/internal-asset-transfers:bulk",
+    params=(
+        ParamSpec("payload", "*", "body", "object", required=True),
+        ParamSpec("client_id", "client-id", "query", "str", required=False),
+    ),
+    retry_safe=False,
+    pacing="gw",
+    spec_file="spec/am_banking.yaml",
+    base="/gw/api/v1",
+    security="SIGNED_JWT",
+    scopes=("transfers.write",),
+)
+
+am_internal_cash_transfer = EndpointSpec(
+    name="am_internal_cash_transfer",
+    http="POST",
+    path="/internal-cash-transfers",
+    params=(
+        ParamSpec("payload", "*", "body", "object", required=True),
+        ParamSpec("client_id", "client-id", "query", "str", required=False),
+    ),
+    retry_safe=False,
+    pacing="gw",
+    spec_file="spec/am_banking.yaml",
+    base="/gw/api/v1",
+    security="SIGNED_JWT",
+    scopes=("transfers.write",),
+)
+
+am_internal_cash_transfers_bulk = EndpointSpec(
+    name="am_internal_cash_transfers_bulk",
+    http="POST",
+    path="/internal-cash-transfers:bulk",
+    params=(
+        ParamSpec("payload", "*", "body", "object", required=True),
+        ParamSpec("client_id", "client-id", "query", "str", required=False),
+    ),
+    retry_safe=False,
+    pacing="gw",
+    spec_file="spec/am_banking.yaml",
+    base="/gw/api/v1",
+    security="SIGNED_JWT",
+    scopes=("transfers.write",),
+)
+
+# --- spec/am_reports.yaml
+
+am_statements = EndpointSpec(
+    name="am_statements",
+    http="POST",
+    path="/statements",
+    params=(ParamSpec("payload", "*", "body", "object", required=True),),
+    retry_safe=True,
+    pacing="gw",
+    spec_file="spec/am_reports.yaml",
+    base="/gw/api/v1",
+    security="SIGNED_JWT",
+    scopes=("statements.read", "statements.write", "reports.write"),
+)
+
+am_available_statements = EndpointSpec(
+    name="am_available_statements",
+    http="GET",
+    path="/statements/available",
+    params=(ParamSpec("account_id", "accountId", "query", "str", required=True),),
+    retry_safe=True,
+    pacing="gw",
+    spec_file="spec/am_reports.yaml",
+    base="/gw/api/v1",
+    security="HTTPS",
+    scopes=("statements.read", "reports.read"),
+)
+
+am_tax_documents = EndpointSpec(
+    name="am_tax_documents",
+    http="POST",
+    path="/tax-documents",
+    params=(ParamSpec("payload", "*", "body", "object", required=True),),
+    retry_safe=True,
+    pacing="gw",
+    spec_file="spec/am_reports.yaml",
+    base="/gw/api/v1",
+    security="SIGNED_JWT",
+    scopes=("statements.write", "reports.write"),
+)
+
+am_available_tax_documents = EndpointSpec(
+    name="am_available_tax_documents",
+    http="GET",
+    path="/tax-documents/available",
+    params=(
+        ParamSpec("account_id", "accountId", "query", "str", required=True),
+        ParamSpec("year", "year", "query", "int", required=True),
+    ),
+    retry_safe=True,
+    pacing="gw",
+    spec_file="spec/am_reports.yaml",
+    base="/gw/api/v1",
+    security="HTTPS",
+    scopes=("statements.read", "reports.read"),
+)
+
+am_trade_confirmations = EndpointSpec(
+    name="am_trade_confirmations",
+    http="POST",
+    path="/trade-confirmations",
+    params=(ParamSpec("payload", "*", "body", "object", required=True),),
+    retry_safe=True,
+    pacing="gw",
+    spec_file="spec/am_reports.yaml",
+    base="/gw/api/v1",
+    security="SIGNED_JWT",
+    scopes=("statements.write", "reports.write"),
+)
+
+am_available_trade_confirmations = EndpointSpec(
+    name="am_available_trade_confirmations",
+    http="GET",
+    path="/trade-confirmations/available",
+    params=(ParamSpec("account_id", "accountId", "query", "str", required=True),),
+    retry_safe=True,
+    pacing="gw",
+    spec_file="spec/am_reports.yaml",
+    base="/gw/api/v1",
+    security="HTTPS",
+    scopes=("statements.read", "reports.read"),
+)
+
+# --- spec/am_utilities.yaml
+
+am_query_balances = EndpointSpec(
+    name="am_query_balances",
+    http="POST",
+    path="/balances/query",
+    params=(
+        ParamSpec("payload", "*", "body", "object", required=True),
+        ParamSpec("client_id", "client-id", "query", "str", required=False),
+    ),
+    retry_safe=True,
+    pacing="gw",
+    spec_file="spec/am_utilities.yaml",
+    base="/gw/api/v1",
+    security="SIGNED_JWT",
+    scopes=("balances.read",),
+)
+
+am_complex_asset_transfer_enums = EndpointSpec(
+    name="am_complex_asset_transfer_enums",
+    http="GET",
+    path="/enumerations/complex-asset-transfer",
+    params=(
+        ParamSpec("instruction_type", "instructionType", "query", "str", required=True),
+        ParamSpec("client_id", "client-id", "query", "str", required=False),
+    ),
+    retry_safe=True,
+    pacing="gw",
+    spec_file="spec/am_utilities.yaml",
+    base="/gw/api/v1",
+    security="HTTPS",
+    scopes=("enumerations.read",),
+)
+
+am_enumerations = EndpointSpec(
+    name="am_enumerations",
+    http="GET",
+    path="/enumerations/{enumerationType}",
+    params=(
+        ParamSpec(
+            "enumeration_type",
+            "enumerationType",
+            "path",
+            "str",
+            required=True,
+            enum=(
+                "exchange-bundles",
+                "business-and-occupation",
+                "employee-track",
+                "fin-info-ranges",
+                "acats",
+                "aton",
+                "market-data",
+                "edd-avt",
+                "prohibited-country",
+                "employee-plans",
+                "questionnaires",
+                "security-questions",
+                "quiz-questions",
+                "wire-instructions",
+                "product-country-bundles",
+            ),
+        ),
+        ParamSpec("currency", "currency", "query", "str", required=False),
+        ParamSpec("ib_entity", "ibEntity", "query", "str", required=False),
+        ParamSpec("md_status_non_pro", "mdStatusNonPro", "query", "str", required=False),
+        ParamSpec("form_number", "form-number", "query", "str", required=False),
+        ParamSpec(
+            "language",
+            "language",
+            "query",
+            "str",
+            required=False,
+            enum=("en", "ar", "de", "es", "fr", "he", "hu", "it", "ja", "nl", "pt", "ru", "zh_CN", "zh_TW"),
+        ),
+        ParamSpec("account_id", "accountId", "query", "str", required=False),
+        ParamSpec("user_name", "userName", "query", "str", required=False),
+    ),
+    retry_safe=True,
+    pacing="gw",
+    spec_file="spec/am_utilities.yaml",
+    base="/gw/api/v1",
+    security="HTTPS",
+    scopes=("accounts.read", "enumerations.read"),
+)
+
+am_forms = EndpointSpec(
+    name="am_forms",
+    http="GET",
+    path="/forms",
+    params=(
+        ParamSpec("form_no", "formNo", "query", "str", required=False, many="comma"),
+        ParamSpec("get_docs", "getDocs", "query", "str", required=False),
+        ParamSpec("from_date", "fromDate", "query", "str", required=False, pattern="\\d{4}-\\d{2}-\\d{2}"),
+        ParamSpec("to_date", "toDate", "query", "str", required=False, pattern="\\d{4}-\\d{2}-\\d{2}"),
+        ParamSpec("language", "language", "query", "str", required=False),
+        ParamSpec("projection", "projection", "query", "str", required=False, enum=("PAYLOAD", "DOCS", "NONE")),
+    ),
+    retry_safe=True,
+    pacing="gw",
+    spec_file="spec/am_utilities.yaml",
+    base="/gw/api/v1",
+    security="HTTPS",
+    scopes=("accounts.read", "forms.read"),
+)
+
+am_required_forms = EndpointSpec(
+    name="am_required_forms",
+    http="GET",
+    path="/forms/required-forms",
+    params=(
+        ParamSpec("account_type", "accountType", "query", "str", required=False),
+        ParamSpec("additional_account", "additionalAccount", "query", "bool", required=False),
+        ParamSpec("additional_applicant", "additionalApplicant", "query", "bool", required=False),
+        ParamSpec("applicant_type", "applicantType", "query", "str", required=False),
+        ParamSpec("capability", "capability", "query", "str", required=False, many="comma"),
+        ParamSpec("fa_trading_account", "faTradingAccount", "query", "bool", required=False),
+        ParamSpec("ira", "ira", "query", "bool", required=False),
+        ParamSpec("ira_type", "iraType", "query", "str", required=False),
+        ParamSpec("mifid_category", "mifidCategory", "query", "str", required=False),
+        ParamSpec("process_type", "processType", "query", "str", required=False),
+        ParamSpec("requested_f_c_b_p", "requestedFCBP", "query", "bool", required=False),
+        ParamSpec("requested_s_y_e_p", "requestedSYEP", "query", "bool", required=False),
+        ParamSpec("residence_country", "residenceCountry", "query", "str", required=False),
+        ParamSpec("trading_permissions", "tradingPermissions", "query", "str", required=False, many="comma"),
+    ),
+    retry_safe=True,
+    pacing="gw",
+    spec_file="spec/am_utilities.yaml",
+    base="/gw/api/v1",
+    security="HTTPS",
+    scopes=("accounts.read",),
+)
+
+am_participating_banks = EndpointSpec(
+    name="am_participating_banks",
+    http="GET",
+    path="/participating-banks",
+    params=(
+        ParamSpec("type", "type", "query", "str", required=True),
+        ParamSpec("client_id", "client-id", "query", "str", required=False),
+    ),
+    retry_safe=True,
+    pacing="gw",
+    spec_file="spec/am_utilities.yaml",
+    base="/gw/api/v1",
+    security="HTTPS",
+    scopes=("enumerations.read",),
+)
+
+am_requests = EndpointSpec(
+    name="am_requests",
+    http="GET",
+    path="/requests",
+    params=(
+        ParamSpec("end_date", "endDate", "query", "str", required=True, pattern="\\d{4}-\\d{2}-\\d{2}"),
+        ParamSpec("start_date", "startDate", "query", "str", required=True, pattern="\\d{4}-\\d{2}-\\d{2}"),
+        ParamSpec("limit", "limit", "query", "int", required=False, minimum=1, maximum=1000),
+        ParamSpec("offset", "offset", "query", "int", required=False, minimum=0),
+        ParamSpec(
+            "status",
+            "status",
+            "query",
+            "str",
+            required=False,
+            enum=("N", "O", "P", "C", "A", "E", "F", "I", "J", "L", "M", "R", "W", "Q"),
+        ),
+    ),
+    retry_safe=True,
+    pacing="gw",
+    spec_file="spec/am_utilities.yaml",
+    base="/gw/api/v1",
+    security="HTTPS",
+    scopes=("accounts.read",),
+)
+
+am_update_request_status = EndpointSpec(
+    name="am_update_request_status",
+    http="PATCH",
+    path="/requests/{requestId}/status",
+    params=(
+        ParamSpec("request_id", "requestId", "path", "int", required=True),
+        ParamSpec("payload", "*", "body", "object", required=True),
+    ),
+    retry_safe=False,
+    pacing="gw",
+    spec_file="spec/am_utilities.yaml",
+    base="/gw/api/v1",
+    security="SIGNED_JWT",
+    scopes=("accounts.read",),
+)
+
+am_validate_username = EndpointSpec(
+    name="am_validate_username",
+    http="GET",
+    path="/validations/usernames/{username}",
+    params=(ParamSpec("username", "username", "path", "str", required=True),),
+    retry_safe=True,
+    pacing="gw",
+    spec_file="spec/am_utilities.yaml",
+    base="/gw/api/v1",
+    security="HTTPS",
+    scopes=("accounts.read", "validations.read"),
 )
 
 # --- spec/contract.yaml
@@ -978,6 +1787,86 @@ mark_fyi_notification_read = EndpointSpec(
     spec_file="spec/fyi.yaml",
 )
 
+# --- spec/gw_platform.yaml
+
+echo_https = EndpointSpec(
+    name="echo_https",
+    http="GET",
+    path="/echo/https",
+    params=(),
+    retry_safe=True,
+    pacing="gw",
+    spec_file="spec/gw_platform.yaml",
+    base="/gw/api/v1",
+    security="HTTPS",
+    scopes=("echo.read",),
+)
+
+echo_signed_jwt = EndpointSpec(
+    name="echo_signed_jwt",
+    http="POST",
+    path="/echo/signed-jwt",
+    params=(ParamSpec("payload", "*", "body", "object", required=True),),
+    retry_safe=True,
+    pacing="gw",
+    spec_file="spec/gw_platform.yaml",
+    base="/gw/api/v1",
+    security="SIGNED_JWT",
+    scopes=("echo.write",),
+)
+
+apply_restrictions = EndpointSpec(
+    name="apply_restrictions",
+    http="POST",
+    path="/restrictions",
+    params=(ParamSpec("payload", "*", "body", "object", required=True),),
+    retry_safe=False,
+    pacing="gw",
+    spec_file="spec/gw_platform.yaml",
+    base="/gw/api/v1",
+    security="SIGNED_JWT",
+    scopes=("restrictions.write",),
+)
+
+verify_restrictions = EndpointSpec(
+    name="verify_restrictions",
+    http="POST",
+    path="/restrictions/verify",
+    params=(ParamSpec("payload", "*", "body", "object", required=True),),
+    retry_safe=True,
+    pacing="gw",
+    spec_file="spec/gw_platform.yaml",
+    base="/gw/api/v1",
+    security="SIGNED_JWT",
+    scopes=("restrictions.write",),
+)
+
+create_sso_browser_session = EndpointSpec(
+    name="create_sso_browser_session",
+    http="POST",
+    path="/sso-browser-sessions",
+    params=(ParamSpec("payload", "*", "body", "object", required=True),),
+    retry_safe=False,
+    pacing="gw",
+    spec_file="spec/gw_platform.yaml",
+    base="/gw/api/v1",
+    security="SIGNED_JWT",
+    scopes=("sso-browser-sessions.write",),
+)
+
+create_sso_session = EndpointSpec(
+    name="create_sso_session",
+    http="POST",
+    path="/sso-sessions",
+    params=(ParamSpec("payload", "*", "body", "object", required=True),),
+    retry_safe=False,
+    pacing="gw",
+    spec_file="spec/gw_platform.yaml",
+    base="/gw/api/v1",
+    security="SIGNED_JWT",
+    scopes=("sso-sessions.write",),
+)
+
 # --- spec/marketdata.yaml
 
 live_marketdata_snapshot = EndpointSpec(
@@ -1644,6 +2533,53 @@ ENDPOINTS: dict[str, EndpointSpec] = {
     "list_alerts": list_alerts,
     "alert_details": alert_details,
     "mta_alert": mta_alert,
+    "am_accounts": am_accounts,
+    "am_update_account": am_update_account,
+    "am_create_account": am_create_account,
+    "am_submit_documents": am_submit_documents,
+    "am_login_messages": am_login_messages,
+    "am_account_statuses": am_account_statuses,
+    "am_account_details": am_account_details,
+    "am_account_kyc": am_account_kyc,
+    "am_account_login_messages": am_account_login_messages,
+    "am_account_status": am_account_status,
+    "am_update_account_status": am_update_account_status,
+    "am_account_tasks": am_account_tasks,
+    "am_update_account_tasks": am_update_account_tasks,
+    "am_assign_account_tasks": am_assign_account_tasks,
+    "am_create_bank_instruction": am_create_bank_instruction,
+    "am_query_bank_instructions": am_query_bank_instructions,
+    "am_create_bank_instructions_bulk": am_create_bank_instructions_bulk,
+    "am_client_instruction_status": am_client_instruction_status,
+    "am_external_asset_transfer": am_external_asset_transfer,
+    "am_external_asset_transfers_bulk": am_external_asset_transfers_bulk,
+    "am_external_cash_transfer": am_external_cash_transfer,
+    "am_query_external_cash": am_query_external_cash,
+    "am_external_cash_transfers_bulk": am_external_cash_transfers_bulk,
+    "am_instruction_set_status": am_instruction_set_status,
+    "am_cancel_instruction": am_cancel_instruction,
+    "am_cancel_instructions_bulk": am_cancel_instructions_bulk,
+    "am_query_recent_instructions": am_query_recent_instructions,
+    "am_instruction_status": am_instruction_status,
+    "am_internal_asset_transfer": am_internal_asset_transfer,
+    "am_internal_asset_transfers_bulk": am_internal_asset_transfers_bulk,
+    "am_internal_cash_transfer": am_internal_cash_transfer,
+    "am_internal_cash_transfers_bulk": am_internal_cash_transfers_bulk,
+    "am_statements": am_statements,
+    "am_available_statements": am_available_statements,
+    "am_tax_documents": am_tax_documents,
+    "am_available_tax_documents": am_available_tax_documents,
+    "am_trade_confirmations": am_trade_confirmations,
+    "am_available_trade_confirmations": am_available_trade_confirmations,
+    "am_query_balances": am_query_balances,
+    "am_complex_asset_transfer_enums": am_complex_asset_transfer_enums,
+    "am_enumerations": am_enumerations,
+    "am_forms": am_forms,
+    "am_required_forms": am_required_forms,
+    "am_participating_banks": am_participating_banks,
+    "am_requests": am_requests,
+    "am_update_request_status": am_update_request_status,
+    "am_validate_username": am_validate_username,
     "security_definition_by_conid": security_definition_by_conid,
     "all_conids_by_exchange": all_conids_by_exchange,
     "contract_information_by_conid": contract_information_by_conid,
@@ -1695,6 +2631,12 @@ ENDPOINTS: dict[str, EndpointSpec] = {
     "delete_fyi_device": delete_fyi_device,
     "fyi_notifications": fyi_notifications,
     "mark_fyi_notification_read": mark_fyi_notification_read,
+    "echo_https": echo_https,
+    "echo_signed_jwt": echo_signed_jwt,
+    "apply_restrictions": apply_restrictions,
+    "verify_restrictions": verify_restrictions,
+    "create_sso_browser_session": create_sso_browser_session,
+    "create_sso_session": create_sso_session,
     "live_marketdata_snapshot": live_marketdata_snapshot,
     "regulatory_snapshot": regulatory_snapshot,
     "marketdata_history_by_conid": marketdata_history_by_conid,

@@ -15,7 +15,9 @@ currency pairs under IBKR's conids in `data/contracts.json`, with order rules, a
 trading schedules, bond filters), snapshots (also the billed regulatory one) and history, market scanners, orders
 with IBKR's question/reply flow and the server-prompt acknowledgement, portfolio (with allocation, paged
 sub-accounts, owners and the Portfolio Analyst reports), watchlists, alerts, FYI notifications, event (forecast)
-contracts, OAuth 1.0a (with `oauth=`; without it the token requests answer 401), and, with
+contracts, OAuth 1.0a (with `oauth=`; without it the token requests answer 401), OAuth 2.0 (with `oauth2=True`: the
+token endpoint, SSO sessions, bearer checks, signed bodies), IBKR's Account Management API under `/gw/api/v1` (accounts,
+tasks, requests, instructions and transfers, statements, enumerations; see `_account_mgmt.py`), and, with
 `Simulator(advisor=True)`, Financial Advisor allocation groups and model portfolios.
 The WebSocket is served on the same port at `/v1/api/ws` (every topic of `spec/streams.yaml`; timing in
 `Simulator.streaming`; needs the `[stream]` extra). Faults on demand: `Simulator.inject` (route `"ws"` for the
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from ._book import SimOrder
     from ._faults import FAULT_KINDS
     from ._oauth import OAuthAuthority, OAuthSettings
+    from ._oauth2 import OAuth2Authority, OAuth2Settings
     from ._questions import OrderCheck, QuestionRule, default_question_rules
     from ._server import RequestRecord, Simulator
     from ._state import SessionEvent
@@ -40,6 +43,8 @@ if TYPE_CHECKING:
 __all__ = [
     "Burst",
     "FAULT_KINDS",
+    "OAuth2Authority",
+    "OAuth2Settings",
     "OAuthAuthority",
     "OAuthSettings",
     "OrderCheck",
@@ -56,6 +61,8 @@ __all__ = [
 _EXPORTS = {
     "Burst": "._stream",
     "FAULT_KINDS": "._faults",
+    "OAuth2Authority": "._oauth2",
+    "OAuth2Settings": "._oauth2",
     "OAuthAuthority": "._oauth",
     "OAuthSettings": "._oauth",
     "OrderCheck": "._questions",

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from ..lib.endpoint import EndpointSpec, PacingBucket
 
 GLOBAL_KEY = "<global>"
+MASTER_ACCOUNT_BUCKET = "gw_master_account"  # /gw/api/v1: also 600 a minute per master account, all endpoints
 
 
 class Pacer:
@@ -53,6 +54,11 @@ class Pacer:
             if bucket is not None and bucket.concurrent:
                 if self._in_flight.get(bucket.name, 0) >= bucket.concurrent:
                     return f"{spec.name} limit of {bucket.concurrent} concurrent requests"
+            master = self._buckets.get(MASTER_ACCOUNT_BUCKET) if spec.base else None
+            if master is not None and master.rate and master.per:
+                if self._window_full(MASTER_ACCOUNT_BUCKET, master.rate, master.per, now):
+                    return f"master account limit of {master.rate} requests per {master.per:g} s"
+                self._windows[MASTER_ACCOUNT_BUCKET].append(now)
             self._windows.setdefault(GLOBAL_KEY, deque()).append(now)
             if bucket is not None:
                 if bucket.rate and bucket.per:

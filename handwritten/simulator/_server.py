@@ -31,8 +31,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 from .._endpoint_table import ENDPOINTS, GLOBAL_LIMITS, PACING_BUCKETS
 from .._streams import WS_PATH
-from ..lib.endpoint import PacingBucket
+from ..lib.endpoint import EndpointSpec, PacingBucket
 from . import (  # noqa: F401  (register handlers)
+    _account_mgmt,
     _accounts_extra,
     _alerts,
     _allocation,
@@ -57,6 +58,7 @@ from ._book import SimOrder
 from ._core import HANDLERS, GatewayError, SimRequest, SimResponse
 from ._faults import ANY_ROUTE, FAULT_KINDS, Fault, FaultBook
 from ._oauth import OAuthAuthority, OAuthRejected, OAuthSettings
+from ._oauth2 import OAuth2Authority, OAuth2Refused, OAuth2Settings, problem, simulator_private_key_pem, unverified_body
 from ._pacing import Pacer
 from ._questions import QuestionRule, default_question_rules
 from ._routes import RouteTable
@@ -67,6 +69,8 @@ logger = logging.getLogger("ibkr_sdk.simulator")
 
 HOST = "127.0.0.1"
 BASE_PATH = "/v1/api"
+GW_BASE = "/gw/api/v1"  # IBKR's Account Management API, beside /v1/api on the same host
+TOKEN_PATH = "/oauth2/api/v1/token"
 _LOG_LIMIT = 10_000
 _STALL_LIMIT = 3600.0
 _HANDSHAKE_TIMEOUT = 10.0
@@ -81,15 +85,16 @@ class RequestRecord:
     """One request the simulator received."""
 
     method: str
-    path: str  # below /v1/api, e.g. /iserver/accounts
+    path: str  # below the base path, e.g. /iserver/accounts
     query: dict[str, str]
-    body: Any  # the decoded JSON body (or the raw text when it was not JSON), None when empty
+    body: Any  # the decoded JSON body, a SIGNED_JWT body's request members, or the raw text; None when empty
     endpoint: str | None  # catalogue endpoint name, None for unknown paths
     status: int | None  # HTTP status answered; None when the connection was closed without an answer
     fault: str | None  # the injected fault kind that applied, if any
     time: float  # simulated clock reading when it arrived
     headers: dict[str, str] = field(default_factory=dict)  # request headers, lower-case names
     received: float = 0.0  # time.monotonic() when it arrived (real time, also under a scaled clock)
+    base: str = BASE_PATH  # /v1/api, /gw/api/v1, or "" for the OAuth 2.0 token endpoint
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,7 @@ class _Incoming:
     query: dict[str, str]
     body: Any
     headers: dict[str, str]
+    base: str = BASE_PATH
 
 
 @dataclass
@@ -307,6 +313,10 @@ class Simulator:
         hmds_warmup: Answer 404 to the first `/hmds/history` request of a session, as IBKR's farm does.
         oauth: `OAuthSettings` to act as IBKR's hosted API with OAuth 1.0a: live session tokens are issued and
             every other request must carry a valid signature (401 otherwise).
+        oauth2: True (or `OAuth2Settings`) to act as IBKR's hosted API with OAuth 2.0: the token endpoint at
+            `/oauth2/api/v1/token`, SSO sessions at `/gw/api/v1/sso-sessions`, the session token as bearer on
+            /v1/api, the access token (with a fitting scope) on /gw/api/v1, SIGNED_JWT bodies verified with the
+            registered key. `oauth2_config()` gives a client config that fits; `oauth2` holds the switches.
         pacing_time_scale: Multiplies every pacing period (tests scale IBKR's limits down).
         https: Serve HTTPS with the simulator's self-signed certificate (`cacert` is its path), like the real
             gateway; the certificate is a public test certificate, not a secret.
@@ -341,6 +351,7 @@ class Simulator:
         question_rules: Sequence[QuestionRule] | None = None,
         hmds_warmup: bool = True,
         oauth: OAuthSettings | None = None,
+        oauth2: bool | OAuth2Settings = False,
         pacing_time_scale: float = 1.0,
         https: bool = False,
         advisor: bool = False,
@@ -374,7 +385,8 @@ class Simulator:
             hmds_warmup=hmds_warmup,
             advisor=advisor,
         )
-        self._routes = RouteTable(ENDPOINTS)
+        self._routes = RouteTable({n: e for n, e in ENDPOINTS.items() if e.base is None})
+        self._gw_routes = RouteTable({n: e for n, e in ENDPOINTS.items() if e.base == GW_BASE})
         self._faults = FaultBook(seed)
         self._ws_faults = WsFaultBook()  # faults of the WebSocket (route "ws"), kept apart from the REST routes'
         self.streaming = StreamSettings()
@@ -385,9 +397,15 @@ class Simulator:
         """How many WebSocket connections were accepted."""
         self.oauth: OAuthAuthority | None = OAuthAuthority(oauth) if oauth is not None else None
         """With `oauth` settings: the OAuth 1.0a authority that issues tokens and checks every signature."""
+        settings2 = oauth2 if isinstance(oauth2, OAuth2Settings) else OAuth2Settings() if oauth2 else None
+        if settings2 is not None and oauth is not None:
+            raise ValueError("Simulator(): oauth (1.0a) and oauth2 exclude each other")
+        self.oauth2: OAuth2Authority | None = OAuth2Authority(settings2) if settings2 is not None else None
+        """With `oauth2`: the OAuth 2.0 authority (token endpoint, SSO sessions, bearer checks, switches such as
+        `expire_access_tokens()`, `expire_sessions()`, `rotate_key()`)."""
         # pacing_time_scale shortens every pacing period (tests run IBKR's seconds and minutes scaled down).
         self._pacer = Pacer(
-            _scaled(GLOBAL_LIMITS["oauth" if oauth is not None else "gateway"], pacing_time_scale),
+            _scaled(GLOBAL_LIMITS["oauth" if oauth is not None or oauth2 else "gateway"], pacing_time_scale),
             {name: _scaled(bucket, pacing_time_scale) for name, bucket in PACING_BUCKETS.items()},
         )
         self._log: deque[RequestRecord] = deque(maxlen=_LOG_LIMIT)
@@ -466,6 +484,38 @@ class Simulator:
         """Base URL of the API, e.g. `http://127.0.0.1:54321/v1/api/`."""
         scheme = "https" if self.https else "http"
         return f"{scheme}://{HOST}:{self.port}{BASE_PATH}/"
+
+    @property
+    def gw_url(self) -> str:
+        """Base URL of the Account Management API, e.g. `http://127.0.0.1:54321/gw/api/v1/`."""
+        return self.url[: -len(BASE_PATH) - 1] + GW_BASE + "/"
+
+    @property
+    def token_url(self) -> str:
+        """The OAuth 2.0 token endpoint."""
+        return self.url[: -len(BASE_PATH) - 1] + TOKEN_PATH
+
+    def oauth2_config(self, **overrides: Any) -> Any:
+        """An `OAuth2Config` for this simulator: its registered client id, key id and username, the simulator's
+        test key, 127.0.0.1 as IP address, and its URLs. Keyword arguments replace fields."""
+        from ..lib.oauth2 import OAuth2Config
+
+        if self.oauth2 is None:
+            raise RuntimeError("oauth2_config(): start the simulator with oauth2=True")
+        s = self.oauth2.settings
+        fields: dict[str, Any] = {
+            "client_id": s.client_id,
+            "client_key_id": s.kid,
+            "private_key": simulator_private_key_pem(),
+            "username": s.username,
+            "ip_address": "127.0.0.1",
+            "oauth_rest_url": self.url,
+            "token_url": self.token_url,
+            "sso_session_url": self.gw_url + "sso-sessions",
+            "scope": " ".join(s.scopes),
+        }
+        fields.update(overrides)
+        return OAuth2Config(**fields)
 
     @property
     def cacert(self) -> str:
@@ -663,12 +713,15 @@ class Simulator:
         parts = route.split(None, 1)
         if len(parts) == 2:
             method, path = parts[0].upper(), parts[1].split("?")[0]
-            if path.startswith(BASE_PATH):
+            routes = self._routes
+            if path.startswith(GW_BASE + "/"):
+                path, routes = path[len(GW_BASE) :], self._gw_routes
+            elif path.startswith(BASE_PATH):
                 path = path[len(BASE_PATH) :]
             for spec in ENDPOINTS.values():
                 if spec.http == method and spec.path == path:
                     return spec.name
-            found = self._routes.match(method, path)
+            found = routes.match(method, path)
             if found is not None:
                 return found[0].name
         raise ValueError(f"unknown route {route!r}: give an endpoint name, 'METHOD /path' or '*'")
@@ -687,6 +740,7 @@ class Simulator:
             self._state.now(),
             incoming.headers,
             time.monotonic(),
+            incoming.base,
         )
         with self._log_lock:
             self._log.append(record)
@@ -707,11 +761,16 @@ class Simulator:
             except ValueError:
                 body, body_error = raw.decode("utf-8", "replace"), True
         full_path = parts.path
-        path = full_path[len(BASE_PATH) :] if full_path.startswith(BASE_PATH + "/") else None
-        incoming = _Incoming(method, path or full_path, query, body, dict(headers or {}))
-        found = self._routes.match(method, path) if path is not None else None
+        headers = dict(headers or {})
+        if full_path == TOKEN_PATH and self.oauth2 is not None:
+            return self._token(method, raw, headers, query)
+        base = GW_BASE if full_path.startswith(GW_BASE + "/") else BASE_PATH
+        routes = self._gw_routes if base == GW_BASE else self._routes
+        path = full_path[len(base) :] if full_path.startswith(base + "/") else None
+        incoming = _Incoming(method, path or full_path, query, body, headers, base)
+        found = routes.match(method, path) if path is not None else None
         if path is None or found is None:
-            allowed = self._routes.methods_for(path) if path is not None else []
+            allowed = routes.methods_for(path) if path is not None else []
             answer = (
                 dataclasses.replace(
                     _error(405, f"method {method} is not allowed here; use {', '.join(allowed)}"),
@@ -724,6 +783,17 @@ class Simulator:
             self._record(incoming, None, answer.status, None)
             return answer
         spec, params = found
+        if spec.security is not None:
+            checked, incoming, body_error = self._gw_checks(spec, incoming, raw, body_error)
+            if checked is not None:
+                return checked
+            body = incoming.body
+        elif self.oauth2 is not None:
+            try:
+                self.oauth2.check_session(headers.get("authorization"))
+            except OAuth2Refused as exc:
+                self._record(incoming, spec.name, exc.status, None)
+                return _Answer(exc.status, _json_bytes(exc.body))
         if self.oauth is not None:
             checked = self._check_oauth(method, target, spec.name, incoming)
             if checked is not None:
@@ -751,6 +821,57 @@ class Simulator:
         finally:
             if self.pacing:
                 self._pacer.leave(spec)
+
+    def _token(self, method: str, raw: bytes, headers: dict[str, str], query: dict[str, str]) -> _Answer:
+        """`POST /oauth2/api/v1/token`: an access token, or IBKR's OAuth error answer."""
+        assert self.oauth2 is not None
+        incoming = _Incoming(method, TOKEN_PATH, query, None, headers, "")
+        if method != "POST":
+            answer = dataclasses.replace(_error(405, f"method {method} is not allowed here; use POST"), allow="POST")
+        else:
+            try:
+                answer = _Answer(200, _json_bytes(self.oauth2.token(raw)))
+            except OAuth2Refused as exc:
+                answer = _Answer(exc.status, _json_bytes(exc.body))
+        self._wait(self.latency)
+        self._record(incoming, "oauth2_token", answer.status, None)
+        return answer
+
+    def _gw_checks(
+        self, spec: EndpointSpec, incoming: _Incoming, raw: bytes, body_error: bool
+    ) -> tuple[_Answer | None, _Incoming, bool]:
+        """A /gw/api/v1 request: the bearer and scope (OAuth 2.0), the SSO session request itself, and a SIGNED_JWT
+        body turned into its request members (verified with the registered key under OAuth 2.0)."""
+        auth = self.oauth2
+        authorization = incoming.headers.get("authorization")
+        content_type = incoming.headers.get("content-type", "")
+        if spec.security == "SIGNED_JWT" and raw and body_error:
+            members = unverified_body(raw)  # what is recorded; under OAuth 2.0 it is verified below
+            if members is not None:
+                incoming = dataclasses.replace(incoming, body=members)
+        try:
+            if self.oauth is not None:
+                raise problem(401, "Unauthorized", "the Account Management API takes OAuth 2.0 bearer tokens only")
+            if auth is not None and spec.name == "create_sso_session":
+                payload = auth.sso_session(authorization, content_type, raw)
+                with self._state.lock:
+                    if not self._state.session.logged_in:
+                        self._state.login(False)  # with OAuth 2.0, a new SSO session is the login
+                self._record(incoming, spec.name, 200, None)
+                return _Answer(200, _json_bytes(payload)), incoming, body_error
+            if auth is not None:
+                auth.check_access(authorization, spec.scopes)
+            if spec.security == "SIGNED_JWT" and raw:
+                if auth is not None:
+                    if not content_type.startswith("application/jwt"):
+                        raise problem(415, "Unsupported Media Type", "this operation takes a signed JWT body")
+                    incoming, body_error = dataclasses.replace(incoming, body=auth.signed_body(raw)), False
+                elif body_error and isinstance(incoming.body, dict):
+                    body_error = False  # without OAuth 2.0 there is no key to verify with: the members are taken
+        except OAuth2Refused as exc:
+            self._record(incoming, spec.name, exc.status, None)
+            return _Answer(exc.status, _json_bytes(exc.body)), incoming, body_error
+        return None, incoming, body_error
 
     def _check_oauth(self, method: str, target: str, endpoint: str, incoming: _Incoming) -> _Answer | None:
         """With OAuth on: issue a live session token, or refuse (401) a request whose signature does not verify.
@@ -803,7 +924,8 @@ class Simulator:
         state = self._state
         try:
             with state.lock:
-                state.admit(spec, request)
+                if spec.base is None:  # /gw/api/v1 has no gateway session to admit it
+                    state.admit(spec, request)
                 if body_error:
                     raise GatewayError(400, "Bad Request: the body is not valid JSON")
                 state.book.match(state.now())

@@ -790,6 +790,8 @@ def serve(handler: BaseHTTPRequestHandler, sim: Simulator) -> None:
             refused = (int(fault.value or 503), "refused by an injected fault")
         elif sim.oauth is not None and query.get(OAUTH_QUERY) != sim.oauth.settings.access_token:
             refused = (401, "OAuth: missing or unknown oauth_token")
+        elif sim.oauth2 is not None and not sim.oauth2.session_valid(handler.headers.get("Authorization")):
+            refused = (401, "OAuth 2.0: missing or unknown session bearer token")
     if refused is not None and response.status_code == 101:
         response = protocol.reject(refused[0], refused[1] + "\n")
     protocol.send_response(response)

@@ -33,7 +33,9 @@ export interface TransportOptions {
 export interface PreparedRequest {
   /** The catalogue name of the endpoint, e.g. `live_marketdata_snapshot`. */
   readonly endpoint: string;
-  readonly http: "GET" | "POST" | "PUT" | "DELETE";
+  readonly http: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+  /** Another base path on the same host as `baseUrl` (`/gw/api/v1`); absent: below `baseUrl`. */
+  readonly base?: string;
   /** Path below the base URL, placeholders filled. */
   readonly path: string;
   readonly query: Readonly<Record<string, string>>;
@@ -88,7 +90,8 @@ export class Transport {
   /** Send `request` and return its decoded JSON answer (text when the answer is not JSON, null when empty). */
   async send(request: PreparedRequest): Promise<unknown> {
     const query = new URLSearchParams(request.query).toString();
-    const url = this.baseUrl + request.path + (query ? `?${query}` : "");
+    const root = request.base === undefined ? this.baseUrl : new URL(this.baseUrl).origin + request.base;
+    const url = root + request.path + (query ? `?${query}` : "");
     const headers = { ...this.headers };
     let payload: string | undefined;
     if (request.body !== undefined) {

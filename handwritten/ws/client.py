@@ -221,6 +221,7 @@ class IbkrWsClient:
             raise ValueError(f"{name}: subscription_retries must not be negative, got {subscription_retries!r}")
         if account_id is None:
             account_id = env_str("ACCOUNT_ID")
+        oauth2 = None
         if ibkr_client is not None:
             if use_oauth is None:
                 use_oauth = bool(getattr(ibkr_client, "use_oauth", False))
@@ -229,6 +230,9 @@ class IbkrWsClient:
                 cacert = shared if shared is None or isinstance(shared, (str, bool)) else os.fspath(shared)
             if access_token is None and use_oauth:
                 access_token = getattr(ibkr_client.oauth_config, "access_token", None)
+            oauth2 = getattr(ibkr_client, "_oauth2", None)  # OAuth 2.0: the session token is the handshake's bearer
+            if oauth2 is not None and url is None:
+                url = env_str("WS_URL") or _ws_url_from_rest(ibkr_client.base_url)
         if use_oauth is None:
             use_oauth = env_bool("USE_OAUTH", False)
         if cacert is None:
@@ -245,7 +249,7 @@ class IbkrWsClient:
             url = _ws_url_from_rest(ibkr_client.base_url)
         if url is None:
             url = f"wss://{host}:{port}{base_route}"
-        if use_oauth and not access_token:
+        if use_oauth and not access_token and oauth2 is None:
             raise ValueError(
                 f"{name}: access_token is required with use_oauth (pass it, give an IbkrClient with an OAuth "
                 "config, or set IBKR_SDK_OAUTH1A_ACCESS_TOKEN)"
@@ -618,7 +622,10 @@ class IbkrWsClient:
         if session:
             headers["Cookie"] = f"api={session}" if self._use_oauth else "api=" + json.dumps({"session": session})
         url = self._url
-        if self._use_oauth:
+        oauth2 = getattr(self._ibkr_client, "_oauth2", None)
+        if oauth2 is not None:
+            headers.update(oauth2.bearer(url.replace("ws", "http", 1)))
+        elif self._use_oauth:
             headers["User-Agent"] = OAUTH_USER_AGENT
             url += ("&" if "?" in url else "?") + f"oauth_token={self._access_token}"
         return url, headers

@@ -17,7 +17,7 @@ from tests.simulator.helpers import raw_request
 
 def test_every_catalogue_endpoint_is_modelled() -> None:
     assert sorted(set(ENDPOINTS) - set(HANDLERS)) == []
-    assert len(HANDLERS) == len(ENDPOINTS) == 119
+    assert len(HANDLERS) == len(ENDPOINTS) == 172
 
 
 def test_unmodelled_endpoint_answers_501_naming_it(api: IbkrClient, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -45,11 +45,11 @@ def test_every_catalogue_endpoint_is_routed(sim: Simulator) -> None:
     order = [first] + sorted(n for n in ENDPOINTS if n not in (first, last)) + [last]
     for name in order:
         spec = ENDPOINTS[name]
-        path = "/v1/api" + spec.path
+        path = (spec.base or "/v1/api") + spec.path
         for p in spec.params:
             if p.location == "path":
                 path = path.replace("{" + p.wire + "}", "1")
-        body: dict[str, Any] | None = {} if spec.http in ("POST", "PUT") else None
+        body: dict[str, Any] | None = {} if spec.http in ("POST", "PUT", "PATCH") else None
         status, answer = raw_request(sim, spec.http, path, body)
         assert status != 405 and not (status == 404 and "no such endpoint" in str(answer)), (spec.name, answer)
         assert not (status == 500 and "simulator error" in str(answer)), (spec.name, answer)

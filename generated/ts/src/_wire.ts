@@ -36,7 +36,9 @@ export interface ParamSpec {
 export interface EndpointSpec {
   readonly name: string;
   readonly method: string;
-  readonly http: "GET" | "POST" | "PUT" | "DELETE";
+  readonly http: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+  /** Another base path on the same host (`/gw/api/v1`, IBKR's Account Management API; OAuth 2.0 only). */
+  readonly base?: string;
   readonly path: string;
   readonly retry: "safe" | "unsafe";
   readonly params: readonly ParamSpec[];
@@ -209,5 +211,6 @@ export function prepare(
       body = { ...(body as Record<string, unknown> | undefined), [p.wire]: wireValue };
     }
   }
-  return { endpoint: spec.name, http: spec.http, path, query, body, retry: spec.retry };
+  const prepared = { endpoint: spec.name, http: spec.http, path, query, body, retry: spec.retry };
+  return spec.base === undefined ? prepared : { ...prepared, base: spec.base };
 }

@@ -2,7 +2,7 @@
 // Do not edit: change the spec or the template, then run `make generate`.
 /**
  * TypeScript client of the IBKR Client Portal Web API, generated from the ibkr_sdk endpoint catalogue
- * (119 endpoints in 13 areas). One property per area:
+ * (172 endpoints in 18 areas). One property per area:
  *
  *     const client = new IbkrClient({ baseUrl: "https://localhost:5000/v1/api", accountId: "DU1234567" });
  *     const quote = await client.marketdata.liveMarketdataSnapshot({ conids: [265598], fields: ["31", "84"] });
@@ -12,10 +12,15 @@ import { Transport, type PreparedRequest, type TransportOptions } from "./lib/tr
 import { prepare, type Caller, type EndpointSpec } from "./_wire.js";
 import { AccountsEndpoints } from "./accounts.js";
 import { AlertsEndpoints } from "./alerts.js";
+import { AmAccountsEndpoints } from "./am_accounts.js";
+import { AmBankingEndpoints } from "./am_banking.js";
+import { AmReportsEndpoints } from "./am_reports.js";
+import { AmUtilitiesEndpoints } from "./am_utilities.js";
 import { ContractEndpoints } from "./contract.js";
 import { EventContractsEndpoints } from "./event_contracts.js";
 import { FaEndpoints } from "./fa.js";
 import { FyiEndpoints } from "./fyi.js";
+import { GwPlatformEndpoints } from "./gw_platform.js";
 import { MarketdataEndpoints } from "./marketdata.js";
 import { OauthEndpoints } from "./oauth.js";
 import { OrderEndpoints } from "./order.js";
@@ -48,6 +53,65 @@ export type {
   ListAlertsArgs,
   AlertDetailsArgs,
 } from "./alerts.js";
+export { AmAccountsEndpoints } from "./am_accounts.js";
+export type {
+  AmAccountsArgs,
+  AmUpdateAccountArgs,
+  AmCreateAccountArgs,
+  AmSubmitDocumentsArgs,
+  AmLoginMessagesArgs,
+  AmAccountStatusesArgs,
+  AmAccountDetailsArgs,
+  AmAccountKycArgs,
+  AmAccountLoginMessagesArgs,
+  AmAccountStatusArgs,
+  AmUpdateAccountStatusArgs,
+  AmAccountTasksArgs,
+  AmUpdateAccountTasksArgs,
+  AmAssignAccountTasksArgs,
+} from "./am_accounts.js";
+export { AmBankingEndpoints } from "./am_banking.js";
+export type {
+  AmCreateBankInstructionArgs,
+  AmQueryBankInstructionsArgs,
+  AmCreateBankInstructionsBulkArgs,
+  AmClientInstructionStatusArgs,
+  AmExternalAssetTransferArgs,
+  AmExternalAssetTransfersBulkArgs,
+  AmExternalCashTransferArgs,
+  AmQueryExternalCashArgs,
+  AmExternalCashTransfersBulkArgs,
+  AmInstructionSetStatusArgs,
+  AmCancelInstructionArgs,
+  AmCancelInstructionsBulkArgs,
+  AmQueryRecentInstructionsArgs,
+  AmInstructionStatusArgs,
+  AmInternalAssetTransferArgs,
+  AmInternalAssetTransfersBulkArgs,
+  AmInternalCashTransferArgs,
+  AmInternalCashTransfersBulkArgs,
+} from "./am_banking.js";
+export { AmReportsEndpoints } from "./am_reports.js";
+export type {
+  AmStatementsArgs,
+  AmAvailableStatementsArgs,
+  AmTaxDocumentsArgs,
+  AmAvailableTaxDocumentsArgs,
+  AmTradeConfirmationsArgs,
+  AmAvailableTradeConfirmationsArgs,
+} from "./am_reports.js";
+export { AmUtilitiesEndpoints } from "./am_utilities.js";
+export type {
+  AmQueryBalancesArgs,
+  AmComplexAssetTransferEnumsArgs,
+  AmEnumerationsArgs,
+  AmFormsArgs,
+  AmRequiredFormsArgs,
+  AmParticipatingBanksArgs,
+  AmRequestsArgs,
+  AmUpdateRequestStatusArgs,
+  AmValidateUsernameArgs,
+} from "./am_utilities.js";
 export { ContractEndpoints } from "./contract.js";
 export type {
   SecurityDefinitionByConidArgs,
@@ -104,6 +168,14 @@ export type {
   FyiNotificationsArgs,
   MarkFyiNotificationReadArgs,
 } from "./fyi.js";
+export { GwPlatformEndpoints } from "./gw_platform.js";
+export type {
+  EchoSignedJwtArgs,
+  ApplyRestrictionsArgs,
+  VerifyRestrictionsArgs,
+  CreateSsoBrowserSessionArgs,
+  CreateSsoSessionArgs,
+} from "./gw_platform.js";
 export { MarketdataEndpoints } from "./marketdata.js";
 export type {
   LiveMarketdataSnapshotArgs,
@@ -174,6 +246,14 @@ export class IbkrClient implements Caller {
   readonly accounts: AccountsEndpoints;
   /** Alerts (spec/alerts.yaml). */
   readonly alerts: AlertsEndpoints;
+  /** Account Management: accounts (spec/am_accounts.yaml). */
+  readonly amAccounts: AmAccountsEndpoints;
+  /** Account Management: banking and transfers (spec/am_banking.yaml). */
+  readonly amBanking: AmBankingEndpoints;
+  /** Account Management: reports (spec/am_reports.yaml). */
+  readonly amReports: AmReportsEndpoints;
+  /** Account Management: utilities (spec/am_utilities.yaml). */
+  readonly amUtilities: AmUtilitiesEndpoints;
   /** Contracts (spec/contract.yaml). */
   readonly contract: ContractEndpoints;
   /** Event contracts (spec/event_contracts.yaml). */
@@ -182,6 +262,8 @@ export class IbkrClient implements Caller {
   readonly fa: FaEndpoints;
   /** FYI notifications (spec/fyi.yaml). */
   readonly fyi: FyiEndpoints;
+  /** OAuth 2.0 sessions and platform utilities (spec/gw_platform.yaml). */
+  readonly gwPlatform: GwPlatformEndpoints;
   /** Market data (spec/marketdata.yaml). */
   readonly marketdata: MarketdataEndpoints;
   /** OAuth 1.0a (spec/oauth.yaml). */
@@ -202,10 +284,15 @@ export class IbkrClient implements Caller {
     this.accountId = options.accountId;
     this.accounts = new AccountsEndpoints(this);
     this.alerts = new AlertsEndpoints(this);
+    this.amAccounts = new AmAccountsEndpoints(this);
+    this.amBanking = new AmBankingEndpoints(this);
+    this.amReports = new AmReportsEndpoints(this);
+    this.amUtilities = new AmUtilitiesEndpoints(this);
     this.contract = new ContractEndpoints(this);
     this.eventContracts = new EventContractsEndpoints(this);
     this.fa = new FaEndpoints(this);
     this.fyi = new FyiEndpoints(this);
+    this.gwPlatform = new GwPlatformEndpoints(this);
     this.marketdata = new MarketdataEndpoints(this);
     this.oauth = new OauthEndpoints(this);
     this.order = new OrderEndpoints(this);

@@ -3,10 +3,15 @@
 /** Response types, one namespace per area: `models.marketdata.IserverSnapshot`. */
 export type * as accounts from "./accounts.js";
 export type * as alerts from "./alerts.js";
+export type * as amAccounts from "./am_accounts.js";
+export type * as amBanking from "./am_banking.js";
+export type * as amReports from "./am_reports.js";
+export type * as amUtilities from "./am_utilities.js";
 export type * as contract from "./contract.js";
 export type * as eventContracts from "./event_contracts.js";
 export type * as fa from "./fa.js";
 export type * as fyi from "./fyi.js";
+export type * as gwPlatform from "./gw_platform.js";
 export type * as marketdata from "./marketdata.js";
 export type * as oauth from "./oauth.js";
 export type * as order from "./order.js";
