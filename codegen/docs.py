@@ -385,18 +385,22 @@ def spec_entries(cat: Catalogue, spec_dir: Path) -> dict[str, SpecEntry]:
     out: dict[str, SpecEntry] = {}
     for path in sorted({Path(spec_dir) / Path(e.source_file).name for e in cat.endpoints}):
         lines = path.read_text(encoding="utf-8").splitlines()
-        starts = [i for i, line in enumerate(lines) if line.startswith("  - name: ")]
+        first = next(i for i, line in enumerate(lines) if line.lstrip().startswith("- name: "))
+        indent = len(lines[first]) - len(lines[first].lstrip())  # the entries' own indentation in this file
+        prefix = " " * indent + "- name: "
+        starts = [i for i, line in enumerate(lines) if line.startswith(prefix)]
         for n, start in enumerate(starts):
             end = starts[n + 1] if n + 1 < len(starts) else len(lines)
             body = lines[start:end]
             for k, line in enumerate(body[1:], 1):  # a top-level key after the last entry ends it
-                if line.strip() and not line.startswith("    ") and not line.startswith("  #"):
+                shallow = len(line) - len(line.lstrip()) < indent + 2
+                if line.strip() and shallow and not line.lstrip().startswith("#"):
                     body = body[:k]
                     break
             while body and not body[-1].strip():
                 body.pop()
             name = lines[start].split(":", 1)[1].strip()
-            text = "\n".join(line[2:] if line.startswith("  ") else line for line in body)
+            text = "\n".join(line[indent:] if line.startswith(" " * indent) else line for line in body)
             out[name] = SpecEntry(f"spec/{path.name}", start + 1, text)
     return out
 

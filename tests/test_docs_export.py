@@ -165,7 +165,7 @@ def test_every_method_shows_its_checks_and_its_catalogue_entry(catalogue) -> Non
         entry = re.search(rf"\| catalogue entry \| \[`{e.source_file}`, line (\d+)\]\(#spec-{e.name}\) \|", section)
         assert entry is not None, e.name
         line = (ROOT / e.source_file).read_text(encoding="utf-8").splitlines()[int(entry.group(1)) - 1]
-        assert line == f"  - name: {e.name}", e.name  # the line named is the entry's first
+        assert line.strip() == f"- name: {e.name}", e.name  # the line named is the entry's first
         assert f'<details id="spec-{e.name}"' in section and f"```yaml\n- name: {e.name}\n" in section
         for p in e.params:
             if p.required:
