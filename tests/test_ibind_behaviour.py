@@ -224,9 +224,13 @@ def test_execute_in_parallel_bounds_the_start_rate() -> None:
         with lock:
             starts.append(time.monotonic())
 
+    began = time.monotonic()
     execute_in_parallel(record, [{} for _ in range(4)], max_workers=4, max_per_second=2)
-    starts.sort()
-    assert all(later - earlier >= 0.99 for earlier, later in zip(starts, starts[2:], strict=False))
+    # Two calls may start at once; the third only a second after the first was let through. A lower bound on the
+    # elapsed time holds however late the threads are scheduled (a busy machine only makes it longer), whereas the
+    # gaps between the times the workers record can shrink when an earlier worker runs late.
+    assert len(starts) == 4
+    assert max(starts) - began >= 0.99
 
 
 # ---- health handlers and unknown symbols (simulator) --------------------------------------------------------------
