@@ -38,7 +38,8 @@ from tests.ws_gateway import LoopbackGateway
 ACCOUNT = "DU1234567"
 
 
-def wait_until(check: Callable[[], bool], timeout: float = 5.0) -> bool:
+# Returns as soon as `check` holds, so a long bound costs nothing; it only lets a starved machine catch up.
+def wait_until(check: Callable[[], bool], timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
@@ -293,7 +294,8 @@ def test_threads_started_and_all_stopped_within_a_second(
     client = make(sink=CallbackSink() if blocking else QueueSink())
     assert client.start()
     assert client.subscribe(MarketDataSubscription(conid="265598", fields=["31"])).wait(3)
-    started = set(threading.enumerate()) - before
+    # The client's own threads (the gateway's connection threads come and go with its connections).
+    started = {t for t in set(threading.enumerate()) - before if not t.name.startswith("ibkr-simulator")}
     assert len(started) == (2 if blocking else 1), started
     assert client.shutdown()  # True: every thread ended within the shutdown's own bound
     assert not any(t.is_alive() for t in started)

@@ -58,7 +58,7 @@ class Probe:
         self.frames.append(frame)
         return frame
 
-    def wait(self, match: Callable[[Any], bool], timeout: float = 3.0) -> Any:
+    def wait(self, match: Callable[[Any], bool], timeout: float = 20.0) -> Any:  # returns at the first match
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
