@@ -327,6 +327,9 @@ def test_simulate_serves_until_interrupted(capsys: pytest.CaptureFixture[str]) -
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # Ctrl-C must reach it even when this test runs under a shell that ignores SIGINT in background jobs (the
+        # child would inherit that and never see the signal).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert proc.stdout is not None

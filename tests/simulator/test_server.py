@@ -136,6 +136,8 @@ def test_command_line_runs_until_interrupted() -> None:
         text=True,
         cwd=src,
         env=env,
+        # SIGINT must reach it even under a shell that ignores it in background jobs (the child would inherit that).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     lines: queue.Queue[str] = queue.Queue()
     assert proc.stdout is not None
