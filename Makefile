@@ -137,6 +137,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_pacing.py
 	$(PY) benchmarks/bench_oauth.py
 	$(PY) benchmarks/bench_stream.py
+	$(PY) benchmarks/bench_async.py
 	$(PY) benchmarks/bench_soak.py
 	$(PY) benchmarks/bench_day.py
 

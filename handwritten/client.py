@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Mapping
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .._endpoint_table import ENDPOINTS, GLOBAL_LIMITS, PACING_BUCKETS
 from .compat import CompatOverlay
+from .endpoint import EndpointSpec
 from .env import env_bool, env_cacert, env_str
 from .marketdata import MarketdataOverlay
 from .oauth import OAuth1aConfig, OAuth1aSigner
@@ -29,7 +31,147 @@ from .transport import Transport, mask_account_ids
 logger = logging.getLogger("ibkr_sdk")
 
 
+class ClientSetup:
+    """The constructor's work, shared by `IbkrClient` and `AsyncIbkrClient`: settings from arguments and the
+    environment, checks, the process-wide pacer, the transport (made by `_make_transport`)."""
+
+    _tickler: Any = None
+    _endpoints: Mapping[str, EndpointSpec]
+    timeout: float | tuple[float, float]
+
+    def _make_transport(self, url: str, use_session: bool, **options: Any) -> Any:
+        raise NotImplementedError
+
+    def _make_lock(self) -> Any:
+        raise NotImplementedError
+
+    def _start_oauth(self, config: OAuth1aConfig | OAuth2Config) -> None:
+        raise NotImplementedError
+
+    if TYPE_CHECKING:
+
+        def register_shutdown_handler(self) -> None: ...
+
+    def _setup(
+        self,
+        account_id: str | None,
+        url: str | None,
+        host: str,
+        port: str,
+        base_route: str,
+        cacert: str | os.PathLike[str] | bool | None,
+        timeout: float,
+        max_retries: int,
+        use_session: bool | None,
+        auto_recreate_session: bool,
+        auto_register_shutdown: bool | None,
+        log_responses: bool | None,
+        verbose_retries: bool | None,
+        use_oauth: bool | None,
+        oauth_config: Any,
+        *,
+        auto_preflight: bool,
+        pacing: bool,
+        pacing_time_scale: float,
+        max_pacing_wait: float | None,
+        mask_account_ids: bool,
+        auto_suppress: bool,
+        auto_reauthenticate: bool | None,
+    ) -> None:
+        name = type(self).__name__
+        if use_oauth is None:
+            use_oauth = env_bool("USE_OAUTH", False)
+        self.use_oauth = use_oauth
+        signer: OAuth1aSigner | OAuth2Session | None = None
+        if use_oauth:
+            if oauth_config is None:
+                oauth_config = OAuth2Config() if oauth2_env_configured() else OAuth1aConfig()
+            if isinstance(oauth_config, OAuth2Config):
+                signer = OAuth2Session(oauth_config)  # the config checked itself when it was made
+            elif isinstance(oauth_config, OAuth1aConfig):
+                signer = OAuth1aSigner(oauth_config)  # checks the settings: one clear error per problem
+            else:
+                raise TypeError(
+                    f"{name}(): oauth_config must be an OAuth1aConfig or an OAuth2Config, "
+                    f"got {type(oauth_config).__name__}"
+                )
+            url = oauth_config.oauth_rest_url or url
+            if cacert is None or cacert is False:
+                cacert = True  # IBKR's hosted API has a proper certificate: always verify it
+        self.oauth_config = oauth_config
+        self.account_id = account_id if account_id is not None else env_str("ACCOUNT_ID")
+        if url is None:
+            url = env_str("REST_URL")
+        if url is None:
+            url = f"https://{host}:{port}{base_route}"
+        if cacert is None:
+            cacert = env_cacert()
+        check_url(url)
+        check_timeout(timeout)
+        check_max_retries(max_retries)
+        verify = resolve_verify(url, cacert)
+        self.base_url = url.rstrip("/") + "/"
+        self.cacert = cacert
+        self.timeout = timeout
+        self.max_retries = max_retries
+        limit = GLOBAL_LIMITS["oauth" if use_oauth else "gateway"]
+        pacer: Pacer = (
+            shared_pacer(
+                (urlsplit(url).netloc.lower(), limit.name, pacing_time_scale),
+                lambda: Pacer(PACING_BUCKETS, limit, time_scale=pacing_time_scale),
+            )
+            if pacing
+            else NoPacer()
+        )
+        if max_pacing_wait is not None:
+            if isinstance(max_pacing_wait, bool) or not max_pacing_wait >= 0:
+                raise ValueError(f"{name}(): max_pacing_wait must be seconds (0 or more), got {max_pacing_wait!r}")
+            pacer = PacerView(pacer, float(max_pacing_wait))
+        self.max_pacing_wait = max_pacing_wait
+        self.mask_account_ids = mask_account_ids
+        self.use_session = env_bool("USE_SESSION", True) if use_session is None else use_session
+        self._transport = self._make_transport(
+            url,
+            self.use_session,
+            verify=verify,
+            timeout=timeout,
+            max_retries=max_retries,
+            pacer=pacer,
+            mask_accounts=mask_account_ids,
+            signer=signer,
+        )
+        if isinstance(signer, OAuth2Session):
+            self._transport.body_signer = signer.sign_body
+        self._transport.verbose_retries = (
+            env_bool("VERBOSE_RETRIES", True) if verbose_retries is None else verbose_retries
+        )
+        self.auto_recreate_session = auto_recreate_session
+        self.log_responses = env_bool("LOG_RESPONSES", False) if log_responses is None else log_responses
+        self._endpoints = ENDPOINTS
+        self._auto_preflight = auto_preflight
+        self._preflight_done: set[str] = set()
+        self._preflight_lock = self._make_lock()
+        self.auto_suppress = auto_suppress
+        self._suppressed_ids: set[str] = set()
+        self._oauth_signer = signer
+        self._token_lock = self._make_lock()
+        if auto_reauthenticate is None:
+            auto_reauthenticate = env_bool("AUTO_REAUTHENTICATE", True)
+        elif not isinstance(auto_reauthenticate, bool):
+            raise TypeError(f"{name}(): auto_reauthenticate must be True or False, got {auto_reauthenticate!r}")
+        self._auto_reauthenticate = auto_reauthenticate
+        self._session_guard = shared_guard(self._transport.base_url.lower())
+        if env_bool("AUTO_REGISTER_SHUTDOWN", False) if auto_register_shutdown is None else auto_register_shutdown:
+            if threading.current_thread() is threading.main_thread():
+                self.register_shutdown_handler()
+            else:
+                logger.warning("%s(auto_register_shutdown=True): not on the main thread; no handler registered", name)
+        if signer is not None and isinstance(oauth_config, (OAuth1aConfig, OAuth2Config)) and oauth_config.init_oauth:
+            self._start_oauth(oauth_config)
+
+
 class IbkrClient(
+    ClientSetup,
     CompatOverlay,
     OrdersOverlay,
     MarketdataOverlay,
@@ -119,100 +261,42 @@ class IbkrClient(
         auto_suppress: bool = False,
         auto_reauthenticate: bool | None = None,
     ) -> None:
-        if use_oauth is None:
-            use_oauth = env_bool("USE_OAUTH", False)
-        self.use_oauth = use_oauth
-        signer: OAuth1aSigner | OAuth2Session | None = None
-        if use_oauth:
-            if oauth_config is None:
-                oauth_config = OAuth2Config() if oauth2_env_configured() else OAuth1aConfig()
-            if isinstance(oauth_config, OAuth2Config):
-                signer = OAuth2Session(oauth_config)  # the config checked itself when it was made
-            elif isinstance(oauth_config, OAuth1aConfig):
-                signer = OAuth1aSigner(oauth_config)  # checks the settings: one clear error per problem
-            else:
-                raise TypeError(
-                    "IbkrClient(): oauth_config must be an OAuth1aConfig or an OAuth2Config, "
-                    f"got {type(oauth_config).__name__}"
-                )
-            url = oauth_config.oauth_rest_url or url
-            if cacert is None or cacert is False:
-                cacert = True  # IBKR's hosted API has a proper certificate: always verify it
-        self.oauth_config = oauth_config
-        self.account_id = account_id if account_id is not None else env_str("ACCOUNT_ID")
-        if url is None:
-            url = env_str("REST_URL")
-        if url is None:
-            url = f"https://{host}:{port}{base_route}"
-        if cacert is None:
-            cacert = env_cacert()
-        check_url(url)
-        check_timeout(timeout)
-        check_max_retries(max_retries)
-        verify = resolve_verify(url, cacert)
-        self.base_url = url.rstrip("/") + "/"
-        self.cacert = cacert
-        self.timeout = timeout
-        self.max_retries = max_retries
-        limit = GLOBAL_LIMITS["oauth" if use_oauth else "gateway"]
-        pacer: Pacer = (
-            shared_pacer(
-                (urlsplit(url).netloc.lower(), limit.name, pacing_time_scale),
-                lambda: Pacer(PACING_BUCKETS, limit, time_scale=pacing_time_scale),
-            )
-            if pacing
-            else NoPacer()
-        )
-        if max_pacing_wait is not None:
-            if isinstance(max_pacing_wait, bool) or not max_pacing_wait >= 0:
-                raise ValueError(f"IbkrClient(): max_pacing_wait must be seconds (0 or more), got {max_pacing_wait!r}")
-            pacer = PacerView(pacer, float(max_pacing_wait))
-        self.max_pacing_wait = max_pacing_wait
-        self.mask_account_ids = mask_account_ids
-        self._transport = Transport(
+        self._setup(
+            account_id,
             url,
-            verify=verify,
-            timeout=timeout,
-            max_retries=max_retries,
-            pacer=pacer,
-            mask_accounts=mask_account_ids,
-            signer=signer,
+            host,
+            port,
+            base_route,
+            cacert,
+            timeout,
+            max_retries,
+            use_session,
+            auto_recreate_session,
+            auto_register_shutdown,
+            log_responses,
+            verbose_retries,
+            use_oauth,
+            oauth_config,
+            auto_preflight=auto_preflight,
+            pacing=pacing,
+            pacing_time_scale=pacing_time_scale,
+            max_pacing_wait=max_pacing_wait,
+            mask_account_ids=mask_account_ids,
+            auto_suppress=auto_suppress,
+            auto_reauthenticate=auto_reauthenticate,
         )
-        if isinstance(signer, OAuth2Session):
-            self._transport.body_signer = signer.sign_body
-        self._transport.verbose_retries = (
-            env_bool("VERBOSE_RETRIES", True) if verbose_retries is None else verbose_retries
-        )
-        self.use_session = env_bool("USE_SESSION", True) if use_session is None else use_session
-        if not self.use_session:
-            self._transport.session.headers["Connection"] = "close"
-        self.auto_recreate_session = auto_recreate_session
-        self.log_responses = env_bool("LOG_RESPONSES", False) if log_responses is None else log_responses
-        self._endpoints = ENDPOINTS
-        self._auto_preflight = auto_preflight
-        self._preflight_done: set[str] = set()
-        self._preflight_lock = threading.Lock()
-        self.auto_suppress = auto_suppress
-        self._suppressed_ids: set[str] = set()
-        self._oauth_signer = signer
-        self._token_lock = threading.Lock()
-        if auto_reauthenticate is None:
-            auto_reauthenticate = env_bool("AUTO_REAUTHENTICATE", True)
-        elif not isinstance(auto_reauthenticate, bool):
-            raise TypeError(f"IbkrClient(): auto_reauthenticate must be True or False, got {auto_reauthenticate!r}")
-        self._auto_reauthenticate = auto_reauthenticate
-        self._session_guard = shared_guard(self._transport.base_url.lower())
-        if env_bool("AUTO_REGISTER_SHUTDOWN", False) if auto_register_shutdown is None else auto_register_shutdown:
-            if threading.current_thread() is threading.main_thread():
-                self.register_shutdown_handler()
-            else:
-                logger.warning("IbkrClient(auto_register_shutdown=True): not on the main thread; no handler registered")
-        if signer is not None and isinstance(oauth_config, (OAuth1aConfig, OAuth2Config)) and oauth_config.init_oauth:
-            self.oauth_init(
-                oauth_config.maintain_oauth,
-                oauth_config.init_brokerage_session,
-                shutdown_oauth=oauth_config.shutdown_oauth,
-            )
+
+    def _make_transport(self, url: str, use_session: bool, **options: Any) -> Any:
+        transport = Transport(url, **options)
+        if not use_session:
+            transport.session.headers["Connection"] = "close"
+        return transport
+
+    def _make_lock(self) -> Any:
+        return threading.Lock()
+
+    def _start_oauth(self, config: OAuth1aConfig | OAuth2Config) -> None:
+        self.oauth_init(config.maintain_oauth, config.init_brokerage_session, shutdown_oauth=config.shutdown_oauth)
 
     def __repr__(self) -> str:
         account = self.account_id

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
@@ -20,12 +19,15 @@ from typing import Any
 
 from .._client_base import GeneratedEndpoints
 from .._endpoint_table import ENDPOINTS
+from .core import preflight_flow, send_flow
 from .endpoint import EndpointSpec
-from .errors import ApiConnectionError, ExternalBrokerError, RequestValidationError
+from .errors import ExternalBrokerError, RequestValidationError
+from .flow import Flow, run
 from .oauth_client import OAuthOverlay
 from .orders import Answers, OrderInput, OrderRequest, OrdersOverlay
+from .policy import mask_account_ids
 from .result import Result
-from .transport import Transport, mask_account_ids
+from .transport import Transport
 from .wire import PreparedCall
 
 logger = logging.getLogger("ibkr_sdk")
@@ -70,6 +72,86 @@ def _single_order_result(result: Result) -> Result:
         single.endpoint = ORDER_ACK
         return single
     return result
+
+
+def request_flow(
+    api: Any,
+    method: str,
+    endpoint: str,
+    base_url: str | None,
+    extra_headers: dict[str, str] | None,
+    log: bool,
+    retry_safe: bool | None,
+    kwargs: Mapping[str, Any],
+) -> Flow[Result]:
+    """The escape hatch: checks, then the catalogue's rules for a path it knows, else one unretried request."""
+    name = "request"
+    verb = method.upper() if isinstance(method, str) else method
+    if verb not in _METHODS:
+        raise RequestValidationError(name, "method", f"must be one of {', '.join(sorted(_METHODS))}, got {method!r}")
+    if not isinstance(endpoint, str) or not endpoint.strip("/ "):
+        raise RequestValidationError(name, "endpoint", f"must be a path below the base URL, got {endpoint!r}")
+    if "://" in endpoint:
+        raise RequestValidationError(name, "endpoint", "must be a path below the base URL, not a full URL")
+    if base_url is not None and base_url.rstrip("/") != api._transport.base_url.rstrip("/"):
+        raise RequestValidationError(
+            name, "base_url", "must be None or the client's own base URL; create a client for another server"
+        )
+    unknown = set(kwargs) - {"params", "json"}
+    if unknown:
+        raise RequestValidationError(
+            name, sorted(unknown)[0], "is not supported: pass the query as params= and the JSON body as json="
+        )
+    params = kwargs.get("params")
+    if params is not None and not isinstance(params, Mapping):
+        raise RequestValidationError(name, "params", f"must be a dict, got {type(params).__name__}")
+    query = {str(k): _query_text(v) for k, v in (params or {}).items() if v is not None}
+    body = kwargs.get("json")
+    if extra_headers is not None and not isinstance(extra_headers, Mapping):
+        raise RequestValidationError(name, "extra_headers", "must be a dict of header names to values")
+    path = "/" + endpoint.strip().lstrip("/")
+    known = known_endpoint(verb, path)
+    spec = EndpointSpec(
+        name=known.name if known else name,
+        http=verb,
+        path=path,
+        retry_safe=(known.retry_safe if known else False) if retry_safe is None else bool(retry_safe),
+        pacing=known.pacing if known else None,
+        preflight=known.preflight if known else (),
+    )
+    if log:
+        line = f"{verb} {path}" + (f" {query}" if query else "")
+        logger.info(mask_account_ids(line) if api.mask_account_ids else line)
+    if spec.preflight and api._auto_preflight:
+        yield from preflight_flow(api, spec)
+    call = PreparedCall(verb, path, query, body)
+    result: Result = yield from send_flow(api, spec, call, dict(extra_headers) if extra_headers else None)
+    result.endpoint = known.name if known else None
+    return result
+
+
+def health_check_flow(api: Any, check: Callable[[], Any], raise_exceptions: bool) -> Flow[bool]:
+    """Up to `HEALTH_ATTEMPTS` checks a `HEALTH_RETRY_INTERVAL` apart; with OAuth, a new live session token after
+    the last failed one."""
+    for attempt in range(HEALTH_ATTEMPTS):
+        if (yield check()):
+            return True
+        if attempt < HEALTH_ATTEMPTS - 1:
+            logger.warning("IBKR connection is not healthy; checking again (%d/%d)", attempt + 2, HEALTH_ATTEMPTS)
+            yield api._sleep(HEALTH_RETRY_INTERVAL)
+    config = getattr(api, "oauth_config", None)
+    if not api.use_oauth or config is None:
+        logger.warning("IBKR connection is not healthy: log in to the gateway again (or let IBeam do it)")
+        return False
+    logger.warning("IBKR connection is not healthy; renewing the OAuth live session token")
+    try:
+        api.stop_tickler(15)
+        yield api.oauth_init(config.maintain_oauth, config.init_brokerage_session)
+    except ExternalBrokerError as exc:
+        logger.error("re-authentication failed: %s", exc)
+        if raise_exceptions:
+            raise
+    return False
 
 
 class CompatOverlay(OrdersOverlay, OAuthOverlay, GeneratedEndpoints):
@@ -155,65 +237,9 @@ class CompatOverlay(OrdersOverlay, OAuthOverlay, GeneratedEndpoints):
             ValueError: a bad argument (nothing is sent).
             ExternalBrokerError: the request failed.
         """
-        name = "request"
-        verb = method.upper() if isinstance(method, str) else method
-        if verb not in _METHODS:
-            raise RequestValidationError(
-                name, "method", f"must be one of {', '.join(sorted(_METHODS))}, got {method!r}"
-            )
-        if not isinstance(endpoint, str) or not endpoint.strip("/ "):
-            raise RequestValidationError(name, "endpoint", f"must be a path below the base URL, got {endpoint!r}")
-        if "://" in endpoint:
-            raise RequestValidationError(name, "endpoint", "must be a path below the base URL, not a full URL")
-        if base_url is not None and base_url.rstrip("/") != self._transport.base_url.rstrip("/"):
-            raise RequestValidationError(
-                name, "base_url", "must be None or the client's own base URL; create a client for another server"
-            )
-        unknown = set(kwargs) - {"params", "json"}
-        if unknown:
-            raise RequestValidationError(
-                name, sorted(unknown)[0], "is not supported: pass the query as params= and the JSON body as json="
-            )
-        params = kwargs.get("params")
-        if params is not None and not isinstance(params, Mapping):
-            raise RequestValidationError(name, "params", f"must be a dict, got {type(params).__name__}")
-        query = {str(k): _query_text(v) for k, v in (params or {}).items() if v is not None}
-        body = kwargs.get("json")
-        if extra_headers is not None and not isinstance(extra_headers, Mapping):
-            raise RequestValidationError(name, "extra_headers", "must be a dict of header names to values")
-        path = "/" + endpoint.strip().lstrip("/")
-        known = known_endpoint(verb, path)
-        spec = EndpointSpec(
-            name=known.name if known else name,
-            http=verb,
-            path=path,
-            retry_safe=(known.retry_safe if known else False) if retry_safe is None else bool(retry_safe),
-            pacing=known.pacing if known else None,
-            preflight=known.preflight if known else (),
-        )
-        if log:
-            line = f"{verb} {path}" + (f" {query}" if query else "")
-            logger.info(mask_account_ids(line) if self.mask_account_ids else line)
-        if spec.preflight and self._auto_preflight:
-            self._run_preflight(spec)
-        call = PreparedCall(verb, path, query, body)
-        result = self._send(spec, call, dict(extra_headers) if extra_headers else None)
-        result.endpoint = known.name if known else None
-        return result
+        return run(request_flow(self, method, endpoint, base_url, extra_headers, log, retry_safe, kwargs))
 
-    # ---- transport options of the constructor ------------------------------------------------------------------
-
-    def _send(self, spec: EndpointSpec, call: PreparedCall, headers: dict[str, str] | None = None) -> Result:
-        try:
-            result = super()._send(spec, call, headers)
-        except ApiConnectionError:
-            if self.auto_recreate_session:
-                self.make_session()  # drop the connections the failure may have left broken
-            raise
-        if self.log_responses:
-            text = f"{call.method} {call.path} -> {result.data!r}"
-            logger.info(mask_account_ids(text) if self.mask_account_ids else text)
-        return result
+    # ---- the connection pool ----------------------------------------------------------------------------------
 
     def close_session(self) -> None:
         """Close the pooled connections. The client stays usable: the next request opens a new connection."""
@@ -221,9 +247,7 @@ class CompatOverlay(OrdersOverlay, OAuthOverlay, GeneratedEndpoints):
 
     def make_session(self) -> None:
         """Start afresh: close the pooled connections and forget cookies; settings (TLS, headers) are kept."""
-        session = self._transport.session
-        session.close()
-        session.cookies.clear()
+        self._recreate_session()
 
     # ---- health handlers -------------------------------------------------------------------------------------
 
@@ -252,25 +276,7 @@ class CompatOverlay(OrdersOverlay, OAuthOverlay, GeneratedEndpoints):
         return self._attempt_health_check(self.check_health, raise_exceptions)
 
     def _attempt_health_check(self, check: Callable[[], bool], raise_exceptions: bool) -> bool:
-        for attempt in range(HEALTH_ATTEMPTS):
-            if check():
-                return True
-            if attempt < HEALTH_ATTEMPTS - 1:
-                logger.warning("IBKR connection is not healthy; checking again (%d/%d)", attempt + 2, HEALTH_ATTEMPTS)
-                time.sleep(HEALTH_RETRY_INTERVAL)
-        config = getattr(self, "oauth_config", None)
-        if not self.use_oauth or config is None:
-            logger.warning("IBKR connection is not healthy: log in to the gateway again (or let IBeam do it)")
-            return False
-        logger.warning("IBKR connection is not healthy; renewing the OAuth live session token")
-        try:
-            self.stop_tickler(15)
-            self.oauth_init(config.maintain_oauth, config.init_brokerage_session)
-        except ExternalBrokerError as exc:
-            logger.error("re-authentication failed: %s", exc)
-            if raise_exceptions:
-                raise
-        return False
+        return run(health_check_flow(self, check, raise_exceptions))
 
     # ---- the peer's answer shape for one order -------------------------------------------------------------------
 

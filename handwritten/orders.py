@@ -25,11 +25,11 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._client_base import GeneratedEndpoints
 from .endpoint import EndpointSpec
@@ -46,7 +46,11 @@ from .errors import (
     RequestValidationError,
     ServerError,
 )
+from .flow import Flow, SharedLock, Waiters, run
 from .result import Result
+
+if TYPE_CHECKING:
+    import asyncio
 
 logger = logging.getLogger("ibkr_sdk")
 
@@ -592,14 +596,14 @@ class _Lost:
 
 # IBKR runs one question/reply flow at a time per brokerage session: every client of this process talking to the
 # same server and account takes the same lock (as they share one pacer).
-_ORDER_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_ORDER_LOCKS: dict[tuple[str, str], SharedLock] = {}
 _LIVE_FEEDS: dict[tuple[str, str], _LiveOrdersFeed] = {}
 _REGISTRY_LOCK = threading.Lock()
 
 
 class _LiveOrdersFeed:
-    """The latest full `live_orders` snapshot of one server and account, shared by every thread reconciling an
-    order (the endpoint is paced at 1 per 5 s).
+    """The latest full `live_orders` snapshot of one server and account, shared by every thread and task
+    reconciling an order (the endpoint is paced at 1 per 5 s).
 
     A snapshot is dated when its request left the pacer (it reached the server later, so it shows every order
     booked before that moment). A caller gets the first snapshot dated after `not_before`: one taken by another
@@ -609,11 +613,13 @@ class _LiveOrdersFeed:
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
+        self._waiters = Waiters()
         self._busy = False
         self._dated = -math.inf
         self._value: Result | None = None
         self._failed_at = -math.inf
         self._failure = ""
+        self._tasks: set[asyncio.Future[None]] = set()
         self.fetches = 0  # live_orders requests made for reconciliations (diagnostics and benchmarks)
 
     def offer(self, value: Result, dated: float) -> None:
@@ -622,6 +628,18 @@ class _LiveOrdersFeed:
             if dated > self._dated:
                 self._dated, self._value = dated, value
             self._cond.notify_all()
+        self._waiters.notify_all()
+
+    def _poll(self, not_before: float) -> tuple[bool, Result | None, str, bool]:
+        """Under the lock: (answered, snapshot, failure, start a fetch now)."""
+        if self._dated >= not_before:
+            return True, self._value, "", False
+        if self._failed_at >= not_before:
+            return True, None, self._failure, False
+        if not self._busy:
+            self._busy = True
+            return False, None, "", True
+        return False, None, "", False
 
     def snapshot(self, not_before: float, fetch: Callable[[], object]) -> tuple[Result | None, str]:
         """The first snapshot dated after `not_before`, and "" - or None and why there is none.
@@ -631,16 +649,31 @@ class _LiveOrdersFeed:
         """
         with self._cond:
             while True:
-                if self._dated >= not_before:
-                    return self._value, ""
-                if self._failed_at >= not_before:
-                    return None, self._failure
-                if not self._busy:
-                    self._busy = True
+                answered, value, failure, start = self._poll(not_before)
+                if answered:
+                    return value, failure
+                if start:
                     threading.Thread(
                         target=self._fetch, args=(fetch,), name="ibkr-sdk-live-orders", daemon=True
                     ).start()
                 self._cond.wait(timeout=1.0)
+
+    async def snapshot_async(
+        self, not_before: float, fetch: Callable[[], Awaitable[object]]
+    ) -> tuple[Result | None, str]:
+        """`snapshot` for an asyncio task: the fetch is a task of the running loop, and the wait does not block."""
+        import asyncio
+
+        while True:
+            with self._cond:
+                answered, value, failure, start = self._poll(not_before)
+            if answered:
+                return value, failure
+            if start:
+                task = asyncio.ensure_future(self._fetch_async(fetch))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            await self._waiters.wait(1.0)
 
     def _fetch(self, fetch: Callable[[], object]) -> None:
         asked = time.monotonic()
@@ -651,12 +684,27 @@ class _LiveOrdersFeed:
         except Exception as exc:  # reported to the waiting callers, who raise OrderStateUnknownError
             failure = str(exc)
         finally:
-            with self._cond:
-                self._busy = False
-                self.fetches += 1
-                if failure:
-                    self._failed_at, self._failure = asked, failure
-                self._cond.notify_all()
+            self._fetched(asked, failure)
+
+    async def _fetch_async(self, fetch: Callable[[], Awaitable[object]]) -> None:
+        asked = time.monotonic()
+        failure = "the request did not finish"
+        try:
+            await fetch()
+            failure = ""
+        except Exception as exc:  # reported to the waiting callers, who raise OrderStateUnknownError
+            failure = str(exc)
+        finally:
+            self._fetched(asked, failure)
+
+    def _fetched(self, asked: float, failure: str) -> None:
+        with self._cond:
+            self._busy = False
+            self.fetches += 1
+            if failure:
+                self._failed_at, self._failure = asked, failure
+            self._cond.notify_all()
+        self._waiters.notify_all()
 
 
 def _shared(registry: dict[tuple[str, str], Any], key: tuple[str, str], make: Callable[[], Any]) -> Any:
@@ -692,105 +740,259 @@ def _shows_modification(entry: Mapping[str, Any], order: Mapping[str, Any]) -> b
     return compared
 
 
+def order_key(api: Any, account_id: str | None) -> tuple[str, str]:
+    return (api._transport.base_url.lower(), account_id or api.account_id or "")
+
+
+def order_lock(api: Any, account_id: str | None) -> SharedLock:
+    """IBKR runs one question/reply flow per brokerage session: one lock per server and account in the process,
+    for threads and asyncio tasks alike."""
+    lock: SharedLock = _shared(_ORDER_LOCKS, order_key(api, account_id), SharedLock)
+    return lock
+
+
+def live_feed(api: Any, account_id: str | None) -> _LiveOrdersFeed:
+    feed: _LiveOrdersFeed = _shared(_LIVE_FEEDS, order_key(api, account_id), _LiveOrdersFeed)
+    return feed
+
+
+def feeds_reconciliation(spec: EndpointSpec, args: Mapping[str, Any]) -> bool:
+    """A full `live_orders()` answer (the application's own included) also serves reconciliations."""
+    return spec.name == "live_orders" and not args.get("filters") and not args.get("force")
+
+
+def offer_live_orders(api: Any, args: Mapping[str, Any], before: float, result: Result) -> None:
+    granted = api._transport.last_start()
+    dated = granted if granted is not None and granted >= before else before
+    live_feed(api, args.get("account_id")).offer(result, dated)
+
+
+def suppress_flow(api: Any, answers: Answers) -> Flow[None]:
+    """With `auto_suppress`, suppress (once per session) the questions the caller approves by id or type, so IBKR
+    stops asking them; the complete list is resent whenever it grows, as IBKR replaces it each time."""
+    ids = {k.message_id if isinstance(k, QuestionType) else k for k, v in answers.items() if v is True}
+    ids = {i for i in ids if i and _ID_LIKE.fullmatch(i)}
+    if ids - api._suppressed_ids:
+        wanted = sorted(api._suppressed_ids | ids)
+        yield api.suppress_messages(wanted)
+        api._suppressed_ids.update(wanted)
+
+
+def _send_order_request_flow(method: str, send: Callable[[], Any]) -> Flow[Result | _Lost]:
+    try:
+        result: Result = yield send()
+        return result
+    except ExternalBrokerError as exc:
+        cause = _lost_answer(exc)
+        if cause is None:
+            raise _name_method(exc, method, "The order was not placed.") from None
+        return _Lost(cause, exc, time.monotonic())
+
+
+def _answer_questions_flow(api: Any, method: str, result: Result, answers: Answers) -> Flow[Result | _Lost]:
+    """Answer every question IBKR asks, in turn, until the order is acknowledged (bounded)."""
+    for _ in range(MAX_REPLY_ROUNDS):
+        data = result.data
+        if isinstance(data, Mapping) and data.get("error"):
+            raise OrderRejectedError(method, str(data["error"]))
+        if _is_ack(data):
+            return result
+        questions = _questions(data)
+        if not questions and api._transport.stand_in:
+            # A dry run against a patched `requests`: nothing reached IBKR, so there is nothing to look up;
+            # the scripted final answer is the outcome, as with the peer.
+            return result
+        if not questions:
+            shown = repr(data)
+            shown = shown if len(shown) <= 200 else shown[:197] + "..."
+            error = ExternalBrokerError(f"unexpected answer {shown}", status_code=200)
+            return _Lost(f"IBKR's answer was neither a question nor an acknowledgement: {shown}", error, 0.0)
+        question = questions[0]
+        text = _question_text(question)
+        ids = [str(i) for i in question.get("messageIds") or []]
+        answer = find_answer(text, ids, answers)
+        if answer is not True:
+            declined = True
+            try:
+                yield api.reply(str(question["id"]), False)
+            except IbkrError as exc:  # the question stays open; the next order invalidates it
+                logger.warning("%s(): declining question %s failed: %s", method, ids, exc)
+                declined = False
+            reason = "No answer was given for IBKR's question" if answer is None else "The question was declined"
+            raise OrderQuestionError(text, ids, reason, declined=declined)
+        reply_id = str(question["id"])
+        sent = yield from _send_order_request_flow(method, functools.partial(api.reply, reply_id, True))
+        if isinstance(sent, _Lost):
+            return sent
+        result = sent
+    raise OrderRejectedError(method, f"IBKR kept asking questions after {MAX_REPLY_ROUNDS} replies")
+
+
+class OrderAbandoned(Exception):
+    """The caller went away (its asyncio task was cancelled) before the order request was sent: nothing is sent."""
+
+
+def order_flow(
+    api: Any,
+    method: str,
+    account_id: str | None,
+    answers: Answers,
+    send: Callable[[], Any],
+    abandoned: Callable[[], bool] | None = None,
+) -> Flow[Result | _Lost]:
+    """The order request and its questions, under the account's order lock; reconciliation happens after it."""
+    lock = order_lock(api, account_id)
+    yield api._acquire(lock)
+    try:
+        if api.auto_suppress:
+            yield from suppress_flow(api, answers)
+        if abandoned is not None and abandoned():
+            raise OrderAbandoned(f"{method}(): the caller was cancelled before the order was sent; nothing was sent")
+        sent = yield from _send_order_request_flow(method, send)
+        if isinstance(sent, _Lost):
+            return sent
+        outcome = yield from _answer_questions_flow(api, method, sent, answers)
+    finally:
+        lock.release()
+    if isinstance(outcome, _Lost) and not outcome.when:
+        outcome.when = time.monotonic()
+    return outcome
+
+
+def _snapshot_flow(api: Any, lost: _Lost, account_id: str | None, attempt: int) -> Flow[Result | None]:
+    """The live orders, dated after the failure (attempt 0) or after a further `RESOLVE_INTERVAL`."""
+    not_before = lost.when
+    if attempt:
+        yield api._sleep(RESOLVE_INTERVAL)
+        not_before = time.monotonic()
+    live, error = yield api._live_snapshot(live_feed(api, account_id), not_before, account_id)
+    if live is None:
+        logger.warning("live orders unavailable: %s", error)
+    result: Result | None = live
+    return result
+
+
+def resolve_by_coid_flow(api: Any, coids: list[str], lost: _Lost, account_id: str | None) -> Flow[Result]:
+    """After an ambiguous failure, look for the order among the live orders instead of sending it again."""
+    logger.warning("order %s: %s; looking for it among the live orders", coids[0], lost.cause)
+    for attempt in range(RESOLVE_ATTEMPTS):
+        live = yield from _snapshot_flow(api, lost, account_id, attempt)
+        if live is None:
+            continue
+        by_coid = {str(e.get("order_ref")): e for e in _live_entries(live) if e.get("order_ref") is not None}
+        if coids[0] in by_coid:
+            found = [
+                {"order_id": str(by_coid[c].get("orderId")), "order_status": by_coid[c].get("status"), "cOID": c}
+                for c in coids
+                if c in by_coid
+            ]
+            logger.info("order %s found: order id %s", coids[0], found[0]["order_id"])
+            return live.copy(data=found)
+    raise OrderStateUnknownError(coids[0], lost.cause) from lost.error
+
+
+def resolve_modification_flow(
+    api: Any, order_id: str, order: Mapping[str, Any], lost: _Lost, account_id: str | None
+) -> Flow[Result]:
+    logger.warning("modification of order %s: %s; looking at the live orders", order_id, lost.cause)
+    coid: str | None = str(order["cOID"]) if order.get("cOID") else None
+    for attempt in range(RESOLVE_ATTEMPTS):
+        live = yield from _snapshot_flow(api, lost, account_id, attempt)
+        if live is None:
+            continue
+        for entry in _live_entries(live):
+            if str(entry.get("orderId")) != order_id:
+                continue
+            if entry.get("order_ref") is not None:
+                coid = str(entry["order_ref"])
+            if _shows_modification(entry, order):
+                found = {"order_id": order_id, "order_status": entry.get("status"), "cOID": coid}
+                return live.copy(data=[found])
+    raise OrderStateUnknownError(coid, lost.cause, order_id=order_id) from lost.error
+
+
+def place_order_flow(
+    api: Any,
+    orders: list[dict[str, Any]],
+    answers: Answers,
+    account_id: str | None,
+    abandoned: Callable[[], bool] | None = None,
+) -> Flow[Result]:
+    """Orders already checked (`prepare_orders`): send, answer, and reconcile by cOID when the answer is lost."""
+    outcome = yield from order_flow(
+        api,
+        "place_order",
+        account_id,
+        answers,
+        lambda: api._place_order(orders=orders, account_id=account_id),
+        abandoned,
+    )
+    if isinstance(outcome, _Lost):
+        found: Result = yield from resolve_by_coid_flow(api, [str(o["cOID"]) for o in orders], outcome, account_id)
+        return found
+    return outcome
+
+
+def checked_modification(order_request: Any) -> dict[str, Any]:
+    if not isinstance(order_request, (Mapping, OrderRequest)):
+        raise RequestValidationError("modify_order", "order_request", "must be one order dict or OrderRequest")
+    return _checked_order("modify_order", "order_request", order_request, "the order")
+
+
+def modify_order_flow(
+    api: Any,
+    order_id: str,
+    order: dict[str, Any],
+    answers: Answers,
+    account_id: str | None,
+    abandoned: Callable[[], bool] | None = None,
+) -> Flow[Result]:
+    outcome = yield from order_flow(
+        api,
+        "modify_order",
+        account_id,
+        answers,
+        lambda: api._modify_order(order_id=order_id, order=order, account_id=account_id),
+        abandoned,
+    )
+    if isinstance(outcome, _Lost):
+        found: Result = yield from resolve_modification_flow(api, str(order_id), order, outcome, account_id)
+        return found
+    return outcome
+
+
+def cancel_order_flow(api: Any, order_id: str, account_id: str | None) -> Flow[Result]:
+    result: Result = yield api._cancel_order(order_id=order_id, account_id=account_id)
+    if isinstance(result.data, Mapping) and result.data.get("error"):
+        raise OrderRejectedError("cancel_order", str(result.data["error"]), subject=f"order {order_id}")
+    return result
+
+
 class OrdersOverlay(GeneratedEndpoints):
     """Public order methods with the reference's signatures, wrapping the generated raw requests."""
 
     auto_suppress: bool = False
     _suppressed_ids: set[str]
 
-    def _suppress_preapproved(self, answers: Answers) -> None:
-        """With `auto_suppress`, suppress (once per session) the questions the caller approves by id or type, so
-        IBKR stops asking them; the complete list is resent whenever it grows, as IBKR replaces it each time."""
-        ids = {k.message_id if isinstance(k, QuestionType) else k for k, v in answers.items() if v is True}
-        ids = {i for i in ids if i and _ID_LIKE.fullmatch(i)}
-        if ids - self._suppressed_ids:
-            wanted = sorted(self._suppressed_ids | ids)
-            self.suppress_messages(wanted)
-            self._suppressed_ids.update(wanted)
+    def _order_lock(self, account_id: str | None) -> SharedLock:
+        return order_lock(self, account_id)
 
-    def _order_key(self, account_id: str | None) -> tuple[str, str]:
-        return (self._transport.base_url.lower(), account_id or self.account_id or "")
-
-    def _order_lock(self, account_id: str | None) -> threading.Lock:
-        lock: threading.Lock = _shared(_ORDER_LOCKS, self._order_key(account_id), threading.Lock)
-        return lock
+    def _live_feed(self, account_id: str | None) -> _LiveOrdersFeed:
+        return live_feed(self, account_id)
 
     def _call(self, spec: EndpointSpec, args: Mapping[str, Any], *, method_name: str | None = None) -> Result:
         """Every full `live_orders()` answer, the application's own included, also serves reconciliations."""
-        if spec.name != "live_orders" or args.get("filters") or args.get("force"):
+        if not feeds_reconciliation(spec, args):
             return super()._call(spec, args, method_name=method_name)
         before = time.monotonic()
         result = super()._call(spec, args, method_name=method_name)
-        granted = self._transport.pacer.last_start()
-        dated = granted if granted is not None and granted >= before else before
-        self._live_feed(args.get("account_id")).offer(result, dated)
+        offer_live_orders(self, args, before, result)
         return result
 
-    def _live_feed(self, account_id: str | None) -> _LiveOrdersFeed:
-        feed: _LiveOrdersFeed = _shared(_LIVE_FEEDS, self._order_key(account_id), _LiveOrdersFeed)
-        return feed
-
-    def _send_order_request(self, method: str, send: Callable[[], Result]) -> Result | _Lost:
-        try:
-            return send()
-        except ExternalBrokerError as exc:
-            cause = _lost_answer(exc)
-            if cause is None:
-                raise _name_method(exc, method, "The order was not placed.") from None
-            return _Lost(cause, exc, time.monotonic())
-
-    def _answer_questions(self, method: str, result: Result, answers: Answers) -> Result | _Lost:
-        """Answer every question IBKR asks, in turn, until the order is acknowledged (bounded)."""
-        for _ in range(MAX_REPLY_ROUNDS):
-            data = result.data
-            if isinstance(data, Mapping) and data.get("error"):
-                raise OrderRejectedError(method, str(data["error"]))
-            if _is_ack(data):
-                return result
-            questions = _questions(data)
-            if not questions and self._transport.stand_in:
-                # A dry run against a patched `requests`: nothing reached IBKR, so there is nothing to look up;
-                # the scripted final answer is the outcome, as with the peer.
-                return result
-            if not questions:
-                shown = repr(data)
-                shown = shown if len(shown) <= 200 else shown[:197] + "..."
-                error = ExternalBrokerError(f"unexpected answer {shown}", status_code=200)
-                return _Lost(f"IBKR's answer was neither a question nor an acknowledgement: {shown}", error, 0.0)
-            question = questions[0]
-            text = _question_text(question)
-            ids = [str(i) for i in question.get("messageIds") or []]
-            answer = find_answer(text, ids, answers)
-            if answer is not True:
-                declined = True
-                try:
-                    self.reply(str(question["id"]), False)
-                except IbkrError as exc:  # the question stays open; the next order invalidates it
-                    logger.warning("%s(): declining question %s failed: %s", method, ids, exc)
-                    declined = False
-                reason = "No answer was given for IBKR's question" if answer is None else "The question was declined"
-                raise OrderQuestionError(text, ids, reason, declined=declined)
-            reply_id = str(question["id"])
-            sent = self._send_order_request(method, functools.partial(self.reply, reply_id, True))
-            if isinstance(sent, _Lost):
-                return sent
-            result = sent
-        raise OrderRejectedError(method, f"IBKR kept asking questions after {MAX_REPLY_ROUNDS} replies")
-
-    def _run_flow(
-        self, method: str, account_id: str | None, answers: Answers, send: Callable[[], Result]
-    ) -> Result | _Lost:
-        """The order request and its questions, under the account's order lock; reconciliation happens after it."""
-        with self._order_lock(account_id):
-            if self.auto_suppress:
-                self._suppress_preapproved(answers)
-            sent = self._send_order_request(method, send)
-            if isinstance(sent, _Lost):
-                return sent
-            outcome = self._answer_questions(method, sent, answers)
-        if isinstance(outcome, _Lost) and not outcome.when:
-            outcome.when = time.monotonic()
-        return outcome
+    def _live_snapshot(
+        self, feed: _LiveOrdersFeed, not_before: float, account_id: str | None
+    ) -> tuple[Result | None, str]:
+        return feed.snapshot(not_before, lambda: self.live_orders(account_id=account_id))
 
     def place_order(
         self, order_request: OrderInput | Sequence[OrderInput], answers: Answers, account_id: str | None = None
@@ -823,41 +1025,7 @@ class OrdersOverlay(GeneratedEndpoints):
         """
         checked = check_answers("place_order", answers)
         orders = prepare_orders("place_order", "order_request", order_request)
-        outcome = self._run_flow(
-            "place_order", account_id, checked, lambda: self._place_order(orders=orders, account_id=account_id)
-        )
-        if isinstance(outcome, _Lost):
-            return self._resolve_by_coid([str(o["cOID"]) for o in orders], outcome, account_id)
-        return outcome
-
-    def _snapshots(self, lost: _Lost, account_id: str | None) -> Iterator[Result]:
-        """Up to `RESOLVE_ATTEMPTS` live order snapshots taken after the failure, shared with other threads."""
-        feed = self._live_feed(account_id)
-        not_before = lost.when
-        for attempt in range(RESOLVE_ATTEMPTS):
-            if attempt:
-                time.sleep(RESOLVE_INTERVAL)
-                not_before = time.monotonic()
-            live, error = feed.snapshot(not_before, lambda: self.live_orders(account_id=account_id))
-            if live is None:
-                logger.warning("live orders unavailable: %s", error)
-                continue
-            yield live
-
-    def _resolve_by_coid(self, coids: list[str], lost: _Lost, account_id: str | None) -> Result:
-        """After an ambiguous failure, look for the order among the live orders instead of sending it again."""
-        logger.warning("order %s: %s; looking for it among the live orders", coids[0], lost.cause)
-        for live in self._snapshots(lost, account_id):
-            by_coid = {str(e.get("order_ref")): e for e in _live_entries(live) if e.get("order_ref") is not None}
-            if coids[0] in by_coid:
-                found = [
-                    {"order_id": str(by_coid[c].get("orderId")), "order_status": by_coid[c].get("status"), "cOID": c}
-                    for c in coids
-                    if c in by_coid
-                ]
-                logger.info("order %s found: order id %s", coids[0], found[0]["order_id"])
-                return live.copy(data=found)
-        raise OrderStateUnknownError(coids[0], lost.cause) from lost.error
+        return run(place_order_flow(self, orders, checked, account_id))
 
     def modify_order(
         self, order_id: str, order_request: OrderInput, answers: Answers, account_id: str | None = None
@@ -875,34 +1043,8 @@ class OrdersOverlay(GeneratedEndpoints):
             account_id: Account of the order; the client's account when None.
         """
         checked = check_answers("modify_order", answers)
-        if not isinstance(order_request, (Mapping, OrderRequest)):
-            raise RequestValidationError("modify_order", "order_request", "must be one order dict or OrderRequest")
-        order = _checked_order("modify_order", "order_request", order_request, "the order")
-        outcome = self._run_flow(
-            "modify_order",
-            account_id,
-            checked,
-            lambda: self._modify_order(order_id=order_id, order=order, account_id=account_id),
-        )
-        if isinstance(outcome, _Lost):
-            return self._resolve_modification(str(order_id), order, outcome, account_id)
-        return outcome
-
-    def _resolve_modification(
-        self, order_id: str, order: Mapping[str, Any], lost: _Lost, account_id: str | None
-    ) -> Result:
-        logger.warning("modification of order %s: %s; looking at the live orders", order_id, lost.cause)
-        coid: str | None = str(order["cOID"]) if order.get("cOID") else None
-        for live in self._snapshots(lost, account_id):
-            for entry in _live_entries(live):
-                if str(entry.get("orderId")) != order_id:
-                    continue
-                if entry.get("order_ref") is not None:
-                    coid = str(entry["order_ref"])
-                if _shows_modification(entry, order):
-                    found = {"order_id": order_id, "order_status": entry.get("status"), "cOID": coid}
-                    return live.copy(data=[found])
-        raise OrderStateUnknownError(coid, lost.cause, order_id=order_id) from lost.error
+        order = checked_modification(order_request)
+        return run(modify_order_flow(self, order_id, order, checked, account_id))
 
     def cancel_order(self, order_id: str, account_id: str | None = None) -> Result:
         """Request the cancellation of an open order; order id -1 cancels all open orders.
@@ -917,10 +1059,7 @@ class OrdersOverlay(GeneratedEndpoints):
         Raises:
             OrderRejectedError: IBKR refused the cancellation (e.g. an unknown or finished order).
         """
-        result = self._cancel_order(order_id=order_id, account_id=account_id)
-        if isinstance(result.data, Mapping) and result.data.get("error"):
-            raise OrderRejectedError("cancel_order", str(result.data["error"]), subject=f"order {order_id}")
-        return result
+        return run(cancel_order_flow(self, order_id, account_id))
 
     def whatif_order(self, order_request: OrderInput, account_id: str | None = None) -> Result:
         """Preview an order's commission and margin impact without placing it.

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from .endpoint import PacingBucket
 from .errors import RateLimitedError
+from .flow import Waiters
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
@@ -123,6 +124,7 @@ class Pacer:
         )
         self.waited = 0.0  # total seconds callers spent waiting (for tests and diagnostics)
         self._local = threading.local()
+        self.waiters = Waiters()  # asyncio callers waiting for a slot (see `ticket`)
 
     def last_start(self) -> float | None:
         """When this thread's latest request was let through (monotonic seconds, on the pacer's clock), if any."""
@@ -202,6 +204,101 @@ class Pacer:
                     self._cond.notify_all()
             if semaphore is not None:
                 semaphore.release()
+            self.waiters.notify_all()
+
+    def ticket(self, bucket: str | None, max_wait: float | None = None) -> PacingTicket:
+        """A slot for one request taken without blocking (for the asyncio client): see `PacingTicket`."""
+        return PacingTicket(self, bucket, max_wait)
+
+
+SLOT_POLL = 0.05
+"""Seconds a ticket waiting for a concurrency slot sleeps at most before asking again (a freed slot wakes it)."""
+
+
+class PacingTicket:
+    """One request's way through a pacer without blocking: `poll()` until it returns 0 (the request may start),
+    send, then `done()`; `cancel()` when giving up before the start. Between polls, wait on the pacer's `waiters`
+    for at most the seconds `poll()` returned: a finished request anywhere in the process wakes the waiter early.
+
+    The same limits, windows and counting rule as `Pacer.slot`, so sync and asyncio clients of one server share
+    one budget.
+    """
+
+    def __init__(self, pacer: Pacer, bucket: str | None, max_wait: float | None) -> None:
+        self._pacer = pacer
+        self._bucket = bucket
+        self._max_wait = max_wait
+        self.began = pacer._clock()
+        self.start: float | None = None  # when the request was let through
+        self._semaphore = pacer._slots.get(bucket) if bucket else None
+        self._holds_slot = False
+        self._entries: list[tuple[_Window, _Entry]] = []
+        self._reasons: list[str] = []
+
+    def poll(self) -> float:
+        """0 when the request may start now (its slot is taken); otherwise the seconds to wait at most.
+
+        Raises:
+            RateLimitedError: the wait would exceed `max_wait` seconds (nothing was sent).
+        """
+        pacer = self._pacer
+        if self.start is not None:
+            return 0.0
+        now = pacer._clock()
+        semaphore = self._semaphore
+        if semaphore is not None and not self._holds_slot:
+            if not semaphore.acquire(blocking=False):
+                assert self._bucket is not None
+                label = pacer._slot_labels[self._bucket]
+                if label not in self._reasons:
+                    self._reasons.append(label)
+                if self._max_wait is not None and now - self.began >= self._max_wait:
+                    raise pacer._too_long(label, self._max_wait, self._max_wait)
+                return SLOT_POLL
+            self._holds_slot = True
+        windows = [w for w in (pacer._global, pacer._windows.get(self._bucket) if self._bucket else None) if w]
+        with pacer._cond:
+            now = pacer._clock()
+            delay, window = max(((w.delay(now), w) for w in windows), key=lambda pair: pair[0], default=(0.0, None))
+            if delay <= 0:
+                self._entries = [(w, w.record(now)) for w in windows]
+                self.start = now
+            elif self._max_wait is not None and now - self.began + delay > self._max_wait:
+                self._release_slot()
+                assert window is not None
+                raise pacer._too_long(window.label, now - self.began + delay, self._max_wait)
+            else:
+                pacer.waited += delay
+                assert window is not None
+                if window.label not in self._reasons:
+                    self._reasons.append(window.label)
+                return delay
+        waited = now - self.began
+        if waited > LOG_WAIT:
+            logger.info("a request waited %.1f s for pacing (%s)", waited, "; ".join(self._reasons) or "IBKR's limits")
+        return 0.0
+
+    def done(self) -> None:
+        """The answer arrived (or the attempt failed): the request stops counting as in flight."""
+        pacer = self._pacer
+        if self._entries:
+            with pacer._cond:
+                now = pacer._clock()
+                for window, entry in self._entries:
+                    window.finish(entry, now)
+                pacer._cond.notify_all()
+            self._entries = []
+        self._release_slot()
+        pacer.waiters.notify_all()
+
+    def cancel(self) -> None:
+        """Give up before the start (or after it, as `done`)."""
+        self.done()
+
+    def _release_slot(self) -> None:
+        if self._holds_slot and self._semaphore is not None:
+            self._holds_slot = False
+            self._semaphore.release()
 
 
 class PacerView(Pacer):
@@ -218,10 +315,17 @@ class PacerView(Pacer):
     def last_start(self) -> float | None:
         return self.shared.last_start()
 
+    @property
+    def waiters(self) -> Waiters:  # type: ignore[override]
+        return self.shared.waiters
+
     @contextmanager
     def slot(self, bucket: str | None, max_wait: float | None = None) -> Iterator[None]:
         with self.shared.slot(bucket, self.max_wait if max_wait is None else min(max_wait, self.max_wait)):
             yield
+
+    def ticket(self, bucket: str | None, max_wait: float | None = None) -> PacingTicket:
+        return self.shared.ticket(bucket, self.max_wait if max_wait is None else min(max_wait, self.max_wait))
 
 
 _SHARED: dict[tuple[object, ...], Pacer] = {}

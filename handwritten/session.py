@@ -15,6 +15,7 @@ from typing import Any
 
 from .._client_base import GeneratedEndpoints
 from .errors import ClientClosedError, ExternalBrokerError, IbkrError
+from .flow import Flow, run
 from .result import Result
 from .tickler import DEFAULT_INTERVAL, Tickler
 
@@ -101,6 +102,43 @@ class _ShutdownHandlers:
 SHUTDOWN_HANDLERS = _ShutdownHandlers()
 
 
+def tickle_flow(api: Any, log: bool) -> Flow[Result]:
+    result: Result = yield api._tickle()
+    if log:
+        logger.info("tickle: %s", _status_line(result.data))
+    return result
+
+
+def authentication_status_flow(api: Any, log: bool) -> Flow[Result]:
+    result: Result = yield api._authentication_status()
+    if log:
+        logger.info("authentication status: %s", _status_line(result.data))
+    return result
+
+
+def check_health_flow(api: Any) -> Flow[bool]:
+    try:
+        data = (yield api.tickle()).data
+    except ExternalBrokerError:
+        return False
+    if not isinstance(data, Mapping):
+        raise IbkrError(f"the gateway's tickle answer is malformed: {data!r}")
+    iserver = data.get("iserver")
+    status = iserver.get("authStatus") if isinstance(iserver, Mapping) else None
+    authenticated, competing, connected = _auth_flags(status)
+    return authenticated and connected and not competing
+
+
+def check_auth_status_flow(api: Any) -> Flow[bool]:
+    try:
+        data = (yield api.authentication_status(log=False)).data
+    except ExternalBrokerError as exc:
+        logger.info("authentication status unavailable: %s", exc)
+        return False
+    authenticated, competing, connected = _auth_flags(data)
+    return authenticated and connected and not competing
+
+
 class SessionOverlay(GeneratedEndpoints):
     """`check_health`, `check_auth_status`, the tickler and the shutdown handler."""
 
@@ -116,10 +154,7 @@ class SessionOverlay(GeneratedEndpoints):
             log: Also log the request and its answer's status at INFO on the `ibkr_sdk` logger (off by default, as
                 the tickler calls this every minute). Not sent.
         """
-        result = self._tickle()
-        if log:
-            logger.info("tickle: %s", _status_line(result.data))
-        return result
+        return run(tickle_flow(self, log))
 
     def authentication_status(self, log: bool = True) -> Result:
         """Whether the brokerage session is authenticated, connected and not competing (POST /iserver/auth/status).
@@ -127,10 +162,7 @@ class SessionOverlay(GeneratedEndpoints):
         Args:
             log: Also log the answer's flags at INFO on the `ibkr_sdk` logger. Not sent.
         """
-        result = self._authentication_status()
-        if log:
-            logger.info("authentication status: %s", _status_line(result.data))
-        return result
+        return run(authentication_status_flow(self, log))
 
     def start_tickler(self, interval: float | None = None) -> None:
         """Call `tickle()` every `interval` seconds (default `tickler_interval`, 60) in a background thread until
@@ -179,16 +211,7 @@ class SessionOverlay(GeneratedEndpoints):
         Uses `tickle()`. A gateway that cannot be reached, or an unauthenticated session, gives False; an answer
         of unexpected shape raises `IbkrError`.
         """
-        try:
-            data = self.tickle().data
-        except ExternalBrokerError:
-            return False
-        if not isinstance(data, Mapping):
-            raise IbkrError(f"the gateway's tickle answer is malformed: {data!r}")
-        iserver = data.get("iserver")
-        status = iserver.get("authStatus") if isinstance(iserver, Mapping) else None
-        authenticated, competing, connected = _auth_flags(status)
-        return authenticated and connected and not competing
+        return run(check_health_flow(self))
 
     def check_auth_status(self) -> bool:
         """True when `authentication_status()` reports authenticated, connected and not competing.
@@ -196,10 +219,4 @@ class SessionOverlay(GeneratedEndpoints):
         A failed request (gateway unreachable, 401 not authenticated) gives False, as in the peer library; an
         answer of unexpected shape raises `IbkrError`.
         """
-        try:
-            data = self.authentication_status(log=False).data
-        except ExternalBrokerError as exc:
-            logger.info("authentication status unavailable: %s", exc)
-            return False
-        authenticated, competing, connected = _auth_flags(data)
-        return authenticated and connected and not competing
+        return run(check_auth_status_flow(self))

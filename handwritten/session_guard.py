@@ -12,8 +12,9 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
+from .flow import SharedLock
 from .lifecycle import HOLDOFF, Verdict, still_holds
 
 logger = logging.getLogger("ibkr_sdk")
@@ -25,7 +26,7 @@ class SessionGuard:
     """Serialises re-opens of one gateway's brokerage session and remembers what was last said about it."""
 
     def __init__(self, *, holdoff: float = HOLDOFF, clock: Callable[[], float] = time.monotonic) -> None:
-        self._lock = threading.Lock()  # held while a re-open runs
+        self._lock = SharedLock()  # held while a re-open runs (by a thread, or by an asyncio task without blocking)
         self._state = threading.Lock()  # guards the fields below, never held during I/O
         self._holdoff = holdoff
         self._clock = clock
@@ -49,23 +50,41 @@ class SessionGuard:
         attempt failed less than `holdoff` seconds ago (competing, login gone, not opened in time) and still explains
         the caller's `refusal` (its HTTP status; None for a caller without one); either way return the outcome."""
         with self._lock:
-            with self._state:
-                last, last_at = self._last, self._last_at
-                if last is not None and (
-                    self._generation != seen
-                    or (
-                        last is not Verdict.OPEN
-                        and self._clock() - last_at < self._holdoff
-                        and still_holds(last, refusal)
-                    )
-                ):
-                    return last
-            verdict = attempt()
-            with self._state:
-                self._last, self._last_at = verdict, self._clock()
-                self._generation += 1
-                self.attempts += 1
-            return verdict
+            settled = self._settled(seen, refusal)
+            if settled is not None:
+                return settled
+            return self._record(attempt())
+
+    async def reopen_async(
+        self, seen: int, attempt: Callable[[], Awaitable[Verdict]], refusal: int | None = None
+    ) -> Verdict:
+        """`reopen` for an asyncio task: the same rule, waiting for the lock without blocking the loop."""
+        await self._lock.acquire_async()
+        try:
+            settled = self._settled(seen, refusal)
+            if settled is not None:
+                return settled
+            return self._record(await attempt())
+        finally:
+            self._lock.release()
+
+    def _settled(self, seen: int, refusal: int | None) -> Verdict | None:
+        """The outcome a caller takes without re-opening (someone did since `seen`, or a failure still holds)."""
+        with self._state:
+            last, last_at = self._last, self._last_at
+            if last is not None and (
+                self._generation != seen
+                or (last is not Verdict.OPEN and self._clock() - last_at < self._holdoff and still_holds(last, refusal))
+            ):
+                return last
+        return None
+
+    def _record(self, verdict: Verdict) -> Verdict:
+        with self._state:
+            self._last, self._last_at = verdict, self._clock()
+            self._generation += 1
+            self.attempts += 1
+        return verdict
 
     def report(self, verdict: Verdict) -> Verdict | None:
         """Note what the session is now. Returns the verdict reported before when this one differs (the caller says

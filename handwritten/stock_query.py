@@ -15,6 +15,7 @@ from typing import Any
 
 from .._client_base import GeneratedEndpoints
 from .errors import RequestValidationError, StockQueryError
+from .flow import Flow, run
 from .result import Result
 
 logger = logging.getLogger("ibkr_sdk")
@@ -87,6 +88,55 @@ def filter_instruments(
     return kept
 
 
+def security_stocks_flow(api: Any, queries: StockQueries, default_filtering: bool | None) -> Flow[Result]:
+    items = as_queries("security_stocks_by_symbol", queries)
+    if default_filtering is None:
+        default_filtering = api.default_filtering
+    raw: Result = yield api._security_stocks_by_symbol(symbols=[q.symbol for q in items])
+    data = raw.data if isinstance(raw.data, Mapping) else {}
+    filtered = {}
+    for q in items:
+        if not data.get(q.symbol):
+            # As the peer library does: a symbol IBKR does not know is logged and left out, the rest answered.
+            logger.warning("security_stocks_by_symbol(): IBKR knows no instrument for %r; it is left out", q.symbol)
+            continue
+        filtered[q.symbol] = filter_instruments(data[q.symbol], q, default_filtering)
+    return raw.copy(data=filtered)
+
+
+def stock_conid_flow(api: Any, queries: StockQueries, default_filtering: bool | None, return_type: str) -> Flow[Result]:
+    if return_type not in ("dict", "list"):
+        raise RequestValidationError(
+            "stock_conid_by_symbol", "return_type", f"must be 'dict' or 'list', got {return_type!r}"
+        )
+    stocks: Result = yield from security_stocks_flow(api, queries, default_filtering)
+    conids: dict[str, int] = {}
+    problems = []
+    for symbol, instruments in stocks.data.items():
+        listings = [
+            f"{i.get('name')!r} on {c.get('exchange')} (conid {c.get('conid')}, isUS={c.get('isUS')})"
+            for i in instruments
+            for c in i.get("contracts", [])
+        ]
+        if len(instruments) == 1 and len(instruments[0].get("contracts", [])) == 1:
+            conids[symbol] = instruments[0]["contracts"][0]["conid"]
+        elif not listings:
+            problems.append(f"{symbol}: nothing matched; loosen the query (name_match, conditions, default_filtering)")
+        else:
+            problems.append(
+                f"{symbol}: {len(listings)} listings matched ({'; '.join(listings)}); narrow the query with "
+                "name_match, instrument_conditions or contract_conditions (e.g. {'exchange': 'NASDAQ'})"
+            )
+    if problems:
+        raise StockQueryError(
+            "stock_conid_by_symbol() needs exactly one instrument and one contract per query: " + " | ".join(problems)
+        )
+    data: Any = conids if return_type == "dict" else list(conids.values())
+    result = stocks.copy(data=data)
+    result.endpoint = "stock_conid_by_symbol"  # its own shape: result.parsed() uses the overlay's model
+    return result
+
+
 class StockQueryOverlay(GeneratedEndpoints):
     """`security_stocks_by_symbol` and `stock_conid_by_symbol` with the reference's signatures."""
 
@@ -105,19 +155,7 @@ class StockQueryOverlay(GeneratedEndpoints):
             A `Result` whose data maps each symbol to its matching instruments (each with its matching contracts).
             A symbol IBKR does not know is logged and left out.
         """
-        items = as_queries("security_stocks_by_symbol", queries)
-        if default_filtering is None:
-            default_filtering = self.default_filtering
-        raw = self._security_stocks_by_symbol(symbols=[q.symbol for q in items])
-        data = raw.data if isinstance(raw.data, Mapping) else {}
-        filtered = {}
-        for q in items:
-            if not data.get(q.symbol):
-                # As the peer library does: a symbol IBKR does not know is logged and left out, the rest answered.
-                logger.warning("security_stocks_by_symbol(): IBKR knows no instrument for %r; it is left out", q.symbol)
-                continue
-            filtered[q.symbol] = filter_instruments(data[q.symbol], q, default_filtering)
-        return raw.copy(data=filtered)
+        return run(security_stocks_flow(self, queries, default_filtering))
 
     def stock_conid_by_symbol(
         self, queries: StockQueries, default_filtering: bool | None = None, return_type: str = "dict"
@@ -134,36 +172,4 @@ class StockQueryOverlay(GeneratedEndpoints):
                 the client's `default_filtering`.
             return_type: `"dict"` for `{symbol: conid}`, `"list"` for the conids in query order.
         """
-        if return_type not in ("dict", "list"):
-            raise RequestValidationError(
-                "stock_conid_by_symbol", "return_type", f"must be 'dict' or 'list', got {return_type!r}"
-            )
-        stocks = self.security_stocks_by_symbol(queries, default_filtering=default_filtering)
-        conids: dict[str, int] = {}
-        problems = []
-        for symbol, instruments in stocks.data.items():
-            listings = [
-                f"{i.get('name')!r} on {c.get('exchange')} (conid {c.get('conid')}, isUS={c.get('isUS')})"
-                for i in instruments
-                for c in i.get("contracts", [])
-            ]
-            if len(instruments) == 1 and len(instruments[0].get("contracts", [])) == 1:
-                conids[symbol] = instruments[0]["contracts"][0]["conid"]
-            elif not listings:
-                problems.append(
-                    f"{symbol}: nothing matched; loosen the query (name_match, conditions, default_filtering)"
-                )
-            else:
-                problems.append(
-                    f"{symbol}: {len(listings)} listings matched ({'; '.join(listings)}); narrow the query with "
-                    "name_match, instrument_conditions or contract_conditions (e.g. {'exchange': 'NASDAQ'})"
-                )
-        if problems:
-            raise StockQueryError(
-                "stock_conid_by_symbol() needs exactly one instrument and one contract per query: "
-                + " | ".join(problems)
-            )
-        data: Any = conids if return_type == "dict" else list(conids.values())
-        result = stocks.copy(data=data)
-        result.endpoint = "stock_conid_by_symbol"  # its own shape: result.parsed() uses the overlay's model
-        return result
+        return run(stock_conid_flow(self, queries, default_filtering, return_type))

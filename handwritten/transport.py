@@ -17,14 +17,11 @@ happened while connecting, i.e. before any byte reached the server.
 
 from __future__ import annotations
 
-import email.utils
 import functools
 import ipaddress
 import json
 import logging
 import os
-import random
-import re
 import socket
 import threading
 import time
@@ -37,16 +34,10 @@ import requests
 import urllib3
 from requests import exceptions as _errors
 
-from .errors import (
-    ApiConnectionError,
-    ApiTimeoutError,
-    ClientClosedError,
-    ExternalBrokerError,
-    NotAuthenticatedError,
-    RateLimitedError,
-    ServerError,
-)
+from . import policy
+from .errors import ApiConnectionError, ClientClosedError, ExternalBrokerError
 from .pacing import NoPacer, Pacer
+from .policy import RETRY_STATUSES, RetryPolicy, mask_account_ids
 from .result import Result
 from .wire import PreparedCall
 
@@ -59,70 +50,10 @@ patched `ibkr_sdk.lib.transport.requests` or `requests.request`, as the peer's d
 _RESPONSE = requests.Response
 
 _USER_AGENT = "ibkr_sdk"
-_MAX_MESSAGE = 300
 _MAX_LOGGED_BODY = 2000
-_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-_ACCOUNT_ID = re.compile(r"\b(DU|DF|U|F)(\d{2,})(\d{3})\b")
 
 Signer = Callable[[str, str, Mapping[str, str]], Mapping[str, str]]
 """Adds per-attempt headers (e.g. an OAuth signature): (method, url, query) → headers."""
-
-
-def mask_account_ids(text: str) -> str:
-    """Hide the digits of account ids in `text` except the last three (`DU1234567` → `DU****567`)."""
-    return _ACCOUNT_ID.sub(lambda m: m.group(1) + "*" * len(m.group(2)) + m.group(3), text)
-
-
-def _server_message(resp: requests.Response) -> str:
-    try:
-        payload = resp.json()
-    except ValueError:
-        text = resp.text.strip()
-        return (text[:_MAX_MESSAGE] + "...") if len(text) > _MAX_MESSAGE else (text or resp.reason or "no message")
-    if isinstance(payload, Mapping):
-        for key in ("error", "message", "msg", "detail"):  # detail: an RFC 9457 problem (/gw/api/v1)
-            if payload.get(key):
-                return str(payload[key])
-    return json.dumps(payload)[:_MAX_MESSAGE]
-
-
-def _retry_after(resp: requests.Response) -> float | None:
-    value = resp.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _status_error(resp: requests.Response, call: PreparedCall) -> ExternalBrokerError:
-    """The error for a non-2xx answer, with a hint on what to do next."""
-    status = resp.status_code
-    message = _server_message(resp)
-    if status == 401 or "no bridge" in message.lower():
-        hint = (
-            "The brokerage session is not open: call initialize_brokerage_session() first."
-            if "no bridge" in message.lower()
-            else "The session is not authenticated: log in to the gateway (or renew the OAuth token)."
-        )
-        return NotAuthenticatedError(message, status_code=status, hint=hint, method=call.method, path=call.path)
-    if status == 429:
-        return RateLimitedError(
-            message,
-            retry_after=_retry_after(resp),
-            hint="IBKR's pacing limit was exceeded: slow down; repeated violations lock the IP out for 10-15 minutes.",
-            method=call.method,
-            path=call.path,
-        )
-    if status >= 500:
-        return ServerError(message, status_code=status, method=call.method, path=call.path)
-    return ExternalBrokerError(message, status_code=status, method=call.method, path=call.path)
 
 
 _UNSENT = "_ibkr_sdk_nothing_sent"
@@ -297,8 +228,8 @@ def _environment_ca_bundle() -> str | None:
     )
 
 
-class Transport:
-    """Sends prepared calls to `base_url` and turns answers into `Result`s or errors.
+class TransportBase:
+    """What both transports share: the server, the timeout, the retry policy, pacing, masking and logging.
 
     `verify` is the resolved TLS setting: False (no verification), True (the system store, or the CA bundle named
     by `REQUESTS_CA_BUNDLE` / `CURL_CA_BUNDLE`, read once here) or the path of a CA bundle.
@@ -322,10 +253,7 @@ class Transport:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self.max_retries = max(0, int(max_retries))
-        self.retry_backoff = retry_backoff
-        self.max_backoff = max_backoff
-        self.max_retry_after = max_retry_after
+        self.policy = RetryPolicy(max(0, int(max_retries)), retry_backoff, max_backoff, max_retry_after)
         self.pacer: Pacer = pacer if pacer is not None else NoPacer()
         self._paced = not isinstance(self.pacer, NoPacer)
         self.mask_accounts = mask_accounts
@@ -335,51 +263,63 @@ class Transport:
         split = urlsplit(self.base_url)
         self.root = f"{split.scheme}://{split.netloc}"
         """Scheme and host of the server: other base paths (`/gw/api/v1`) hang below it."""
+        self.scheme = split.scheme
         self.address = split.netloc or self.base_url
         """`host:port` of the server, for error messages."""
-        self._closed = threading.Event()
-        session = requests.Session()
-        # Resolve the environment once (proxies, CA bundle) instead of on every request, as requests would.
-        session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
-        session.trust_env = False
         if verify is True:
             verify = _environment_ca_bundle() or True
-        session.verify = verify
-        quiet = verify is False and split.scheme == "https"
-        self._adapter = _Adapter(quiet)
-        session.mount("https://", self._adapter)
-        session.mount("http://", self._adapter)
-        session.headers.update({"User-Agent": _USER_AGENT, "Accept": "application/json"})
-        self.session = session
+        self.verify: bool | str = verify
+        self._closed = threading.Event()
+
+    # The retry numbers live in the policy; these keep them readable and settable on the transport.
+    @property
+    def max_retries(self) -> int:
+        return self.policy.max_retries
+
+    @max_retries.setter
+    def max_retries(self, value: int) -> None:
+        self.policy.max_retries = value
+
+    @property
+    def retry_backoff(self) -> float:
+        return self.policy.retry_backoff
+
+    @retry_backoff.setter
+    def retry_backoff(self, value: float) -> None:
+        self.policy.retry_backoff = value
+
+    @property
+    def max_backoff(self) -> float:
+        return self.policy.max_backoff
+
+    @max_backoff.setter
+    def max_backoff(self, value: float) -> None:
+        self.policy.max_backoff = value
+
+    @property
+    def max_retry_after(self) -> float:
+        return self.policy.max_retry_after
+
+    @max_retry_after.setter
+    def max_retry_after(self, value: float) -> None:
+        self.policy.max_retry_after = value
 
     @property
     def stand_in(self) -> bool:
-        """True while `requests.request` is replaced (e.g. by `unittest.mock.patch`): requests go to the stand-in,
-        not to the network, and the client sends only what the called method itself sends (no preflight)."""
-        return requests.request is not _REAL_REQUEST
+        """True while requests go to a stand-in for `requests` (a dry run): see `Transport.stand_in`."""
+        return False
 
     @property
     def closed(self) -> bool:
         return self._closed.is_set()
 
     def pause(self, seconds: float) -> bool:
-        """Wait `seconds` unless the transport is closed meanwhile; True when it is closed."""
+        """Wait `seconds` unless the transport is closed meanwhile; True when it is closed (blocking: the sync
+        client's; the asyncio client waits with `AsyncClientCore._pause`)."""
         return self._closed.wait(seconds)
 
-    def close(self) -> None:
-        """Refuse further requests, cut requests in flight (they fail at once, without a retry) and release the
-        connections. Idempotent."""
-        self._closed.set()
-        self._adapter.abort()
-        self.session.close()
-
     def _closed_error(self, call: PreparedCall, *, maybe_sent: bool) -> ClientClosedError:
-        return ClientClosedError(
-            "the client is closed" + (" (the request was cut off)" if maybe_sent else ""),
-            maybe_sent=maybe_sent,
-            method=call.method,
-            path=self._mask(call.path),
-        )
+        return policy.closed_error(call, maybe_sent=maybe_sent, mask=self.mask_accounts)
 
     def _mask(self, text: str) -> str:
         return mask_account_ids(text) if self.mask_accounts else text
@@ -394,38 +334,95 @@ class Transport:
             logger.info(mask_account_ids(message) if self.mask_accounts else message)
 
     def _backoff(self, attempt: int) -> float:
-        base: float = min(self.max_backoff, self.retry_backoff * (2 ** (attempt - 1)))
-        return base * (0.5 + random.random() / 2)  # jitter: spread retries of many threads
+        return self.policy.backoff(attempt)
+
+    def url_of(self, call: PreparedCall) -> str:
+        """The request's URL: below the base URL, or below another base path of the same host (`/gw/api/v1`)."""
+        return self.base_url + call.path if call.base is None else self.root + call.base + call.path
+
+    def check_signed_body(self, call: PreparedCall) -> None:
+        """A SIGNED_JWT body needs the OAuth 2.0 key: refused before sending without one."""
+        if call.signed_body and call.body is not None and self.body_signer is None:
+            from .oauth2 import OAuth2Error
+
+            raise OAuth2Error(f"{call.method} {call.path}: a SIGNED_JWT body needs OAuth 2.0; nothing was sent")
+
+    def _log_request(self, call: PreparedCall) -> None:
+        body = "" if call.body is None else " " + json.dumps(call.body, default=str)[:_MAX_LOGGED_BODY]
+        self._log("-> %s %s %s%s", call.method, call.path, call.query or "", body)
+
+    def _log_retry(
+        self,
+        call: PreparedCall,
+        delay: float,
+        attempt: int,
+        failure: ExternalBrokerError,
+        max_retries: int | None = None,
+    ) -> None:
+        (self._log_info if self.verbose_retries else self._log)(
+            "retrying %s %s in %.2f s (attempt %d of %d): %s",
+            call.method,
+            call.path,
+            delay,
+            attempt,
+            self.max_retries if max_retries is None else max_retries,
+            failure,
+        )
+
+
+class Transport(TransportBase):
+    """Sends prepared calls to `base_url` with one keep-alive `requests.Session` and turns answers into `Result`s
+    or errors."""
+
+    def __init__(self, base_url: str, **options: Any) -> None:
+        super().__init__(base_url, **options)
+        session = requests.Session()
+        # Resolve the environment once (proxies, CA bundle) instead of on every request, as requests would.
+        session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
+        session.trust_env = False
+        session.verify = self.verify
+        quiet = self.verify is False and self.scheme == "https"
+        self._adapter = _Adapter(quiet)
+        session.mount("https://", self._adapter)
+        session.mount("http://", self._adapter)
+        session.headers.update({"User-Agent": _USER_AGENT, "Accept": "application/json"})
+        self.session = session
+
+    @property
+    def stand_in(self) -> bool:
+        """True while `requests.request` is replaced (e.g. by `unittest.mock.patch`): requests go to the stand-in,
+        not to the network, and the client sends only what the called method itself sends (no preflight)."""
+        return requests.request is not _REAL_REQUEST
+
+    def last_start(self) -> float | None:
+        """When this thread's latest request left the pacer (monotonic seconds), if it was paced."""
+        return self.pacer.last_start()
+
+    def close(self) -> None:
+        """Refuse further requests, cut requests in flight (they fail at once, without a retry) and release the
+        connections. Idempotent."""
+        self._closed.set()
+        self._adapter.abort()
+        self.session.close()
 
     def _transport_failure(self, exc: requests.exceptions.RequestException, call: PreparedCall) -> ApiConnectionError:
         """The error for a request that got no usable answer, saying whether it may have reached the server."""
-        path = self._mask(call.path)
         cause = _root_cause(exc)
-        detail = type(cause).__name__
         if isinstance(exc, _NOT_SENDABLE):
-            return ApiConnectionError(
-                self._mask(f"request could not be built ({type(exc).__name__}: {exc})"),
-                maybe_sent=False,
-                method=call.method,
-                path=path,
-                hint="Nothing was sent.",
-            )
-        if _nothing_sent(exc):
+            kind, detail, text = policy.UNBUILDABLE, type(exc).__name__, str(exc)
+        elif _nothing_sent(exc):
             if isinstance(exc, _errors.Timeout):
-                text = f"no connection to {self.address} within the timeout ({detail})"
+                kind = policy.CONNECT_TIMEOUT
             elif isinstance(exc, _errors.SSLError):
-                text = f"TLS handshake with {self.address} failed ({detail}: {cause})"
+                kind = policy.TLS
             else:
-                text = f"connection to {self.address} failed ({detail})"
-            return ApiConnectionError(self._mask(text), maybe_sent=False, method=call.method, path=path)
-        if isinstance(exc, _errors.Timeout):
-            return ApiTimeoutError(
-                self._mask(f"no answer from {self.address} within {self.timeout} s"), method=call.method, path=path
-            )
-        return ApiConnectionError(
-            self._mask(f"the connection to {self.address} broke after the request was sent ({detail})"),
-            method=call.method,
-            path=path,
+                kind = policy.CONNECT
+            detail, text = type(cause).__name__, str(cause)
+        else:
+            kind = policy.READ_TIMEOUT if isinstance(exc, _errors.Timeout) else policy.BROKEN
+            detail, text = type(cause).__name__, str(cause)
+        return policy.connection_failure(
+            kind, call, address=self.address, timeout=self.timeout, detail=detail, cause=text, mask=self.mask_accounts
         )
 
     def send(
@@ -440,21 +437,13 @@ class Transport:
     ) -> Result:
         if self._closed.is_set():
             raise self._closed_error(call, maybe_sent=False)
-        retries = self.max_retries if max_retries is None else max_retries
-        url = self.base_url + call.path if call.base is None else self.root + call.base + call.path
+        url = self.url_of(call)
         kwargs: dict[str, Any] = {"timeout": self.timeout}
-        request_info: dict[str, Any] = {"method": call.method, "url": url}
         if call.query:
             kwargs["params"] = call.query
-            request_info["params"] = dict(call.query)
-        if call.body is not None:
-            request_info["json"] = call.body
-            if not call.signed_body:
-                kwargs["json"] = call.body
-            elif self.body_signer is None:
-                from .oauth2 import OAuth2Error
-
-                raise OAuth2Error(f"{call.method} {call.path}: a SIGNED_JWT body needs OAuth 2.0; nothing was sent")
+        if call.body is not None and not call.signed_body:
+            kwargs["json"] = call.body
+        self.check_signed_body(call)
         if headers:
             kwargs["headers"] = headers
         signer = self.signer if sign else None
@@ -468,36 +457,17 @@ class Transport:
                     resp, failure = self._attempt(call, url, kwargs, headers, signer, debug)
             else:
                 resp, failure = self._attempt(call, url, kwargs, headers, signer, debug)
-            wait: float | None = None
             if resp is not None:
                 if not isinstance(resp, _RESPONSE):
-                    return self._stand_in_result(resp, call, request_info)
-                if resp.status_code not in _RETRY_STATUSES:
-                    return self._result(resp, call, request_info)
+                    return self._stand_in_result(resp, call, policy.request_info(call, url))
+                if resp.status_code not in RETRY_STATUSES:
+                    return self._result(resp, call, policy.request_info(call, url))
                 failure = self._status_error(resp, call)
-                # A new brokerage session refuses with 500 until /iserver/accounts is called: waiting does not help
-                # (the client calls it and sends again, see core.py).
-                may_retry = retry_safe and "/accounts first" not in failure.message.lower()
-                if isinstance(failure, RateLimitedError) and failure.retry_after is not None:
-                    if failure.retry_after > self.max_retry_after:
-                        raise failure
-                    wait = failure.retry_after
-            else:
-                assert isinstance(failure, ApiConnectionError)
-                may_retry = retry_safe or not failure.maybe_sent
-            if not may_retry or attempt >= retries or isinstance(failure, ClientClosedError):
+            delay = self.policy.delay(failure, retry_safe=retry_safe, attempt=attempt, max_retries=max_retries)
+            if delay is None:
                 raise failure
             attempt += 1
-            delay = wait if wait is not None else self._backoff(attempt)
-            (self._log_info if self.verbose_retries else self._log)(
-                "retrying %s %s in %.2f s (attempt %d of %d): %s",
-                call.method,
-                call.path,
-                delay,
-                attempt,
-                retries,
-                failure,
-            )
+            self._log_retry(call, delay, attempt, failure, max_retries)
             if self._closed.wait(delay):
                 raise self._closed_error(call, maybe_sent=False) from failure
 
@@ -522,8 +492,7 @@ class Transport:
             kwargs["headers"] = {**kwargs.get("headers", {}), "Content-Type": "application/jwt"}
         if debug:
             started = time.perf_counter()
-            body = "" if call.body is None else " " + json.dumps(call.body, default=str)[:_MAX_LOGGED_BODY]
-            self._log("-> %s %s %s%s", call.method, call.path, call.query or "", body)
+            self._log_request(call)
         request = requests.request  # looked up at call time: a patched `requests` intercepts every request
         try:
             if request is _REAL_REQUEST:
@@ -564,35 +533,28 @@ class Transport:
         return Result(data=resp.json(), request=request_info)
 
     def _status_error(self, resp: requests.Response, call: PreparedCall) -> ExternalBrokerError:
-        error = _status_error(resp, call)
-        if self.mask_accounts:
-            _mask_error(error)
-        return error
+        return policy.status_error(
+            resp.status_code,
+            resp.headers,
+            resp.content,
+            lambda: resp.text,
+            resp.reason,
+            call,
+            mask=self.mask_accounts,
+        )
 
     def _result(self, resp: requests.Response, call: PreparedCall, request_info: dict[str, Any]) -> Result:
-        status = resp.status_code
-        if not 200 <= status < 300:
+        if not 200 <= resp.status_code < 300:
             raise self._status_error(resp, call)
-        content = resp.content
-        if not content:
-            return Result(data=None, request=request_info)
-        try:
-            data = json.loads(content)
-        except json.JSONDecodeError as exc:
-            if "json" in resp.headers.get("Content-Type", ""):
-                raise ExternalBrokerError(
-                    f"the answer is not valid JSON ({exc.msg} at position {exc.pos})",
-                    status_code=status,
-                    method=call.method,
-                    path=self._mask(call.path),
-                ) from exc
-            data = resp.text
-        return Result(data=data, request=request_info)
+        return policy.decode_result(
+            resp.status_code,
+            resp.headers,
+            resp.content,
+            lambda: resp.text,
+            call,
+            request_info,
+            mask=self.mask_accounts,
+        )
 
 
-def _mask_error(error: ExternalBrokerError) -> None:
-    """Hide account ids in an error's text and attributes."""
-    error.message = mask_account_ids(error.message)
-    if error.path:
-        error.path = mask_account_ids(error.path)
-    error.args = tuple(mask_account_ids(a) if isinstance(a, str) else a for a in error.args)
+__all__ = ["Signer", "Transport", "TransportBase", "is_loopback", "mask_account_ids"]

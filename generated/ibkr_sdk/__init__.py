@@ -54,6 +54,8 @@ from .lib.stock_query import StockQueries as StockQueries, StockQuery as StockQu
 from .lib.types import OneOrMany as OneOrMany
 
 if TYPE_CHECKING:
+    from .lib.aio.client import AsyncIbkrClient as AsyncIbkrClient
+    from .lib.aio.ws import AsyncIbkrWsClient as AsyncIbkrWsClient
     from .lib.ws import events as events, subscriptions as subscriptions
     from .lib.ws._state import WsState as WsState
     from .lib.ws.client import IbkrWsClient as IbkrWsClient
@@ -76,6 +78,8 @@ if TYPE_CHECKING:
 
 # Loaded on first use (spec/exports.yaml `lazy:`): `import ibkr_sdk` does not pay for these, e.g. streaming.
 _LAZY = {
+    "AsyncIbkrClient": ".lib.aio.client",
+    "AsyncIbkrWsClient": ".lib.aio.ws",
     "events": ".lib.ws",
     "subscriptions": ".lib.ws",
     "WsState": ".lib.ws._state",
@@ -115,6 +119,8 @@ __all__ = [
     "Answers",
     "ApiConnectionError",
     "ApiTimeoutError",
+    "AsyncIbkrClient",
+    "AsyncIbkrWsClient",
     "BindingStatus",
     "CallbackSink",
     "ClientClosedError",

@@ -186,11 +186,14 @@ class SubscriptionController:
                 elif binding.status is not UNSUBSCRIBED:
                     self._set(binding, UNSUBSCRIBED)
 
-    def due(self, now: float) -> list[str]:
-        """The frames to send now on a ready connection; updates what is in flight."""
+    def due(self, now: float, *, unsubscribes_only: bool = False) -> list[str]:
+        """The frames to send now on a ready connection; updates what is in flight. `unsubscribes_only`: just the
+        unsubscribe frames (the connection is closing: nothing new is asked for)."""
         out: list[str] = []
         with self._condition:
             for binding in self._bindings.values():
+                if unsubscribes_only and binding.intent is not UNSUBSCRIBED:
+                    continue
                 payload = self._step(binding, now)
                 if payload is not None:
                     out.append(payload)

@@ -552,7 +552,20 @@ class IbkrWsClient:
             self._wake.set()
         ws = self._ws
         if ws is not None:
+            self._flush_control(ws, unsubscribes_only=True)  # an unsubscribe() just before shutdown() goes out
             ws.close()  # a close frame; the TCP connection is cut if the answer does not come soon
+
+    def _flush_control(self, ws: Any, *, unsubscribes_only: bool = False) -> None:
+        """Send now what the subscriptions need (only the unsubscribe frames, when stopping) and the queued frames
+        (`tic`). On the loop's thread; nothing is sent before the session is ready."""
+        if not self._ready.is_set():
+            return
+        out = self._controller.due(time.monotonic(), unsubscribes_only=unsubscribes_only)
+        while self._outbox:
+            out.append(self._outbox.popleft())
+        for payload in out:
+            if ws.send(payload):
+                self._counters["sent"] += 1
 
     @staticmethod
     def _abort(ws: Any) -> None:
@@ -615,8 +628,14 @@ class IbkrWsClient:
 
     def _handshake(self) -> tuple[str, dict[str, str]]:
         """The URL and headers of a connection: the session cookie from `/tickle`, the OAuth token."""
-        status = self._ibkr_client.tickle()
-        data = status.data if isinstance(status.data, dict) else {}
+        return self._handshake_from(self._ibkr_client.tickle().data)
+
+    async def _handshake_async(self) -> tuple[str, dict[str, str]]:
+        """`_handshake` as the connection loop calls it (this client's loop is its own: a blocking call is fine)."""
+        return self._handshake()
+
+    def _handshake_from(self, answer: Any) -> tuple[str, dict[str, str]]:
+        data = answer if isinstance(answer, dict) else {}
         session = data.get("session")
         headers: dict[str, str] = {}
         if session:
@@ -646,7 +665,7 @@ class IbkrWsClient:
     async def _connect_once(self) -> bool:
         from ._transport import open_connection  # loads `websockets` on first use: `import ibkr_sdk` stays light
 
-        url, headers = self._handshake()  # a quick REST call; nothing else runs on this loop before the socket opens
+        url, headers = await self._handshake_async()  # a quick REST call (/tickle) before the socket opens
         if self._stopping:
             return False
         self._counters["connects"] += 1
@@ -732,15 +751,10 @@ class IbkrWsClient:
                     last_ping = now
             if not self._ready.is_set():
                 continue
-            out = self._controller.due(now)
-            while self._outbox:
-                out.append(self._outbox.popleft())
             if now - last_tic >= self._tic_interval:
-                out.append(_topics.TIC)
+                self._outbox.append(_topics.TIC)
                 last_tic = now
-            for payload in out:
-                if ws.send(payload):
-                    self._counters["sent"] += 1
+            self._flush_control(ws)
 
     def _on_frame(self, frame: bytes | str) -> None:
         self._frames += 1
