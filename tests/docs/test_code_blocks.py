@@ -27,6 +27,8 @@ from tests.docs.conftest import PROPERTY
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs" / "guides").glob("*.md"))]
 SKIP = re.compile(r"^<!--\s*docs-test:\s*skip\s*\((?P<why>[^)]+)\)\s*-->$")
+# The market a page's blocks expect: the README's asyncio block buys once AAPL's ask is under 200.
+MARKET = {"README.md": {265598: 190.0}}
 LOCAL_GATEWAY = re.compile(r"https://(?:localhost|127\.0\.0\.1):5000/v1/api/?")  # a local gateway, written out
 
 
@@ -79,6 +81,8 @@ def test_code_blocks_run(page: Path, monkeypatch: pytest.MonkeyPatch, record_pro
     assert run, f"{page.name}: no runnable Python block found"
     namespace: dict[str, Any] = {"__name__": f"docs_{page.stem}"}
     with Simulator() as sim:
+        for conid, price in MARKET.get(page.name, {}).items():
+            sim.set_price(conid, price)
         monkeypatch.setenv("IBKR_SDK_REST_URL", sim.url)
         try:
             for block in run:
