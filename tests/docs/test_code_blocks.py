@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from ibkr_sdk.simulator import Simulator
-from tests.docs.conftest import PROPERTY
+from tests.conftest import CODE_BLOCKS as PROPERTY
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs" / "guides").glob("*.md"))]
