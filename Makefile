@@ -9,13 +9,15 @@ OPENAPI := $(DOCS)/openapi.json
 # The strict editable install links each file once: re-install whenever the set of package files changes.
 PKG_FILES := $(sort $(wildcard generated/ibkr_sdk/*.py generated/ibkr_sdk/*/*.py handwritten/*.py handwritten/*/*.py handwritten/*/data/*))
 
-.PHONY: FORCE help venv install generate docs openapi check-generated lint typecheck pytest test demo bench clean ts-test drift coverage
+.PHONY: FORCE help venv install generate docs api-docs openapi check-generated lint typecheck pytest test demo examples bench clean ts-test drift coverage
 
 help:
 	@echo "make demo             create the environment, install, run the example workflow offline"
+	@echo "make examples         run every program in examples/ against its embedded simulator"
 	@echo "make test             lint, type-check, check generated code, run the test suite"
 	@echo "make generate         regenerate generated/ibkr_sdk, the API reference and the OpenAPI export from spec/"
-	@echo "make docs             regenerate the API reference only ($(DOCS)/api-reference.md, $(DOCS)/api/)"
+	@echo "make docs             regenerate the API reference, then build the docs site (MkDocs, strict) into build/site"
+	@echo "make api-docs         regenerate the API reference only ($(DOCS)/api-reference.md, $(DOCS)/api/)"
 	@echo "make openapi          regenerate the OpenAPI 3.1 export only ($(OPENAPI))"
 	@echo "make check-generated  fail when generated/ or the docs differ from what spec/ and the templates produce"
 	@echo "make bench            run the benchmarks"
@@ -43,8 +45,18 @@ generate: $(STAMP)
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation --config-settings editable_mode=strict -e .
 	@touch $(STAMP)
 
-docs: $(STAMP)
+api-docs: $(STAMP)
 	$(PY) -m codegen --spec spec --docs $(DOCS)
+
+# The docs site (MkDocs, Material theme; pinned in the `docs` extra): README, guides, examples and the API reference,
+# built in strict mode, so a broken link, a missing page or any other warning fails the build.
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install --quiet --config-settings editable_mode=strict -e '.[dev,docs]'
+	@touch $(DOCS_STAMP)
+
+docs: api-docs $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --clean
 
 openapi: $(STAMP)
 	$(PY) -m codegen --spec spec --openapi $(OPENAPI)
@@ -66,8 +78,8 @@ check-generated: $(STAMP)
 	fi
 
 lint: $(STAMP)
-	$(PY) -m ruff check codegen handwritten generated tests benchmarks examples
-	$(PY) -m ruff format --check codegen handwritten generated tests benchmarks examples
+	$(PY) -m ruff check codegen handwritten generated tests benchmarks examples tools
+	$(PY) -m ruff format --check codegen handwritten generated tests benchmarks examples tools
 
 typecheck: $(STAMP)
 	$(PY) -m mypy -p ibkr_sdk
@@ -116,6 +128,9 @@ endif
 
 demo: $(STAMP)
 	$(PY) examples/workflow.py
+
+examples: $(STAMP)
+	$(PY) tools/run_examples.py
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_call.py

@@ -1,10 +1,10 @@
 """Render the API reference (`make docs` → docs/api-reference.md and docs/api/<area>.md) from the catalogue.
 
-Every catalogue method gets its signature, parameters, endpoint, pacing limit, retry safety, preflight, response
-model and one example request. The hand-written part of `IbkrClient` (the overlays that replace a generated method
-and the helpers that combine several requests) is documented from the source of `handwritten/`, read with `ast`
-(nothing is imported): signatures and Google-style docstrings. The names `import ibkr_sdk` exports come from
-`spec/exports.yaml`.
+Every catalogue method gets its signature, parameters, the checks made before sending, endpoint, pacing limit, retry
+safety, preflight, response model, one example request and its catalogue entry (file, line and the YAML itself). The
+hand-written part of `IbkrClient` (the overlays that replace a generated method and the helpers that combine several
+requests) is documented from the source of `handwritten/`, read with `ast` (nothing is imported): signatures and
+Google-style docstrings. The names `import ibkr_sdk` exports come from `spec/exports.yaml`.
 
 The templates live in `codegen/templates/docs/`, beside the package templates; output is deterministic (catalogue
 order, sorted names, no timestamps). `docs/api/` belongs to the generator and is replaced on every run; the other
@@ -18,7 +18,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,7 @@ class HandMethod:
     params: tuple[str, ...]  # `name: annotation = default`, without self
     returns: str
     doc: Docstring
+    calls: tuple[str, ...] = ()  # the client methods it calls, directly or through other hand-written methods
 
     @property
     def signature(self) -> str:
@@ -209,8 +210,32 @@ def read_handwritten(source_dir: Path = HANDWRITTEN) -> Handwritten:
                 _params(item),
                 returns,
                 parse_docstring(ast.get_docstring(item)),
+                _self_calls(item),
             )
+    for name, method in out.methods.items():  # through helpers: what each method ends up sending
+        seen, todo = set(method.calls), list(method.calls)
+        while todo:
+            nested = out.methods.get(todo.pop())
+            for callee in nested.calls if nested is not None else ():
+                if callee not in seen:
+                    seen.add(callee)
+                    todo.append(callee)
+        out.methods[name] = replace(method, calls=tuple(sorted(seen - {name})))
     return out
+
+
+def _self_calls(node: ast.FunctionDef) -> tuple[str, ...]:
+    """Names of the `self.<name>(...)` calls in a method, a leading underscore dropped (`_place_order` is the raw
+    request of `place_order`)."""
+    names = {
+        call.func.attr.lstrip("_")
+        for call in ast.walk(node)
+        if isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Attribute)
+        and isinstance(call.func.value, ast.Name)
+        and call.func.value.id == "self"
+    }
+    return tuple(sorted(names))
 
 
 def read_exports(spec_dir: Path, source_dir: Path = HANDWRITTEN) -> list[Export]:
@@ -324,6 +349,62 @@ def example_request(ex: Example) -> str:
     return line
 
 
+def checks_text(e: Endpoint) -> str:
+    """What the client checks before it sends a request of `e` (the reference's `checks` row)."""
+    parts = ["each argument's type and meaning"]
+    required = [p.name for p in e.params if p.required]
+    if required:
+        parts.append("required: " + ", ".join(f"`{n}`" for n in required))
+    for p in e.params:
+        if p.enum:
+            parts.append(f"`{p.name}`: one of the listed values")
+        if p.pattern:
+            parts.append(f"`{p.name}`: its pattern")
+        if p.minimum is not None and p.maximum is not None:
+            parts.append(f"`{p.name}`: from {p.minimum} to {p.maximum}")
+        elif p.minimum is not None:
+            parts.append(f"`{p.name}`: at least {p.minimum}")
+        elif p.maximum is not None:
+            parts.append(f"`{p.name}`: at most {p.maximum}")
+    if not e.params:
+        return "no arguments to check"
+    return "; ".join(parts) + ". A bad one raises `RequestValidationError` and nothing is sent"
+
+
+@dataclass(frozen=True)
+class SpecEntry:
+    """Where an endpoint is declared: its catalogue file, the line of its `- name:` and its YAML text."""
+
+    file: str
+    line: int
+    text: str
+
+
+def spec_entries(cat: Catalogue, spec_dir: Path) -> dict[str, SpecEntry]:
+    """Every endpoint entry of the catalogue's area files, by name, as written (comments and layout kept)."""
+    out: dict[str, SpecEntry] = {}
+    for path in sorted({Path(spec_dir) / Path(e.source_file).name for e in cat.endpoints}):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        first = next(i for i, line in enumerate(lines) if line.lstrip().startswith("- name: "))
+        indent = len(lines[first]) - len(lines[first].lstrip())  # the entries' own indentation in this file
+        prefix = " " * indent + "- name: "
+        starts = [i for i, line in enumerate(lines) if line.startswith(prefix)]
+        for n, start in enumerate(starts):
+            end = starts[n + 1] if n + 1 < len(starts) else len(lines)
+            body = lines[start:end]
+            for k, line in enumerate(body[1:], 1):  # a top-level key after the last entry ends it
+                shallow = len(line) - len(line.lstrip()) < indent + 2
+                if line.strip() and shallow and not line.lstrip().startswith("#"):
+                    body = body[:k]
+                    break
+            while body and not body[-1].strip():
+                body.pop()
+            name = lines[start].split(":", 1)[1].strip()
+            text = "\n".join(line[indent:] if line.startswith(" " * indent) else line for line in body)
+            out[name] = SpecEntry(f"spec/{path.name}", start + 1, text)
+    return out
+
+
 # --- rendering ---------------------------------------------------------------------------------------------------
 
 
@@ -349,6 +430,7 @@ def _context(cat: Catalogue, spec_dir: Path) -> dict[str, Any]:
         "bucket_users": users,
         "area_dir": AREA_DIR,
         "endpoint_area": {e.name: e.area for e in cat.endpoints},
+        "spec_entries": spec_entries(cat, spec_dir),
     }
 
 
@@ -364,6 +446,7 @@ def _environment() -> Any:
     env.globals["example_call"] = example_call
     env.globals["example_request"] = example_request
     env.globals["best_example"] = best_example
+    env.globals["checks_text"] = checks_text
     return env
 
 

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,3 +51,32 @@ def catalogue():  # type: ignore[no-untyped-def]
     from codegen.load import load_catalogue
 
     return load_catalogue(ROOT / "spec")
+
+
+# -- the code-block counts of tests/docs/test_code_blocks.py ---------------------------------------------------------
+# In the root conftest so that the process printing the summary loads it also when pytest-xdist runs the tests in
+# workers; the counts travel on each report's `user_properties`.
+
+CODE_BLOCKS = "code_blocks"
+_pages: dict[str, tuple[int, list[tuple[int, str]]]] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when != "call" or not report.passed:
+        return
+    for name, value in report.user_properties:
+        if name == CODE_BLOCKS:
+            page, run, skipped = json.loads(str(value))
+            _pages[page] = (run, [(line, why) for line, why in skipped])
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _pages:
+        return
+    for page, (run, skipped) in sorted(_pages.items()):
+        terminalreporter.write_line(f"code blocks of {page}: {run} executed, {len(skipped)} marked not to run")
+        for line, why in skipped:
+            terminalreporter.write_line(f"  not run: line {line}: {why}")
+    executed = sum(run for run, _ in _pages.values())
+    marked = sum(len(skipped) for _, skipped in _pages.values())
+    terminalreporter.write_line(f"code blocks: {executed} executed, {marked} marked not to run ({len(_pages)} pages)")

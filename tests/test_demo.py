@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_example_workflow_runs_offline() -> None:
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "workflow.py")], capture_output=True, text=True, timeout=120
+        [sys.executable, str(ROOT / "examples" / "workflow.py")], capture_output=True, text=True, timeout=600
     )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout

@@ -156,10 +156,27 @@ def test_hand_written_methods_and_exports_are_listed(catalogue: Any) -> None:
             assert f"| `{name}` |" in index and f"`ibkr_sdk.lib.{module}`" in index
 
 
+def test_every_method_shows_its_checks_and_its_catalogue_entry(catalogue) -> None:  # type: ignore[no-untyped-def]
+    for e in catalogue.endpoints:
+        page = (DOCS / "api" / f"{e.area}.md").read_text(encoding="utf-8")
+        section = page.split(f"\n## `{e.name}`\n", 1)[1].split("\n## `", 1)[0]
+        assert "| checks | " in section and "| pacing | " in section and "| retry | " in section, e.name
+        assert "| response model | " in section, e.name
+        entry = re.search(rf"\| catalogue entry \| \[`{e.source_file}`, line (\d+)\]\(#spec-{e.name}\) \|", section)
+        assert entry is not None, e.name
+        line = (ROOT / e.source_file).read_text(encoding="utf-8").splitlines()[int(entry.group(1)) - 1]
+        assert line.strip() == f"- name: {e.name}", e.name  # the line named is the entry's first
+        assert f'<details id="spec-{e.name}"' in section and f"```yaml\n- name: {e.name}\n" in section
+        for p in e.params:
+            if p.required:
+                assert f"`{p.name}`" in section.split("| checks | ", 1)[1].split("\n", 1)[0], (e.name, p.name)
+
+
 def test_links_between_pages_resolve() -> None:
     pages = [DOCS / "api-reference.md", *sorted((DOCS / "api").glob("*.md"))]
     anchors = {
         page.resolve(): set(re.findall(r"^#{2,3} `([a-z0-9_]+)`$", page.read_text(encoding="utf-8"), re.MULTILINE))
+        | set(re.findall(r'<details id="([a-z0-9_-]+)"', page.read_text(encoding="utf-8")))
         for page in pages
     }
     for page in pages:
@@ -187,7 +204,7 @@ def test_committed_docs_are_deterministic_and_up_to_date(tmp_path: Path) -> None
             env=dict(os.environ, PYTHONHASHSEED=seed),
             check=True,
             capture_output=True,
-            timeout=120,
+            timeout=600,
         )
         assert not (out / "ibkr_sdk").exists(), "--docs/--openapi alone do not render the package"
         outputs.append(_files(out))

@@ -100,7 +100,7 @@ def step_ledger(client: IbkrClient, sim: Simulator, state: dict[str, Any]) -> No
 def step_stock_query(client: IbkrClient, sim: Simulator, state: dict[str, Any]) -> None:
     queries = [
         StockQuery("AAPL", contract_conditions={"exchange": "NASDAQ"}),
-        "MSFT",
+        StockQuery("MSFT", contract_conditions={"isUS": True}),  # MSFT is listed abroad too, as on IBKR
         StockQuery("IBM", name_match="INTL BUSINESS"),
     ]
     result = client.stock_conid_by_symbol(queries, default_filtering=False)

@@ -130,7 +130,7 @@ def test_peer_style_dry_run_script_places_nothing(sim: Simulator) -> None:
         [sys.executable, "-c", textwrap.dedent(PEER_STYLE_SCRIPT), sim.url],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))

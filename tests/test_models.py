@@ -42,7 +42,7 @@ MODELS: ModuleType = importlib.import_module("ibkr_sdk.models")
 
 
 def _run(code: str) -> str:
-    proc = subprocess.run([sys.executable, "-c", _SETUP + code], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-c", _SETUP + code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip()
 

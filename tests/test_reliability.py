@@ -28,10 +28,15 @@ ORDERS = "/iserver/account/DU1234567/orders"
 AAPL = {"conid": 265598, "side": "BUY", "orderType": "MKT", "quantity": 1, "tif": "DAY"}
 
 
+# A timeout far above a loopback answer on a busy machine, and stalls (`delay=STALL`) well beyond it: a test then
+# times out only where it means to.
+TIMEOUT, STALL = 2.0, 3.0
+
+
 @pytest.fixture
 def retrying(recorder: RecordingServer) -> Iterator[IbkrClient]:
     c = IbkrClient(
-        account_id="DU1234567", url=recorder.url, timeout=0.5, max_retries=3, auto_preflight=False, pacing=False
+        account_id="DU1234567", url=recorder.url, timeout=TIMEOUT, max_retries=3, auto_preflight=False, pacing=False
     )
     c._transport.retry_backoff = 0.01
     yield c
@@ -60,7 +65,8 @@ def test_retries_are_bounded(retrying: IbkrClient, recorder: RecordingServer) ->
 
 
 def test_stalled_get_is_retried(retrying: IbkrClient, recorder: RecordingServer) -> None:
-    recorder.reply("GET", "/iserver/accounts", Reply(body={"stale": True}, delay=1.0), Reply(body={"accounts": ["A"]}))
+    stalled, fresh = Reply(body={"stale": True}, delay=STALL), Reply(body={"accounts": ["A"]})
+    recorder.reply("GET", "/iserver/accounts", stalled, fresh)
     assert retrying.receive_brokerage_accounts().data == {"accounts": ["A"]}
     assert len(recorder.sent("GET", "/iserver/accounts")) == 2
 
@@ -79,7 +85,7 @@ def test_stalled_order_accepted_by_server_is_placed_once_and_found_by_coid(
     retrying: IbkrClient, recorder: RecordingServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("ibkr_sdk.lib.orders.RESOLVE_INTERVAL", 0.01)
-    recorder.reply("POST", ORDERS, Reply(body=[{"order_id": "1", "order_status": "Submitted"}], delay=1.0))
+    recorder.reply("POST", ORDERS, Reply(body=[{"order_id": "1", "order_status": "Submitted"}], delay=STALL))
     order = dict(AAPL, cOID="coid-42")
     live = {"orders": [{"orderId": 987, "status": "Submitted", "order_ref": "coid-42"}], "snapshot": True}
     recorder.reply("GET", "/iserver/account/orders", Reply(body={"orders": []}), Reply(body=live))

@@ -138,7 +138,19 @@ def test_burst_of_100_mixed_calls_with_pacing_draws_no_429() -> None:
         assert not [r for r in sim.requests if r.status == 429]
 
 
-def test_eight_threads_share_one_client_without_429() -> None:
+def test_eight_threads_share_one_client_without_429(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The pacer counts a request until its answer arrives, but no longer than SEND_JITTER (0.25 s) after it took
+    # its slot. Here the simulator shares the process (and the GIL) with the eight threads, and on a busy machine a
+    # thread can wait longer than that between taking its slot and its request reaching the server; then the server
+    # may count one more request in a window than the client did. That allowance is the client's bet about
+    # scheduling, not what this test is about (counting until the answer, shared by eight threads), so the test
+    # gives it room: 2 s.
+    import functools
+
+    from ibkr_sdk.lib import client as client_module
+    from ibkr_sdk.lib.pacing import Pacer
+
+    monkeypatch.setattr(client_module, "Pacer", functools.partial(Pacer, jitter=2.0))
     results: list[object] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
@@ -161,14 +173,14 @@ def test_eight_threads_share_one_client_without_429() -> None:
         for t in threads:
             t.start()
         for t in threads:
-            t.join(timeout=60)
+            t.join(timeout=300)
         assert not [r for r in sim.requests if r.status == 429]
     assert not errors and len(results) == 400 and set(results) == {AAPL}
 
 
 def test_stalled_order_accepted_by_the_gateway_is_placed_once(sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("ibkr_sdk.lib.orders.RESOLVE_INTERVAL", 0.01)
-    with _client(sim, timeout=0.5) as client:
+    with _client(sim, timeout=2) as client:  # far above a normal answer, even on a busy machine
         client.snapshot_until_ready(str(AAPL), "31", interval=0.01)
         sim.inject("place_order", "stall", after=True)  # the order is booked, the answer never comes
         result = client.place_order(dict(MKT, cOID="exactly-once"), answers={})

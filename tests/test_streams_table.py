@@ -181,7 +181,7 @@ def test_a_bad_stream_spec_is_refused_naming_the_stream(tmp_path: Path) -> None:
         text=True,
         cwd=ROOT,
         check=False,
-        timeout=60,
+        timeout=300,
     )
     assert proc.returncode == 1
     assert "stream 'market_data'" in proc.stderr and "route" in proc.stderr

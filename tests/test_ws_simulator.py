@@ -35,7 +35,8 @@ IBM = "8314"
 ACCOUNT = "DU1234567"
 
 
-def wait_until(check: Callable[[], bool], timeout: float = 5.0) -> bool:
+# Returns as soon as `check` holds, so a long bound costs nothing; it only lets a starved machine catch up.
+def wait_until(check: Callable[[], bool], timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():

@@ -7,6 +7,8 @@ Rules (deliberately simple and documented, so tests can rely on them):
 - stop orders wait as PreSubmitted until the last price reaches the stop, then fill like a market order (a stop
   limit becomes a working limit order);
 - orders fill completely, never partially; IOC orders that do not fill at once are cancelled;
+- a combo (conidex `{spread};;;{leg}/{ratio},...`) is priced as the net of its legs (bid: selling it, ask: buying
+  it) and fills leg by leg at each leg's ask or bid, booking a position and a trade per leg;
 - bracket children are held until their parent fills and then form an OCA group (one fill cancels the others),
   as do tickets sent with `isSingleGroup`; cancelling a parent cancels its children;
 - a cancel is accepted as PendingCancel and becomes Cancelled on the next request;
@@ -174,9 +176,18 @@ class Book:
         order.avg_fill_price = price
         order.status = "Filled"
         order.last_execution = now
-        commission = self.commission(contract, qty, price)
-        self._book_fill(order.account, contract, qty if order.side == "BUY" else -qty, price, commission)
-        self.trades.append(self._trade_record(order, contract, qty, price, commission, now))
+        buy = order.side == "BUY"
+        # A combo fills leg by leg, each at its own side of the market; positions and trades are per leg.
+        legs = self.prices.leg_prices(contract, now, buy) if contract.legs else [(contract, 1, price)]
+        for leg, ratio, leg_price in legs:
+            leg_qty = qty * abs(ratio)
+            commission = self.commission(leg, leg_qty, leg_price)
+            signed = leg_qty if (ratio > 0) == buy else -leg_qty
+            self._book_fill(order.account, leg, signed, leg_price, commission)
+            record = self._trade_record(order, leg, leg_qty, leg_price, commission, now)
+            if contract.legs:
+                record["side"] = "B" if signed > 0 else "S"
+            self.trades.append(record)
         for child in self.children(order):
             if child.held:
                 child.held = False

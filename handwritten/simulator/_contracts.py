@@ -67,6 +67,8 @@ def _stocks(state: GatewayState, req: SimRequest) -> Any:
                 c.name, {"name": c.name, "chineseName": c.chinese_name, "assetClass": "STK", "contracts": []}
             )
             group["contracts"].append({"conid": c.conid, "exchange": c.exchange, "isUS": c.is_us})
+        for group in groups.values():  # recorded answers list an instrument's listings by conid
+            group["contracts"].sort(key=lambda listing: listing["conid"])
         out[symbol.upper()] = list(groups.values())
     return out
 
@@ -87,6 +89,8 @@ def _sections(state: GatewayState, c: Contract) -> list[dict[str, Any]]:
         sections[0]["exchange"] = c.exchange
     if c.sec_type == "CASH":
         sections[0]["exchange"] = c.exchange
+    if c.sec_type == "STK" and not c.is_us:  # a listing abroad names its exchange, as recorded answers do
+        sections[0]["exchange"] = f"{c.exchange};"
     for kind in ("OPT", "FUT"):
         months = state.universe.months(c.conid, kind)
         if months:
@@ -157,7 +161,7 @@ def _info_entry(c: Contract) -> dict[str, Any]:
         "right": c.right or "?",
         "strike": c.strike if c.strike is not None else 0.0,
         "multiplier": f"{c.multiplier:g}" if c.is_derivative else None,
-        "tradingClass": c.symbol,
+        "tradingClass": c.klass,
         "desc1": c.symbol,
         "desc2": c.full_name.replace(f"{c.symbol} ", "", 1) if c.is_derivative else None,
     }
@@ -216,7 +220,7 @@ def contract_info(c: Contract) -> dict[str, Any]:
         "maturity_date": _yyyymmdd(c.expiry),
         "industry": c.industry,
         "instrument_type": c.sec_type,
-        "trading_class": c.symbol,
+        "trading_class": c.klass,
         "valid_exchanges": c.valid_exchanges,
         "allow_sell_long": False,
         "is_zero_commission_security": False,

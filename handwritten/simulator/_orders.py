@@ -86,11 +86,18 @@ def parse_ticket(state: GatewayState, raw: Any, account: str) -> Ticket:
     if acct not in (None, "", account):
         raise _bad(f"acctId {acct} does not match the account {account} of the request")
     conid: Any = raw.get("conid")
-    if conid is None and isinstance(raw.get("conidex"), str):
-        conid = raw["conidex"].split("@")[0]
-    if conid is None:
-        raise _bad("conid (or conidex) is required")
-    contract = state.contract(conid)
+    conidex = raw.get("conidex")
+    if conid is None and isinstance(conidex, str) and ";;;" in conidex:
+        try:
+            contract = state.universe.combo(conidex)
+        except ValueError as exc:
+            raise _bad(f"conidex {conidex!r}: {exc}") from None
+    else:
+        if conid is None and isinstance(conidex, str):
+            conid = conidex.split("@")[0]
+        if conid is None:
+            raise _bad("conid (or conidex) is required")
+        contract = state.contract(conid)
     kind = ORDER_TYPES.get(str(raw.get("orderType", "")).upper())
     if kind is None:
         supported = "MKT, LMT, STP, STOP_LIMIT, MIDPRICE"
@@ -439,7 +446,7 @@ def live_order_entry(order: SimOrder, contract: Contract) -> dict[str, Any]:
         "acct": order.account,
         "account": order.account,
         "conid": order.conid,
-        "conidex": str(order.conid),
+        "conidex": str(contract.extra.get("conidex", order.conid)),
         "orderId": order.order_id,
         "cashCcy": contract.currency,
         "sizeAndFills": f"{order.quantity:g}" if order.status == "Filled" else f"{order.filled:g}/{order.quantity:g}",
@@ -524,7 +531,7 @@ def _order_status(state: GatewayState, req: SimRequest) -> Any:
         "child_order_type": "0",
         "company_name": contract.name,
         "conid": order.conid,
-        "conidex": str(order.conid),
+        "conidex": str(contract.extra.get("conidex", order.conid)),
         "contract_description_1": contract.description,
         "cum_fill": f"{order.filled:.1f}",
         "currency": contract.currency,

@@ -87,6 +87,8 @@ class PriceModel:
             return pinned
         if contract.sec_type == "OPT":
             return self._option_value(contract, t)
+        if contract.legs:  # a combo: the net of its legs (negative for a credit)
+            return sum(r * self.raw(self._universe.by_conid[c], t) for c, r in contract.legs)
         base = contract.price
         if contract.sec_type == "FUT" and contract.underlying is not None:
             under = self._universe.get(contract.underlying)
@@ -124,8 +126,22 @@ class PriceModel:
         vega = spot * pdf * math.sqrt(years) / 100.0
         return Greeks(delta, gamma, theta, vega, vol)
 
+    def leg_prices(self, contract: Contract, t: float, buy: bool) -> list[tuple[Contract, int, float]]:
+        """What buying (or selling) one combo trades at: each leg at its ask when bought, its bid when sold."""
+        out = []
+        for conid, ratio in contract.legs:
+            leg = self._universe.by_conid[conid]
+            q = self.quote(leg, t)
+            out.append((leg, ratio, q.ask if (ratio > 0) == buy else q.bid))
+        return out
+
     def quote(self, contract: Contract, t: float) -> Quote:
         tick = contract.tick
+        if contract.legs:
+            bid = round(sum(r * p for _, r, p in self.leg_prices(contract, t, buy=False)), decimals(tick))
+            ask = round(sum(r * p for _, r, p in self.leg_prices(contract, t, buy=True)), decimals(tick))
+            mid = to_tick((bid + ask) / 2.0, tick)
+            return Quote(last=mid, bid=bid, ask=ask, mid=mid, bid_size=10, ask_size=10, last_size=1)
         mid = self.raw(contract, t)
         spread = max(1, contract.spread_ticks) * tick
         bid = max(to_tick(mid - spread / 2.0, tick), tick)

@@ -1,8 +1,11 @@
 """The simulator's contract universe, read from `data/contracts.json`.
 
-Stocks, the ES index, the EUR.USD pair and their descriptive fields come straight from the file. Futures and
-options are derived when the simulator is built: the next quarterly ES contracts and the next monthly AAPL
-expiries (third Fridays) after the simulated date, so the chain never lies in the past.
+Stocks (with their other listings: Mexican and Swiss lines, Canadian CDRs, London ETPs under the same symbol),
+indices, currency pairs and their descriptive fields come straight from the file. Futures and options are derived
+when the simulator is built from the simulated date, so a chain never lies in the past: the next quarterly futures,
+the next monthly option expiries (third Fridays) and, for chains with weeklies, every Friday up to the last monthly
+expiry in the weekly trading class (SPXW for SPX; SPY's weeklies keep the class SPY). So one strike and month can
+name several contracts, told apart by `maturityDate` and `tradingClass`, as on IBKR.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MONTH_CODES = "FGHJKMNQUVXZ"
+_FIXED_HOLIDAYS = {(1, 1), (6, 19), (7, 4), (12, 25)}  # US exchange holidays on a fixed date
 DAY = 86400
 
 
@@ -108,12 +112,15 @@ class Contract:
     expiry: dt.date | None = None
     strike: float | None = None
     right: str | None = None  # "C" / "P"
+    trading_class: str | None = None  # options: SPX / SPXW; None means the symbol
+    monthly: bool = True  # options: a standard third-Friday expiry in its symbol's own class
+    legs: tuple[tuple[int, int], ...] = ()  # a combo (BAG): (leg conid, signed ratio) per leg
     volatility: float = 0.25
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def is_derivative(self) -> bool:
-        return self.sec_type in ("OPT", "FUT", "FOP", "WAR")
+        return self.sec_type in ("OPT", "FUT", "FOP", "WAR", "BAG")
 
     @property
     def expiry_ts(self) -> float | None:
@@ -133,12 +140,22 @@ class Contract:
         return self.local_symbol or self.symbol
 
     @property
+    def klass(self) -> str:
+        """The trading class (IBKR's `tradingClass`): the symbol unless the file or the chain says otherwise."""
+        return self.trading_class or self.symbol
+
+    @property
     def description(self) -> str:
-        """IBKR's one-line contract description, e.g. `AAPL`, `ES DEC26`, `AAPL JAN27 230 C`."""
+        """IBKR's one-line contract description, e.g. `AAPL`, `ES DEC26`, `AAPL JAN27 230 C`; a weekly option names
+        its day and class (`SPXW 04DEC26 5900 C`), so the contracts of one strike and month read apart."""
         if self.sec_type == "OPT" and self.expiry and self.strike is not None:
+            if not self.monthly:
+                return f"{self.klass} {self.expiry.strftime('%d%b%y').upper()} {self.strike:g} {self.right}"
             return f"{self.symbol} {self.month} {self.strike:g} {self.right}"
         if self.sec_type == "FUT" and self.expiry:
             return f"{self.symbol} {self.month}"
+        if self.sec_type == "BAG":
+            return f"{self.symbol} spread ({self.name})"
         return self.symbol
 
     @property
@@ -147,6 +164,11 @@ class Contract:
             kind = "Call" if self.right == "C" else "Put"
             return f"{self.symbol} {self.expiry.strftime('%b%d')}'{self.expiry.strftime('%y')} {self.strike:g} {kind}"
         return self.description
+
+
+# Combos get ids of their own in the simulator (from here up) so every lookup by conid finds them; IBKR's orders
+# name a combo by its conidex, `{spread conid};;;{leg}/{ratio},...`, which the order answers keep.
+COMBO_CONID_BASE = 2_880_000_000
 
 
 class Universe:
@@ -165,6 +187,7 @@ class Universe:
         self.sessions = sessions
         self._option_exchanges = str(data.get("option_exchanges", "SMART"))
         self.by_conid: dict[int, Contract] = {}
+        self._combos: dict[str, Contract] = {}
         for raw in data["contracts"]:
             self._add(self._contract(raw, sessions, data))
         for fut in data.get("futures", []):
@@ -220,21 +243,41 @@ class Universe:
                 expiry=expiry,
             )
 
-    def _options(self, spec: Mapping[str, Any], sessions: Mapping[str, Session], today: dt.date) -> Iterable[Contract]:
-        expiries: list[dt.date] = []
+    @staticmethod
+    def _expiries(spec: Mapping[str, Any], today: dt.date) -> list[tuple[dt.date, str, bool, int]]:
+        """(expiry, trading class, monthly?, conid base) of a chain: the monthly expiries first, then the weeklies
+        (every Friday after `today` up to the last monthly expiry; in the standard class they skip the monthly
+        days, in a class of their own, such as SPXW, they include them)."""
+        monthly: list[dt.date] = []
         year, month = today.year, today.month
-        while len(expiries) < int(spec["monthly_expiries"]):
+        while len(monthly) < int(spec["monthly_expiries"]):
             if third_friday(year, month) > today:
-                expiries.append(third_friday(year, month))
+                monthly.append(third_friday(year, month))
             month += 1
             if month > 12:
                 year, month = year + 1, 1
+        out = [(day, str(spec.get("trading_class", spec["symbol"])), True, int(spec["conid_base"])) for day in monthly]
+        weekly = spec.get("weeklies")
+        if weekly:
+            klass = str(weekly["trading_class"])
+            same_class = klass == str(spec.get("trading_class", spec["symbol"]))
+            day = today + dt.timedelta(days=(calendar.FRIDAY - today.weekday()) % 7 or 7)
+            while day <= monthly[-1]:
+                if not (same_class and day in monthly):
+                    # A Friday on a fixed-date exchange holiday expires on the Thursday before, as listed chains do.
+                    expiry = day - dt.timedelta(days=1) if (day.month, day.day) in _FIXED_HOLIDAYS else day
+                    out.append((expiry, klass, False, int(weekly["conid_base"])))
+                day += dt.timedelta(days=7)
+        return out
+
+    def _options(self, spec: Mapping[str, Any], sessions: Mapping[str, Session], today: dt.date) -> Iterable[Contract]:
         underlying = self.by_conid[int(spec["underlying"])]
-        base = int(spec["conid_base"])
-        for i, expiry in enumerate(expiries):
+        counters: dict[int, int] = {}
+        for expiry, klass, monthly, base in self._expiries(spec, today):
+            i = counters[base] = counters.get(base, -1) + 1
             for j, strike in enumerate(spec["strikes"]):
                 for k, right in enumerate(("C", "P")):
-                    occ = f"{spec['symbol']:<6}{expiry.strftime('%y%m%d')}{right}{int(round(float(strike) * 1000)):08d}"
+                    occ = f"{klass:<6}{expiry.strftime('%y%m%d')}{right}{int(round(float(strike) * 1000)):08d}"
                     yield Contract(
                         conid=base + i * 100 + j * 2 + k,
                         symbol=spec["symbol"],
@@ -257,11 +300,61 @@ class Universe:
                         expiry=expiry,
                         strike=float(strike),
                         right=right,
+                        trading_class=klass,
+                        monthly=monthly,
                         volatility=float(spec.get("volatility", 0.25)),
                         sector=underlying.sector,
                         group=underlying.group,
                         sector_group=underlying.sector_group,
                     )
+
+    def combo(self, conidex: str) -> Contract:
+        """The combo (BAG) contract of a conidex `{spread conid};;;{leg conid}/{ratio},...`, made on first use.
+
+        Legs must be options or stocks of the universe with one currency; ratios are non-zero integers (negative:
+        sold). Raises ValueError naming what is wrong.
+        """
+        spread, _, text = conidex.partition(";;;")
+        legs: list[tuple[int, int]] = []
+        for part in text.split(","):
+            conid, _, ratio = part.partition("/")
+            try:
+                leg = (int(conid), int(ratio))
+            except ValueError:
+                raise ValueError(f"combo leg {part!r} is not conid/ratio") from None
+            if leg[1] == 0 or self.get(leg[0]) is None or self.by_conid[leg[0]].sec_type not in ("OPT", "STK"):
+                raise ValueError(f"combo leg {part!r} names no option or stock of the universe, or a zero ratio")
+            legs.append(leg)
+        contracts = [self.by_conid[c] for c, _ in legs]
+        if len(legs) < 2 or len({c for c, _ in legs}) != len(legs) or len({c.currency for c in contracts}) != 1:
+            raise ValueError("a combo needs two or more different legs in one currency")
+        key = f"{spread.split('@')[0]};;;" + ",".join(f"{c}/{r}" for c, r in legs)
+        found = self._combos.get(key)
+        if found is not None:
+            return found
+        first = contracts[0]
+        name = ", ".join(f"{r:+d} {c.description}" for (_, r), c in zip(legs, contracts, strict=True))
+        combo = Contract(
+            conid=COMBO_CONID_BASE + len(self._combos),
+            symbol=first.symbol,
+            sec_type="BAG",
+            name=name,
+            exchange="SMART",
+            listing_label="SMART",
+            execution_exchange="SMART",
+            currency=first.currency,
+            session=first.session,
+            tick=min(c.tick for c in contracts),
+            spread_ticks=1,
+            price=0.0,
+            multiplier=first.multiplier,
+            underlying=first.underlying,
+            legs=tuple(legs),
+            extra={"conidex": key},
+        )
+        self._combos[key] = combo
+        self._add(combo)
+        return combo
 
     # -- queries ------------------------------------------------------------------------------------------------
 
@@ -299,7 +392,7 @@ class Universe:
             if right and c.right != right[:1].upper():
                 continue
             out.append(c)
-        return sorted(out, key=lambda c: (c.expiry or dt.date.min, c.strike or 0.0, c.right or ""))
+        return sorted(out, key=lambda c: (c.expiry or dt.date.min, c.klass, c.strike or 0.0, c.right or ""))
 
     def months(self, underlying: int, sec_type: str) -> list[str]:
         seen: dict[str, dt.date] = {}

@@ -118,7 +118,7 @@ def test_real_catalogue_output_is_deterministic(tmp_path: Path) -> None:
             env=env,
             check=True,
             capture_output=True,
-            timeout=120,
+            timeout=600,
         )
         hashes.append(_tree_hash(out))
     assert hashes[0] == hashes[1]
@@ -165,7 +165,7 @@ def test_generator_cli_refuses_invalid_catalogue(tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
     )
     assert proc.returncode == 1
     assert "spec/widgets.yaml: endpoint 'list_widgets': field retry" in proc.stderr

@@ -157,7 +157,7 @@ def test_trading_schedule_by_symbol_in_local_time(api: IbkrClient) -> None:
     assert monday["tradingtimes"] == [{"cancelDayOrders": "Y", "closingTime": "2000", "openingTime": "0400"}]
     assert monday["sessions"] == [{"closingTime": "1600", "openingTime": "0930", "prop": "LIQUID"}]
     plain = api.trading_schedule_by_symbol("STK", "AAPL").data
-    assert [v["exchange"] for v in plain] == ["NASDAQ", "MEXI", "AEQLIT"]  # every listing, at its own exchange
+    assert [v["exchange"] for v in plain] == ["NASDAQ", "MEXI", "EBS", "LSEETF", "AEQLIT"]  # each listing, its exchange
     es = api.trading_schedule_by_symbol("FUT", "ES", exchange_filter="CME").data
     assert [v["exchange"] for v in es] == ["CME"] and es[0]["timezone"] == "America/Chicago"
     assert es[0]["schedules"][2]["tradingtimes"][0]["openingTime"] == "1700"  # from the evening before

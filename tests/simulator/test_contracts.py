@@ -14,7 +14,8 @@ def test_stocks_by_symbol_in_ibkr_shape(api: IbkrClient) -> None:
     listings = {c["exchange"]: c for c in apple["contracts"]}
     assert listings["NASDAQ"] == {"conid": AAPL, "exchange": "NASDAQ", "isUS": True}
     assert any(not c["isUS"] for c in apple["contracts"])
-    assert [g["name"] for g in data["AAPL"]] == ["APPLE INC", "APPLE INC-CDR"]
+    assert [g["name"] for g in data["AAPL"]] == ["APPLE INC", "LS 1X AAPL", "APPLE INC-CDR"]  # as IBKR answers
+    assert [c["conid"] for c in apple["contracts"]] == [AAPL, 38708077, 273982664]  # by conid, as recorded
     assert data["MSFT"][0]["contracts"][0]["isUS"] is True
 
 

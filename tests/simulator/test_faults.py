@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -17,9 +18,7 @@ def test_latency(sim: Simulator, api: IbkrClient) -> None:
     started = time.monotonic()
     api.tickle()
     assert time.monotonic() - started >= 0.3
-    started = time.monotonic()
-    api.tickle()
-    assert time.monotonic() - started < 0.3
+    api.tickle()  # the fault was used up: this answer comes without the added latency
     assert [r.fault for r in sim.requests] == ["latency", None]
 
 
@@ -71,16 +70,17 @@ def test_stall_times_out_and_ends_when_the_simulator_stops(client_for: Callable[
     try:
         api = client_for(sim, timeout=0.3)
         sim.inject("tickle", "stall")
-        started = time.monotonic()
         with pytest.raises(ApiTimeoutError):
             api.tickle()
-        assert time.monotonic() - started < 3
-        assert api.authentication_status().data["authenticated"] is True
+        assert client_for(sim, timeout=10).authentication_status().data["authenticated"] is True
+        handlers = [t for t in threading.enumerate() if t.name == "ibkr-simulator-conn"]
+        assert handlers  # the stalled request's among them
     finally:
-        started = time.monotonic()
-        sim.stop()
-        assert time.monotonic() - started < 2  # the stalled request did not hold the shutdown
+        sim.stop(timeout=30)
     assert not sim.running
+    # The stalled request did not hold the shutdown: every connection thread ended (a held one would still be
+    # running once stop() gave up after its bound).
+    assert not [t for t in handlers if t.is_alive()]
 
 
 def test_stall_with_a_limit(sim: Simulator, client_for: Callable[..., IbkrClient]) -> None:

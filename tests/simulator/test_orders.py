@@ -257,3 +257,45 @@ def test_force_clears_the_live_orders_view(api: IbkrClient) -> None:
     api._place_order(orders=[market(1)])
     assert api.live_orders(force=True).data == {"orders": [], "snapshot": False}
     assert len(api.live_orders().data["orders"]) == 1
+
+
+def _spx_calls(api: IbkrClient, *strikes: int) -> list[int]:
+    """Conids of the monthly SPX calls at `strikes` in December 2026 (the test clock's next monthly expiry)."""
+    out = []
+    for strike in strikes:
+        found = api.search_secdef_info_by_conid("416904", "OPT", "DEC26", strike=str(strike), right="C").data
+        out.append(next(c["conid"] for c in found if c["tradingClass"] == "SPX"))
+    return out
+
+
+def test_combo_order_fills_leg_by_leg(sim: Simulator, api: IbkrClient) -> None:
+    long_leg, short_leg = _spx_calls(api, 5900, 6000)
+    legs = {c: quote(api, c) for c in (long_leg, short_leg)}
+    conidex = f"28812380;;;{long_leg}/1,{short_leg}/-1"
+    debit = float(legs[long_leg]["86"]) - float(legs[short_leg]["84"])  # buy the long at its ask, sell at the bid
+    ticket = {"conidex": conidex, "orderType": "LMT", "price": round(debit + 1, 2), "quantity": 2, "side": "BUY"}
+    ack, asked = answer_all(api, api._place_order(orders=[{**ticket, "tif": "DAY", "cOID": "vertical-1"}]).data)
+    assert asked == ["o354"] and ack[0]["order_status"] == "Filled"  # a combo has no market data of its own
+    status = api.order_status(ack[0]["order_id"]).data
+    assert status["conidex"] == conidex and float(status["average_price"]) == pytest.approx(debit, abs=0.01)
+    held = {p["conid"]: p["position"] for p in api.positions().data}
+    assert held == {long_leg: 2.0, short_leg: -2.0}
+    trades = {t["conid"]: (t["side"], t["size"], float(t["price"])) for t in api.trades().data}
+    assert trades == {
+        long_leg: ("B", 2.0, pytest.approx(float(legs[long_leg]["86"]))),
+        short_leg: ("S", 2.0, pytest.approx(float(legs[short_leg]["84"]))),
+    }
+    assert api.live_orders().data["orders"][0]["conidex"] == conidex
+    # Selling the same combo closes both legs; a credit below the market's bid rests.
+    answer_all(api, api._place_order(orders=[{**ticket, "side": "SELL", "orderType": "MKT", "tif": "DAY"}]).data)
+    assert api.positions().data == []
+    resting = api._place_order(orders=[{**ticket, "side": "SELL", "price": round(debit + 50, 2), "tif": "DAY"}])
+    assert answer_all(api, resting.data)[0][0]["order_status"] == "Submitted"
+
+
+def test_bad_combos_are_refused(api: IbkrClient) -> None:
+    (call,) = _spx_calls(api, 5900)
+    for conidex in (f"28812380;;;{call}/1", f"28812380;;;{call}/1,1/-1", f"28812380;;;{call}/0,{call + 2}/1"):
+        with pytest.raises(ExternalBrokerError) as caught:
+            api._place_order(orders=[{"conidex": conidex, "orderType": "MKT", "quantity": 1, "side": "BUY"}])
+        assert caught.value.status_code == 400 and "conidex" in str(caught.value)

@@ -15,6 +15,7 @@ _UNIVERSE = Simulator()._state.universe.all()
 US_STOCKS = {c.conid: c.symbol for c in _UNIVERSE if c.sec_type == "STK" and c.is_us}
 US_ETFS = {c.symbol for c in _UNIVERSE if c.sec_type == "STK" and c.is_us and c.stock_type == "ETF"}
 NYSE = {c.conid for c in _UNIVERSE if c.sec_type == "STK" and c.exchange == "NYSE"}
+CDRS = {c.conid for c in _UNIVERSE if c.sec_type == "STK" and c.exchange == "AEQLIT"}  # the Canadian CDR listings
 
 
 def _snapshots(api: IbkrClient) -> dict[int, dict[str, Any]]:
@@ -93,7 +94,8 @@ def test_instruments_and_locations_choose_the_stocks(api: IbkrClient) -> None:
     nyse = api.market_scanner("STK", "MOST_ACTIVE", "STK.NYSE").data
     assert {c["con_id"] for c in nyse["contracts"]} == NYSE and 8314 in NYSE
     canada = api.market_scanner("STOCK.NA", "MOST_ACTIVE", "STK.NA.CANADA").data["contracts"]
-    assert [(c["con_id"], c["listing_exchange"]) for c in canada] == [(532640894, "AEQLIT")]
+    assert {c["con_id"] for c in canada} == CDRS and {c["listing_exchange"] for c in canada} == {"AEQLIT"}
+    assert {532640894, 532638805} <= CDRS  # AAPL's and GOOG's CDRs
     assert api.market_scanner("STK", "MOST_ACTIVE", "STK.US.MINOR").data["contracts"] == []
     for instrument, code, location in [
         ("STK", "MOST_ACTIVE", "STK.NA.CANADA"),  # a location of another instrument

@@ -136,18 +136,20 @@ def test_command_line_runs_until_interrupted() -> None:
         text=True,
         cwd=src,
         env=env,
+        # SIGINT must reach it even under a shell that ignores it in background jobs (the child would inherit that).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     lines: queue.Queue[str] = queue.Queue()
     assert proc.stdout is not None
     reader = threading.Thread(target=lambda: lines.put(proc.stdout.readline() if proc.stdout else ""), daemon=True)
     reader.start()
     try:
-        banner = lines.get(timeout=15)
+        banner = lines.get(timeout=120)  # a hang bound: starting takes a second, minutes on a starved machine
         url = next(word for word in banner.split() if word.startswith("http://127.0.0.1:"))
         with IbkrClient(url=url, account_id="DU7654321", timeout=5, max_retries=0) as api:
             assert api.portfolio_accounts().data[0]["id"] == "DU7654321"
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=10) == 0
+        assert proc.wait(timeout=120) == 0  # a hang bound, not a speed check
     finally:
         if proc.poll() is None:
             proc.kill()
