@@ -41,12 +41,14 @@ venv install: $(STAMP)
 
 generate: $(STAMP)
 	$(PY) -m codegen --spec spec --out generated --docs $(DOCS) --openapi $(OPENAPI) --ts generated/ts
+	$(PY) -m codegen.reference
 	# New or removed modules only become visible to the strict editable install after re-installing.
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation --config-settings editable_mode=strict -e .
 	@touch $(STAMP)
 
 api-docs: $(STAMP)
 	$(PY) -m codegen --spec spec --docs $(DOCS)
+	$(PY) -m codegen.reference
 
 # The docs site (MkDocs, Material theme; pinned in the `docs` extra): README, guides, examples and the API reference,
 # built in strict mode, so a broken link, a missing page or any other warning fails the build.

@@ -17,7 +17,7 @@ import ast
 import json
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -187,6 +187,7 @@ def _lineage(classes: dict[str, tuple[str, ast.ClassDef]], start: str) -> Iterat
 def read_handwritten(source_dir: Path = HANDWRITTEN) -> Handwritten:
     out = Handwritten()
     classes = _classes(source_dir)
+    functions = _functions(source_dir)
     for module, node in _lineage(classes, CLIENT_CLASS):
         for item in node.body:
             if not isinstance(item, ast.FunctionDef):
@@ -210,7 +211,7 @@ def read_handwritten(source_dir: Path = HANDWRITTEN) -> Handwritten:
                 _params(item),
                 returns,
                 parse_docstring(ast.get_docstring(item)),
-                _self_calls(item),
+                _self_calls(item, functions),
             )
     for name, method in out.methods.items():  # through helpers: what each method ends up sending
         seen, todo = set(method.calls), list(method.calls)
@@ -224,17 +225,42 @@ def read_handwritten(source_dir: Path = HANDWRITTEN) -> Handwritten:
     return out
 
 
-def _self_calls(node: ast.FunctionDef) -> tuple[str, ...]:
+def _functions(source_dir: Path) -> dict[str, ast.FunctionDef]:
+    """Every top-level function of the hand-written runtime by name: the flows the client methods run."""
+    found: dict[str, ast.FunctionDef] = {}
+    for path in sorted(source_dir.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef):
+                found.setdefault(node.name, node)
+    return found
+
+
+def _self_calls(
+    node: ast.FunctionDef, functions: Mapping[str, ast.FunctionDef] | None = None, me: str = "self"
+) -> tuple[str, ...]:
     """Names of the `self.<name>(...)` calls in a method, a leading underscore dropped (`_place_order` is the raw
-    request of `place_order`)."""
-    names = {
-        call.func.attr.lstrip("_")
-        for call in ast.walk(node)
-        if isinstance(call, ast.Call)
-        and isinstance(call.func, ast.Attribute)
-        and isinstance(call.func.value, ast.Name)
-        and call.func.value.id == "self"
-    }
+    request of `place_order`), including those made by the flows it runs: a top-level function that receives
+    `self` (e.g. `run(stock_conid_flow(self, ...))`) calls the client through its own parameter (`api.<name>`)."""
+    functions = functions or {}
+    names: set[str] = set()
+    todo: list[tuple[ast.FunctionDef, str]] = [(node, me)]
+    visited: set[tuple[str, str]] = set()
+    while todo:
+        current, alias = todo.pop()
+        for call in ast.walk(current):
+            if not isinstance(call, ast.Call):
+                continue
+            func = call.func
+            if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == alias:
+                names.add(func.attr.lstrip("_"))
+            elif isinstance(func, ast.Name) and func.id in functions:
+                flow = functions[func.id]
+                params = [a.arg for a in flow.args.posonlyargs + flow.args.args]
+                for position, arg in enumerate(call.args[: len(params)]):
+                    if isinstance(arg, ast.Name) and arg.id == alias and (flow.name, params[position]) not in visited:
+                        visited.add((flow.name, params[position]))
+                        todo.append((flow, params[position]))
     return tuple(sorted(names))
 
 
