@@ -8,7 +8,8 @@
 2. The cost per call with pacing on and no waiting (bursts of 9 calls, under the global limit of 10 per window, with
    the window left to empty between bursts), the backends' bursts interleaved: `local` against `process` (target
    <= +10 %) and `redis` against `process` on loopback (target <= +20 %). On a busy machine the median carries the
-   other load's noise; the 10th percentile of the bursts is printed beside it.
+   other load's noise; the 10th percentile of the bursts is printed beside it. Beside them, one bare Redis GET round
+   trip per call, interleaved the same way: the floor of any Redis store, which takes one round trip per request.
 The Redis parts need `redis-server` and redis-py; they are skipped (and say so) otherwise. Loopback only.
 """
 
@@ -33,6 +34,7 @@ BURST = 100
 PROCESSES = (1, 2, 4, 8)
 BURSTS = 150
 CALLS_PER_BURST = 9
+FLOOR = "redis GET"
 SCALE = 0.001  # the global window of 10 lasts 1 ms x 1.01 + the 25 ms safety margin: a burst of 9 never waits
 
 
@@ -74,11 +76,19 @@ def per_call(backends: list[str]) -> None:
             client.receive_brokerage_accounts()
         time.sleep(2.5)  # a new Redis takes its windows as full for a moment
         waited = {b: c._transport.pacer.waited for b, c in clients.items()}
-        samples: dict[str, list[float]] = {b: [] for b in backends}
+        calls = {b: c.receive_brokerage_accounts for b, c in clients.items()}
+        redis_url = next((b for b in backends if b.startswith("redis")), None)
+        if redis_url is not None:  # the floor of any Redis store: one round trip of a bare command
+            import redis
+
+            bare = redis.Redis.from_url(redis_url)
+            calls[FLOOR] = lambda: bare.get("ibkr_sdk-bench-nothing")
+        samples: dict[str, list[float]] = {b: [] for b in calls}
+        kinds = list(calls)
         for burst in range(BURSTS):
-            order = backends[burst % len(backends) :] + backends[: burst % len(backends)]
+            order = kinds[burst % len(kinds) :] + kinds[: burst % len(kinds)]
             for backend in order:
-                call = clients[backend].receive_brokerage_accounts
+                call = calls[backend]
                 time.sleep(0.03)  # the window (10 per 26 ms) empties
                 started = time.perf_counter()
                 for _ in range(CALLS_PER_BURST):
@@ -94,7 +104,14 @@ def per_call(backends: list[str]) -> None:
         f"backend (loopback HTTP; load average {os.getloadavg()[0]:.1f}; the 10th percentile is the least disturbed "
         "by other load):"
     )
-    for backend in backends:
+    for backend in samples:
+        if backend == FLOOR:
+            print(
+                f"  (one bare Redis GET round trip: median {median[backend] * 1e6:.1f} us = "
+                f"{median[backend] / median['process']:.3f} of a process call; 10th percentile "
+                f"{low[backend] * 1e6:.1f} us = {low[backend] / low['process']:.3f})"
+            )
+            continue
         target = {"process": "", "local": " (target <= 1.10)"}.get(_name(backend), " (target <= 1.20)")
         print(
             f"  {_name(backend):8s} median {median[backend] * 1e6:8.1f} us {median[backend] / median['process']:.3f}x "

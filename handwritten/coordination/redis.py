@@ -81,7 +81,7 @@ end
 local function load_doc(key)
   local raw = redis.call('GET', key)
   if not raw then return {p = 0, w = {}, s = {}} end
-  local ok, doc = pcall(cjson.decode, raw)
+  local ok, doc = pcall(cmsgpack.unpack, raw)
   if not ok or type(doc) ~= 'table' or type(doc.p) ~= 'number' or type(doc.w) ~= 'table'
       or type(doc.s) ~= 'table' then
     return nil
@@ -121,8 +121,8 @@ local function window_wait(doc, name, now, rate, per, cap)
 end
 """
 
-# KEYS: doc, run, epoch. ARGV: run_id, cap, grace, doc ttl (ms), releases, windows, slot, slot limit, slot ttl,
-# grant id, owd, poll.
+# KEYS: doc, run, epoch. ARGV: run_id, releases, grant id, owd, then what is fixed per bucket: cap, grace, doc ttl
+# (ms), windows, slot, slot limit, slot ttl, poll.
 _ACQUIRE = (
     _LIB
     + r"""
@@ -130,17 +130,17 @@ local now = clock()
 local ep = epoch(now, ARGV[1])
 local doc = load_doc(KEYS[1])
 if not doc then return redis.error_reply('IBKR_SDK_CORRUPT ' .. KEYS[1]) end
-local cap = tonumber(ARGV[2])
-for _, r in ipairs(cjson.decode(ARGV[5])) do settle(doc, now, r, cap) end
+local cap = tonumber(ARGV[5])
+for _, r in ipairs(cjson.decode(ARGV[2])) do settle(doc, now, r, cap) end
 local wait, reason, exact = doc.p - now, '<pause>', 1
-local windows = cjson.decode(ARGV[6])
+local windows = cjson.decode(ARGV[8])
 for _, w in ipairs(windows) do
   local d, ex = window_wait(doc, w[1], now, w[2], w[3], cap)
   local why = w[1]
   if ep + w[3] - now > d then d, ex, why = ep + w[3] - now, 1, '<restart>' end
   if d > wait then wait, reason, exact = d, why, ex end
 end
-local slot = ARGV[7]
+local slot = ARGV[9]
 if slot ~= '' then
   local held = doc.s[slot] or {}
   local n = 0
@@ -148,24 +148,24 @@ if slot ~= '' then
     if expires <= now then held[token] = nil else n = n + 1 end
   end
   doc.s[slot] = held
-  local grace = ep + tonumber(ARGV[3]) - now
+  local grace = ep + tonumber(ARGV[6]) - now
   if grace > wait then wait, reason, exact = grace, '<restart>', 1 end
   local poll = tonumber(ARGV[12])
-  if n >= tonumber(ARGV[8]) and wait < poll then wait, reason, exact = poll, slot, 0 end
+  if n >= tonumber(ARGV[10]) and wait < poll then wait, reason, exact = poll, slot, 0 end
 end
 if wait > 0 then
-  redis.call('SET', KEYS[1], cjson.encode(doc), 'PX', ARGV[4])
+  redis.call('SET', KEYS[1], cmsgpack.pack(doc), 'PX', ARGV[7])
   return {0, tostring(wait), reason, exact}
 end
-local id = ARGV[10]
-local owd = tonumber(ARGV[11])
+local id = ARGV[3]
+local owd = tonumber(ARGV[4])
 for _, w in ipairs(windows) do
   local list = doc.w[w[1]] or {}
   list[#list + 1] = {now, false, owd, id}
   doc.w[w[1]] = list
 end
-if slot ~= '' then doc.s[slot][id] = now + tonumber(ARGV[9]) end
-redis.call('SET', KEYS[1], cjson.encode(doc), 'PX', ARGV[4])
+if slot ~= '' then doc.s[slot][id] = now + tonumber(ARGV[11]) end
+redis.call('SET', KEYS[1], cmsgpack.pack(doc), 'PX', ARGV[7])
 return {1}
 """
 )
@@ -179,7 +179,7 @@ local doc = load_doc(KEYS[1])
 if not doc then return redis.error_reply('IBKR_SDK_CORRUPT ' .. KEYS[1]) end
 local cap = tonumber(ARGV[2])
 for _, r in ipairs(cjson.decode(ARGV[1])) do settle(doc, now, r, cap) end
-redis.call('SET', KEYS[1], cjson.encode(doc), 'PX', ARGV[3])
+redis.call('SET', KEYS[1], cmsgpack.pack(doc), 'PX', ARGV[3])
 return 1
 """
 )
@@ -192,7 +192,7 @@ local now = clock()
 local doc = load_doc(KEYS[1])
 if not doc then return redis.error_reply('IBKR_SDK_CORRUPT ' .. KEYS[1]) end
 doc.p = math.max(doc.p, now + tonumber(ARGV[1]))
-redis.call('SET', KEYS[1], cjson.encode(doc), 'PX', math.max(tonumber(ARGV[2]), math.ceil(tonumber(ARGV[1]) * 1000)))
+redis.call('SET', KEYS[1], cmsgpack.pack(doc), 'PX', math.max(tonumber(ARGV[2]), math.ceil(tonumber(ARGV[1]) * 1000)))
 return 1
 """
 )
@@ -216,7 +216,7 @@ for _, it in ipairs(cjson.decode(ARGV[4])) do
     lost[#lost + 1] = it[2]
   end
 end
-redis.call('SET', KEYS[1], cjson.encode(doc), 'PX', ARGV[3])
+redis.call('SET', KEYS[1], cmsgpack.pack(doc), 'PX', ARGV[3])
 return lost
 """
 )
@@ -226,7 +226,9 @@ _INSPECT = (
     _LIB
     + r"""
 local now = clock()
-return {redis.call('GET', KEYS[1]) or '', tostring(now), redis.call('GET', KEYS[3]) or ''}
+local doc = load_doc(KEYS[1])
+if not doc then return redis.error_reply('IBKR_SDK_CORRUPT ' .. KEYS[1]) end
+return {cjson.encode(doc), tostring(now), redis.call('GET', KEYS[3]) or ''}
 """
 )
 
@@ -354,15 +356,20 @@ class RedisPacingStore(PacingStore):
         self._keys = [f"{PREFIX}pacing:{key}:{limits.fingerprint()}", RUN_KEY, EPOCH_KEY]
         longest = max([w.per for w in limits.windows] + [SLOT_TTL])
         self._ttl_ms = str(int((longest + limits.cap + 60) * 1000))
-        self._windows_json: dict[tuple[str, ...], str] = {}
+        self._shapes: dict[tuple[tuple[str, ...], str | None], tuple[list[Any], tuple[str, ...], Any]] = {}
         self._pending: list[list[Any]] = []  # releases not sent yet: [id, names, sent_at, answered_at, owd, slot]
         self._cond = threading.Condition()
         self._flusher: threading.Thread | None = None
+        self._flusher_idle = True
         self._slot_tokens: set[str] = set()
 
-    def _take_pending(self) -> list[list[Any]]:
+    def _take_pending(self, answered_before: float | None = None) -> list[list[Any]]:
         with self._cond:
-            pending, self._pending = self._pending, []
+            if answered_before is None:
+                pending, self._pending = self._pending, []
+            else:
+                pending = [p for p in self._pending if p[3] <= answered_before]
+                self._pending = [p for p in self._pending if p[3] > answered_before]
         return pending
 
     @staticmethod
@@ -375,28 +382,31 @@ class RedisPacingStore(PacingStore):
             ]
         )
 
-    def try_acquire(self, windows: tuple[str, ...], slot: str | None, owd: float) -> Grant | Wait:
-        specs = self._windows_json.get(windows)
-        if specs is None:
+    def _request(self, windows: tuple[str, ...], slot: str | None) -> tuple[list[Any], tuple[str, ...], Any]:
+        """What does not change between requests of one bucket: the script's fixed arguments (encoded once), the
+        window names and the slot."""
+        shape = self._shapes.get((windows, slot))
+        if shape is None:
             chosen = [w for w in self.limits.windows if w.name in windows]
-            specs = self._windows_json[windows] = json.dumps([[w.name, w.rate, w.per] for w in chosen])
-        limit = self.limits.slot(slot) if slot else None
+            limit = self.limits.slot(slot) if slot else None
+            fixed = [
+                repr(self.limits.cap),
+                repr(RESTART_GRACE),
+                self._ttl_ms,
+                json.dumps([[w.name, w.rate, w.per] for w in chosen]),
+                limit.name if limit else "",
+                str(limit.limit if limit else 0),
+                repr(SLOT_TTL),
+                repr(POLL),
+            ]
+            shape = self._shapes[(windows, slot)] = (fixed, tuple(w.name for w in chosen), limit)
+        return shape
+
+    def try_acquire(self, windows: tuple[str, ...], slot: str | None, owd: float) -> Grant | Wait:
+        fixed, names, limit = self._request(windows, slot)
         grant_id = new_id()
         pending = self._take_pending()
-        args = [
-            self._backend.run_id,
-            repr(self.limits.cap),
-            repr(RESTART_GRACE),
-            self._ttl_ms,
-            self._encode(pending),
-            specs,
-            limit.name if limit else "",
-            limit.limit if limit else 0,
-            repr(SLOT_TTL),
-            str(grant_id),
-            repr(owd),
-            repr(POLL),
-        ]
+        args = [self._backend.run_id, self._encode(pending) if pending else "[]", str(grant_id), repr(owd), *fixed]
         try:
             answer = self._backend.call("acquire", self._keys, args)
         except CoordinationError:
@@ -404,7 +414,6 @@ class RedisPacingStore(PacingStore):
                 self._pending[:0] = pending  # not applied: send them with the next script
             raise
         if answer[0] == 1:
-            names = tuple(w.name for w in self.limits.windows if w.name in windows)
             grant = Grant(grant_id, names, limit.name if limit else None, time.monotonic(), self)
             if limit is not None:
                 token = str(grant_id)
@@ -441,7 +450,8 @@ class RedisPacingStore(PacingStore):
                     target=self._flush_loop, name="ibkr_sdk-coordination-flush", daemon=True
                 )
                 self._flusher.start()
-            self._cond.notify()
+            if self._flusher_idle:  # while requests keep coming the flusher is awake anyway: no wake-up per request
+                self._cond.notify()
 
     def _send_releases(self, pending: list[list[Any]]) -> None:
         self._backend.call("release", self._keys[:1], [self._encode(pending), repr(self.limits.cap), self._ttl_ms])
@@ -450,9 +460,12 @@ class RedisPacingStore(PacingStore):
         while True:
             with self._cond:
                 while not self._pending:
+                    self._flusher_idle = True
                     self._cond.wait()
+                self._flusher_idle = False
             time.sleep(SETTLE_DELAY)  # the next request's script may carry them
-            pending = self._take_pending()
+            # Only what no request carried for a whole delay; a fresher release waits for the next round.
+            pending = self._take_pending(answered_before=time.monotonic() - SETTLE_DELAY)
             if not pending:
                 continue
             try:
@@ -573,9 +586,16 @@ class RedisBackend(Backend):
             "get": _GET,
         }
         self._scripts = {name: self._client.register_script(source) for name, source in sources.items()}
+        self._no_script: type[BaseException] = redis.exceptions.NoScriptError
+        self._lost: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError, OSError)
         self.renewer = _Renewer()
         self._lock = threading.Lock()
         self._leases: dict[str, RedisLease] = {}
+        # The scripts go over one connection of our own, held for the life of the backend: a connection taken from
+        # redis-py's pool for each command is first polled for stray data, which costs more than the script.
+        self._conn_lock = threading.Lock()
+        self._conn: Any = None
+        self._conn_pid = 0
 
     def _on_connect(self, connection: Any) -> None:
         """Every new connection reads the server's run id: a new one means Redis restarted (see the docstring)."""
@@ -611,9 +631,39 @@ class RedisBackend(Backend):
 
     def call(self, script: str, keys: list[str], args: list[Any]) -> Any:
         try:
-            return self._scripts[script](keys=keys, args=args)
+            return self._evalsha(self._scripts[script], keys, args)
         except self._redis_errors as exc:
             raise self._error(exc) from exc
+
+    def _evalsha(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        """Run a script on the backend's own connection: loaded on a NoScriptError (a new or flushed server), and
+        sent once more on a new connection when the old one was lost (a restart of Redis), then a clear error."""
+        with self._conn_lock:
+            if self._conn is None or self._conn_pid != os.getpid():  # a forked child opens its own
+                self._conn = self._client.connection_pool.make_connection()
+                self._conn_pid = os.getpid()
+            conn = self._conn
+            reconnected = loaded = False
+            while True:
+                try:
+                    conn.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+                    return conn.read_response()
+                except self._no_script:
+                    if loaded:
+                        raise
+                    conn.send_command("SCRIPT", "LOAD", script.script)
+                    conn.read_response()
+                    loaded = True
+                except self._response_error:
+                    raise  # the server answered in full: the connection stays usable
+                except self._lost:
+                    conn.disconnect()
+                    if reconnected:
+                        raise
+                    reconnected = True
+                except BaseException:  # e.g. KeyboardInterrupt mid-read: an answer may still be on its way
+                    conn.disconnect()
+                    raise
 
     def command(self, fn: Callable[[Any], Any]) -> Any:
         try:
