@@ -1,5 +1,5 @@
 """The peer client's behaviours beyond signatures: the escape hatch's retry rules, the constructor options, log
-set-up, execute_in_parallel, the health handlers and the symbol helpers' handling of unknown symbols."""
+set-up, execute_in_parallel, print_table, the health handlers and the symbol helpers' handling of unknown symbols."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import ibkr_sdk
 from ibkr_sdk import (
     ApiConnectionError,
     ExternalBrokerError,
@@ -22,6 +23,7 @@ from ibkr_sdk import (
     StockQueryError,
     execute_in_parallel,
     ibind_logs_initialize,
+    print_table,
 )
 from ibkr_sdk.lib import compat
 from ibkr_sdk.lib.logs import reset_logs
@@ -182,6 +184,45 @@ def test_tickle_log_flag_logs_locally_and_sends_nothing_more(
         client.tickle()
     assert [r.raw_body for r in recorder.sent("POST", "/tickle")] == [b"", b""]
     assert len([r for r in caplog.records if r.getMessage().startswith("tickle:")]) == 1
+
+
+# ---- what the peer's REST examples import ------------------------------------------------------------------------
+
+# Each name the peer's examples rest_01..rest_09 import, by the module they import it from; with the import changed
+# to `from ibkr_sdk import ...` each must exist. (rest_07 also imports `make_order_request`, which ibind 0.2.2 no
+# longer has: that example fails with the peer too.)
+PEER_EXAMPLE_IMPORTS = {
+    "ibind": ["IbkrClient", "StockQuery", "OrderRequest", "QuestionType", "ibind_logs_initialize"],
+    "ibind.client.ibkr_utils": ["OrderRequest"],
+    "ibind.support.py_utils": ["print_table"],
+}
+
+
+@pytest.mark.parametrize("module", list(PEER_EXAMPLE_IMPORTS))
+def test_names_the_peer_examples_import_exist_at_the_top_level(module: str) -> None:
+    missing = [name for name in PEER_EXAMPLE_IMPORTS[module] if name not in ibkr_sdk.__all__]
+    assert not missing, f"`from {module} import {', '.join(missing)}` has no `from ibkr_sdk import` counterpart"
+
+
+def test_print_table_aligns_the_contracts_of_an_options_month(
+    sim: Simulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # As the peer's options-chain example prints the SPX contracts of one strike and month.
+    with IbkrClient(url=sim.url, account_id=ACCOUNT) as client:
+        sections = client.search_contract_by_symbol("SPX").data[0]["sections"]
+        month = next(s for s in sections if s["secType"] == "OPT")["months"].split(";")[0]
+        strike = client.search_strikes_by_conid(conid="416904", sec_type="OPT", month=month).data["call"][0]
+        info = client.search_secdef_info_by_conid(conid="416904", sec_type="OPT", month=month, strike=strike, right="C")
+    print_table(info.data)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(info.data) >= 2 and len(lines) == len(info.data) + 1
+    assert lines[0].split() == list(info.data[0]) and len({len(line) for line in lines}) == 1  # right-aligned
+    for line, row in zip(lines[1:], info.data, strict=True):
+        assert line.split()[:2] == [str(row["conid"]), row["ticker"]] and line.rstrip().endswith(row["desc2"])
+    print_table([{"a": 1, "b": None}, {"a": 22, "b": "x"}], column_order=["b", "a"])
+    assert capsys.readouterr().out.splitlines() == ["b    a", "     1", "x   22"]
+    with pytest.raises(ValueError, match="print_table.*my_dict"):
+        print_table({"a": 1})  # type: ignore[arg-type]
 
 
 # ---- logs, execute_in_parallel ----------------------------------------------------------------------------------
