@@ -3,6 +3,7 @@ set-up, execute_in_parallel, print_table, the health handlers and the symbol hel
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import signal
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 import ibkr_sdk
 from ibkr_sdk import (
@@ -25,7 +27,7 @@ from ibkr_sdk import (
     ibind_logs_initialize,
     print_table,
 )
-from ibkr_sdk.lib import compat
+from ibkr_sdk.lib import compat, transport
 from ibkr_sdk.lib.logs import reset_logs
 from ibkr_sdk.simulator import Simulator
 from tests.recording_server import RecordingServer, Reply
@@ -188,20 +190,39 @@ def test_tickle_log_flag_logs_locally_and_sends_nothing_more(
 
 # ---- what the peer's REST examples import ------------------------------------------------------------------------
 
-# Each name the peer's examples rest_01..rest_09 import, by the module they import it from; with the import changed
-# to `from ibkr_sdk import ...` each must exist. (rest_07 also imports `make_order_request`, which ibind 0.2.2 no
-# longer has: that example fails with the peer too.)
+# Each name the peer's examples rest_01..rest_09 import, by the module they import it from. With `ibind` renamed to
+# `ibkr_sdk` each import must work, and give the top level's object. (rest_07 also imports `make_order_request`, which
+# ibind 0.2.2 no longer has: that example fails with the peer too.)
 PEER_EXAMPLE_IMPORTS = {
     "ibind": ["IbkrClient", "StockQuery", "OrderRequest", "QuestionType", "ibind_logs_initialize"],
     "ibind.client.ibkr_utils": ["OrderRequest"],
     "ibind.support.py_utils": ["print_table"],
+    "ibind.base.rest_client": ["requests"],  # the target of the examples' mock.patch
 }
 
 
 @pytest.mark.parametrize("module", list(PEER_EXAMPLE_IMPORTS))
-def test_names_the_peer_examples_import_exist_at_the_top_level(module: str) -> None:
-    missing = [name for name in PEER_EXAMPLE_IMPORTS[module] if name not in ibkr_sdk.__all__]
-    assert not missing, f"`from {module} import {', '.join(missing)}` has no `from ibkr_sdk import` counterpart"
+def test_imports_of_the_peer_examples_run_with_ibind_renamed(module: str) -> None:
+    ours = importlib.import_module(module.replace("ibind", "ibkr_sdk", 1))
+    for name in PEER_EXAMPLE_IMPORTS[module]:
+        assert getattr(ours, name) is getattr(ibkr_sdk, name, requests), f"{module}.{name}"
+
+
+def test_the_peers_module_names_hold_the_top_level_objects() -> None:
+    # The peer's rest client module is our transport itself, so patching its `requests` reaches every request.
+    assert importlib.import_module("ibkr_sdk.base.rest_client") is transport
+    assert importlib.import_module("ibkr_sdk.base.rest_client").Result is ibkr_sdk.Result
+    for module, names in {
+        "client.ibkr_client": ["IbkrClient"],
+        "client.ibkr_definitions": ["snapshot_keys_to_ids"],
+        "client.ibkr_utils": ["Answers", "OrderRequest", "QuestionType", "StockQueries", "StockQuery"],
+        "oauth.oauth1a": ["OAuth1aConfig"],
+        "support.errors": ["ExternalBrokerError"],
+        "support.logs": ["AccountIdMaskingFormatter", "ibind_logs_initialize"],
+        "support.py_utils": ["execute_in_parallel", "print_table"],
+    }.items():
+        imported = importlib.import_module(f"ibkr_sdk.{module}")
+        assert all(getattr(imported, n) is getattr(ibkr_sdk, n) for n in names), module
 
 
 def test_print_table_aligns_the_contracts_of_an_options_month(
