@@ -138,6 +138,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_call.py
 	$(PY) benchmarks/bench_import.py
 	$(PY) benchmarks/bench_pacing.py
+	$(PY) benchmarks/bench_fleet.py
 	$(PY) benchmarks/bench_oauth.py
 	$(PY) benchmarks/bench_stream.py
 	$(PY) benchmarks/bench_async.py

@@ -424,6 +424,8 @@ def _top_parser() -> argparse.ArgumentParser:
             "  demo [--url URL --account ID]    run the example trading workflow (offline unless --url is given)\n"
             "  stream md CONID|SYMBOL... [--fields 31,84,86 --seconds 10 --count N]\n"
             "  stream orders | stream pnl       stream quotes, order updates or P&L over the WebSocket (JSON lines)\n"
+            "  coordination [--coordination local|process|redis://... --pacing-time-scale 1]\n"
+            "                                   show the shared pacing windows and who holds the order flow\n"
             "\n"
             "exit status: 0 success, 2 bad arguments, 1 the request failed"
         ),
@@ -433,9 +435,9 @@ def _top_parser() -> argparse.ArgumentParser:
     _add_connection_options(parser, None)
     parser.add_argument(
         "command",
-        choices=("call", "simulate", "demo", "stream"),
+        choices=("call", "simulate", "demo", "stream", "coordination"),
         metavar="COMMAND",
-        help="call, simulate, demo, stream",
+        help="call, simulate, demo, stream, coordination",
     )
     parser.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
@@ -652,6 +654,30 @@ def _stream(top: argparse.Namespace, args: list[str]) -> int:
         return _fail(f"{PROG} stream: {exc}", EXIT_FAILED)
 
 
+def _coordination(top: argparse.Namespace, args: list[str]) -> int:
+    """Show the coordination backend, the pacing windows of the server and who holds the account's order flow."""
+    import argparse
+
+    from .coordination.report import describe
+    from .env import env_bool, env_str
+
+    parser = argparse.ArgumentParser(prog=f"{PROG} coordination", description=_coordination.__doc__)
+    parser.add_argument(
+        "--coordination",
+        default=env_str("COORDINATION", "local"),
+        help="local, process or a redis:// URL (IBKR_SDK_COORDINATION; default local)",
+    )
+    parser.add_argument(
+        "--pacing-time-scale", type=float, default=1.0, metavar="SCALE", help="as the clients use it (default 1)"
+    )
+    options = parser.parse_args(args)
+    url = top.url or env_str("REST_URL") or "https://127.0.0.1:5000/v1/api/"
+    account = top.account or env_str("ACCOUNT_ID")
+    report = describe(url, account, options.coordination, options.pacing_time_scale, env_bool("USE_OAUTH", False))
+    _print_json(report, top.pretty)
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 the request failed, 2 bad arguments)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -662,6 +688,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "simulate": _simulate,
             "demo": _demo,
             "stream": lambda rest: _stream(top, rest),
+            "coordination": lambda rest: _coordination(top, rest),
         }
         return commands[top.command](list(top.args))
     except SystemExit as exc:  # argparse: --help (0) and usage errors (2, message printed); the simulator's failures

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from .._endpoint_table import ENDPOINTS, GLOBAL_LIMITS, PACING_BUCKETS
 from .compat import CompatOverlay
+from .coordination import backend_for, check_spec
 from .endpoint import EndpointSpec
 from .env import env_bool, env_cacert, env_str
 from .marketdata import MarketdataOverlay
@@ -78,6 +79,8 @@ class ClientSetup:
         mask_account_ids: bool,
         auto_suppress: bool,
         auto_reauthenticate: bool | None,
+        coordination: str | None = None,
+        coordination_fallback: str | None = None,
     ) -> None:
         name = type(self).__name__
         if use_oauth is None:
@@ -116,11 +119,25 @@ class ClientSetup:
         self.cacert = cacert
         self.timeout = timeout
         self.max_retries = max_retries
+        spec = check_spec(coordination if coordination is not None else env_str("COORDINATION", "local"), f"{name}()")
+        fallback = coordination_fallback if coordination_fallback is not None else env_str("COORDINATION_FALLBACK")
+        if fallback not in (None, "process"):
+            raise ValueError(f"{name}(): parameter 'coordination_fallback' must be None or 'process', got {fallback!r}")
+        self._coordination = backend_for(spec)
+        self._coordination_fallback = fallback
+        netloc = urlsplit(url).netloc.lower()
         limit = GLOBAL_LIMITS["oauth" if use_oauth else "gateway"]
         pacer: Pacer = (
             shared_pacer(
-                (urlsplit(url).netloc.lower(), limit.name, pacing_time_scale),
-                lambda: Pacer(PACING_BUCKETS, limit, time_scale=pacing_time_scale),
+                (netloc, limit.name, pacing_time_scale, spec, self._coordination.store, fallback),
+                lambda: Pacer(
+                    PACING_BUCKETS,
+                    limit,
+                    time_scale=pacing_time_scale,
+                    coordination=self._coordination,
+                    key=netloc,
+                    fallback=fallback,
+                ),
             )
             if pacing
             else NoPacer()
@@ -170,6 +187,11 @@ class ClientSetup:
                 logger.warning("%s(auto_register_shutdown=True): not on the main thread; no handler registered", name)
         if signer is not None and isinstance(oauth_config, (OAuth1aConfig, OAuth2Config)) and oauth_config.init_oauth:
             self._start_oauth(oauth_config)
+
+    def _keepalive_claim(self, seconds: float) -> bool:
+        """Claim this session's keep-alive for `seconds` among every client sharing the coordination store (the
+        tickler skips its tick when another one holds it)."""
+        return bool(self._coordination.claim(f"{self._transport.address.lower()}:tickle", seconds))
 
 
 class IbkrClient(
@@ -235,6 +257,15 @@ class IbkrClient(
             then send the request again if it is safe to repeat; orders and other writes are never sent again.
             A competing login raises `SessionCompetingError`; the client never takes the session over on its own.
             The tickler re-opens ahead of time. From `IBKR_SDK_AUTO_REAUTHENTICATE` when not given; default True.
+        coordination: What the processes talking to the same server share (the pacing limits, a 429 pause, per
+            account the order flow, the preflight, the tickler's keep-alive and live-order snapshots): "local"
+            (the default: every process of this machine, through files in `IBKR_SDK_STATE_DIR`), "process" (this
+            process only) or a `redis://` / `rediss://` URL (processes on several hosts; needs the `redis` extra).
+            From `IBKR_SDK_COORDINATION` when not given.
+        coordination_fallback: None (the default): when the shared store is unreachable, corrupt or not
+            permitted, requests raise `CoordinationError` before anything is sent. "process": requests other than
+            orders go ahead paced within this process, with a WARNING; orders always raise. From
+            `IBKR_SDK_COORDINATION_FALLBACK` when not given.
     """
 
     def __init__(
@@ -262,6 +293,8 @@ class IbkrClient(
         mask_account_ids: bool = False,
         auto_suppress: bool = False,
         auto_reauthenticate: bool | None = None,
+        coordination: str | None = None,
+        coordination_fallback: str | None = None,
     ) -> None:
         self._setup(
             account_id,
@@ -286,6 +319,8 @@ class IbkrClient(
             mask_account_ids=mask_account_ids,
             auto_suppress=auto_suppress,
             auto_reauthenticate=auto_reauthenticate,
+            coordination=coordination,
+            coordination_fallback=coordination_fallback,
         )
 
     def _make_transport(self, url: str, use_session: bool, **options: Any) -> Any:

@@ -160,13 +160,55 @@ def preflight_flow(api: Any, spec: EndpointSpec) -> Flow[None]:
     yield api._acquire(lock)
     try:
         for name in missing:
-            if name in api._preflight_done:
-                continue
-            target = api._endpoints[name]
-            yield from send_flow(api, target, prepare(target, {}, api.account_id))
-            api._preflight_done.add(name)
+            if name not in api._preflight_done:
+                yield from _shared_preflight_flow(api, name)
     finally:
         lock.release()
+
+
+def _shared_preflight_flow(api: Any, name: str) -> Flow[None]:
+    """Run one preflight request - unless another client or process ran it in this gateway session: a marker in
+    the coordination store says so. A marker this client has already relied on, whose request the gateway now asks
+    for again (its session changed), is replaced."""
+    from .coordination import offloop
+    from .coordination.base import POLL, PREFLIGHT_TTL, PREFLIGHT_WAIT, new_token
+    from .errors import CoordinationError
+
+    backend = getattr(api, "_coordination", None)
+    relied: dict[str, bytes] = api.__dict__.setdefault("_preflight_markers", {})
+    key = f"{api._transport.address.lower()}:preflight:{name}"
+    lease, token, found = None, None, None
+    if backend is not None:
+        try:
+            # One client at a time looks for the marker and runs the request (bounded: a stuck holder only costs
+            # a duplicate preflight).
+            lease = backend.lease(key)
+            deadline = time.monotonic() + PREFLIGHT_WAIT
+            while True:
+                token = yield api._coordinate(lease.try_acquire, PREFLIGHT_WAIT, undo=lease.release)
+                if token is not None or time.monotonic() >= deadline:
+                    break
+                yield api._sleep(POLL)
+            found = yield api._coordinate(backend.get, key)
+        except CoordinationError:
+            pass  # the preflight is sent, as without a store
+    try:
+        if found is not None and found[0] != relied.get(name):
+            relied[name] = found[0]
+            api._preflight_done.add(name)
+            return
+        target = api._endpoints[name]
+        yield from send_flow(api, target, prepare(target, {}, api.account_id))
+        api._preflight_done.add(name)
+        if backend is not None:
+            relied[name] = new_token().encode()
+            try:
+                yield api._coordinate(backend.put, key, relied[name], PREFLIGHT_TTL)
+            except CoordinationError:
+                pass  # the request went out; only the marker for the others is missing
+    finally:
+        if lease is not None and token is not None:
+            offloop.release(lease, token, backend is not None and backend.io)
 
 
 class ClientCore:
@@ -220,6 +262,10 @@ class ClientCore:
     @staticmethod
     def _acquire(lock: Any) -> None:
         lock.acquire()
+
+    @staticmethod
+    def _coordinate(fn: Callable[..., Any], *args: Any, undo: Callable[[Any], object] | None = None) -> Any:
+        return fn(*args)
 
     def _pause(self, seconds: float, cancel: threading.Event | None = None) -> bool:
         """Wait `seconds` unless `cancel` is set or the client closed meanwhile; True when stopped early."""

@@ -224,5 +224,18 @@ class OrderQuestionError(IbkrError, RuntimeError):
         super().__init__(f"{reason}: {question!r} (message ids: {ids}). {state} {self.ACCEPT_HINT}")
 
 
+class CoordinationError(IbkrError):
+    """The store shared with other processes (`IbkrClient(coordination=...)`) could not be used: unreachable,
+    corrupt or not permitted. Raised before the request was sent.
+
+    Attributes:
+        store: Which store: a directory or file, or a Redis URL without its password.
+    """
+
+    def __init__(self, message: str, *, store: str) -> None:
+        self.store = store
+        super().__init__(message)
+
+
 class StockQueryError(IbkrError, RuntimeError):
     """A stock query did not identify exactly one instrument and one contract (a RuntimeError, as in the reference)."""

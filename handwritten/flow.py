@@ -11,7 +11,9 @@ The client side of the contract (both clients have these, sync or coroutine):
 - every endpoint and overlay method, and `_transport.send(...)`;
 - `_sleep(seconds)`, `_acquire(lock)` (a lock of the client's kind; released with `lock.release()`),
   `_gather(thunks, limit)` (run zero-argument callables concurrently, at most `limit` at once, and give back each
-  one's result or exception, in order) and `_live_snapshot(feed, not_before, fetch)` (see `orders.py`).
+  one's result or exception, in order), `_live_snapshot(feed, not_before, fetch)` (see `orders.py`) and
+  `_coordinate(fn, *args, undo=None)` (a call into the coordination store: at once, or for the asyncio client from
+  the coordination worker thread when the store does network I/O; see `coordination/offloop.py`).
 
 Waiters: `Waiters` lets asyncio tasks wait for a notification sent from any thread (a pacer slot freed, an order
 lock released, a live-orders snapshot offered), so the asyncio client shares these objects with sync clients

@@ -6,9 +6,10 @@ the generated `_place_order`, `_modify_order` and `_whatif_order`.
 
 Never twice: no order request (the order, a reply, a modification) is ever re-sent. A failure after which the order
 may exist (timeout, broken connection, HTTP 5xx, an unreadable or unexpected 200) ends the flow; the account's order
-lock is released, and the order is looked up by cOID in `live_orders()` snapshots shared by every thread of the
-process reconciling on that server and account. It is returned when found; otherwise `OrderStateUnknownError`
-carries the cOID. A failure before anything was sent, or a refusal by IBKR, says the order was not placed.
+lock is released, and the order is looked up by cOID in `live_orders()` snapshots shared by every thread (and,
+through the coordination store, every process) reconciling on that server and account. It is returned when found;
+otherwise `OrderStateUnknownError` carries the cOID. A failure before anything was sent, or a refusal by IBKR, says
+the order was not placed.
 
 Known questions: `QuestionType` below is the one list of the confirmation messages IBKR documents, each with its
 stable message id and a phrase of its text. `answers` may name a question by `QuestionType`, by message id
@@ -19,8 +20,10 @@ from __future__ import annotations
 
 import difflib
 import functools
+import json
 import logging
 import math
+import random
 import re
 import threading
 import time
@@ -32,10 +35,13 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from .._client_base import GeneratedEndpoints
+from .coordination import Backend, Lease
+from .coordination.report import order_flow_key
 from .endpoint import EndpointSpec
 from .errors import (
     ApiConnectionError,
     ApiTimeoutError,
+    CoordinationError,
     ExternalBrokerError,
     IbkrError,
     NotAuthenticatedError,
@@ -594,24 +600,167 @@ class _Lost:
     when: float
 
 
-# IBKR runs one question/reply flow at a time per brokerage session: every client of this process talking to the
-# same server and account takes the same lock (as they share one pacer).
-_ORDER_LOCKS: dict[tuple[str, str], SharedLock] = {}
-_LIVE_FEEDS: dict[tuple[str, str], _LiveOrdersFeed] = {}
+# IBKR runs one question/reply flow at a time per brokerage session: every client talking to the same server and
+# account takes the same lock: the threads and tasks of a process through `_ORDER_LOCKS`, the processes (and hosts)
+# through a lease in the coordination store.
+_ORDER_LOCKS: dict[tuple[str, str, str], _OrderLock] = {}
+_LIVE_FEEDS: dict[tuple[str, str, str], _LiveOrdersFeed] = {}
 _REGISTRY_LOCK = threading.Lock()
+LEASE_SECONDS = 6.0
+"""TTL of the order-flow lease where the store needs one (Redis): it is renewed while held, so a holder that dies
+loses it within this many seconds (a local lock is freed by the kernel at once)."""
+SNAPSHOT_TTL = 60.0
+"""Seconds a live-orders snapshot stays in the coordination store for other processes' reconciliations."""
+SNAPSHOT_MARGIN = 0.02
+"""A snapshot from the store counts as taken this much later than it says (the store's clock is not ours)."""
+
+
+def _lease_poll() -> float:
+    """Seconds between tries for a lease another process holds: polled, and spread out."""
+    return 0.005 + random.random() * 0.005
+
+
+class _OrderLock(SharedLock):
+    """One order flow at a time per server and account. The threads and tasks of this process queue on a local
+    `SharedLock`; the one at its head takes the account's lease in the coordination store, waiting while another
+    process holds it. An asyncio task waits without blocking its loop, and calls a store doing network I/O (`io`:
+    Redis) from the coordination worker thread (`coordination.offloop`).
+
+    Raises (on entry):
+        CoordinationError: the store is unusable: nothing was sent.
+    """
+
+    def __init__(self, lease: Lease, io: bool = False) -> None:
+        super().__init__()
+        self._lease = lease
+        self._io = io
+        self._token: str | None = None
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        super().acquire()
+        try:
+            while (token := self._lease.try_acquire(LEASE_SECONDS)) is None:
+                time.sleep(_lease_poll())  # another process's flow
+        except BaseException:
+            super().release()
+            raise
+        self._token = token
+        return True
+
+    async def acquire_async(self) -> bool:
+        import asyncio
+
+        from .coordination import offloop
+
+        await super().acquire_async()
+        try:
+            try_lease = self._lease.try_acquire
+            while (token := await offloop.call(self._io, try_lease, LEASE_SECONDS, undo=self._give_back)) is None:
+                await asyncio.sleep(_lease_poll())  # another process's flow
+        except BaseException:
+            super().release()
+            raise
+        self._token = token
+        return True
+
+    def _give_back(self, token: str | None) -> None:
+        if token is not None:
+            self._lease.release(token)
+
+    def _release_lease(self, token: str) -> None:
+        try:
+            self._lease.release(token)
+        except CoordinationError as error:  # a lease that cannot be released lapses after its TTL
+            logger.warning("releasing the order-flow lock failed: %s", error)
+
+    def release(self) -> None:
+        token, self._token = self._token, None
+        if token is not None and self._io:
+            from .coordination import offloop
+
+            if offloop.on_loop():  # a task ending its flow: the store is called from the worker, not the loop
+                done = offloop.submit(self._release_lease, token)
+                done.add_done_callback(lambda _: SharedLock.release(self))
+                return
+        try:
+            if token is not None:
+                self._release_lease(token)
+        finally:
+            super().release()
+
+
+class _StoredSnapshots:
+    """The live-orders snapshot in the coordination store, for the reconciliations of other processes, and a lease
+    so that one process at a time fetches a new one. `io`: the store's calls do network I/O (an asyncio caller
+    makes them from the coordination worker thread)."""
+
+    def __init__(self, backend: Backend, key: str) -> None:
+        self._backend = backend
+        self._key = key
+        self.io = backend.io
+        self.fetch_lease = backend.lease(key + ":fetch")
+
+    def put(self, value: Result, dated: float) -> None:
+        if self.io:
+            from .coordination import offloop
+
+            if offloop.on_loop():
+                offloop.submit(self._put, value, dated)  # nobody waits for it
+                return
+        self._put(value, dated)
+
+    def _put(self, value: Result, dated: float) -> None:
+        try:
+            data = json.dumps({"data": value.data, "request": value.request, "endpoint": value.endpoint}).encode()
+            self._backend.put(self._key, data, SNAPSHOT_TTL, max(0.0, time.monotonic() - dated))
+        except (CoordinationError, TypeError, ValueError) as exc:
+            logger.debug("live orders snapshot not shared: %s", exc)
+
+    def get(self) -> tuple[Result, float] | None:
+        try:
+            found = self._backend.get(self._key)
+        except CoordinationError as exc:
+            logger.debug("shared live orders snapshot unavailable: %s", exc)
+            return None
+        if found is None:
+            return None
+        raw, age = found
+        try:
+            item = json.loads(raw)
+            value = Result(data=item["data"], request=item.get("request"), endpoint=item.get("endpoint"))
+        except (ValueError, KeyError, TypeError):
+            return None
+        return value, time.monotonic() - age - SNAPSHOT_MARGIN
+
+    def take_fetch_lease(self) -> str | None:
+        """A token when this process may fetch a snapshot now; None while another process fetches one; "" when
+        the store cannot tell (fetch anyway)."""
+        try:
+            return self.fetch_lease.try_acquire(30.0)
+        except CoordinationError as exc:
+            logger.debug("live orders fetch lease unavailable: %s", exc)
+            return ""
+
+    def give_back(self, token: str | None) -> None:
+        if token:
+            try:
+                self.fetch_lease.release(token)
+            except CoordinationError:
+                pass  # it lapses
 
 
 class _LiveOrdersFeed:
     """The latest full `live_orders` snapshot of one server and account, shared by every thread and task
-    reconciling an order (the endpoint is paced at 1 per 5 s).
+    reconciling an order (the endpoint is paced at 1 per 5 s), and through the coordination store by other
+    processes.
 
     A snapshot is dated when its request left the pacer (it reached the server later, so it shows every order
     booked before that moment). A caller gets the first snapshot dated after `not_before`: one taken by another
-    reconciliation, or by the application's own `live_orders()` call, or else one it requests itself; while a
-    request is under way, the others wait for it instead of sending their own.
+    reconciliation (of this process or another), or by the application's own `live_orders()` call, or else one it
+    requests itself; while a request is under way, the others wait for it instead of sending their own.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, stored: _StoredSnapshots | None = None) -> None:
         self._cond = threading.Condition()
         self._waiters = Waiters()
         self._busy = False
@@ -619,27 +768,40 @@ class _LiveOrdersFeed:
         self._value: Result | None = None
         self._failed_at = -math.inf
         self._failure = ""
+        self._stored = stored
         self._tasks: set[asyncio.Future[None]] = set()
         self.fetches = 0  # live_orders requests made for reconciliations (diagnostics and benchmarks)
 
-    def offer(self, value: Result, dated: float) -> None:
+    def offer(self, value: Result, dated: float, share: bool = True) -> None:
         """A full live orders snapshot whose request left the client at `dated` (monotonic seconds)."""
         with self._cond:
-            if dated > self._dated:
+            newer = dated > self._dated
+            if newer:
                 self._dated, self._value = dated, value
             self._cond.notify_all()
         self._waiters.notify_all()
+        if newer and share and self._stored is not None:
+            self._stored.put(value, dated)
 
     def _poll(self, not_before: float) -> tuple[bool, Result | None, str, bool]:
-        """Under the lock: (answered, snapshot, failure, start a fetch now)."""
+        """Under the lock: (answered, snapshot, failure, this caller starts a fetch)."""
         if self._dated >= not_before:
             return True, self._value, "", False
         if self._failed_at >= not_before:
             return True, None, self._failure, False
-        if not self._busy:
-            self._busy = True
-            return False, None, "", True
-        return False, None, "", False
+        start = not self._busy
+        self._busy = True
+        return False, None, "", start
+
+    def _took_stored(self, found: tuple[Result, float] | None, not_before: float, start: bool) -> bool:
+        """A snapshot from the store (another process's) that fits was taken."""
+        if found is None or found[1] < not_before:
+            return False
+        self.offer(found[0], found[1], share=False)
+        if start:
+            with self._cond:
+                self._busy = False
+        return True
 
     def snapshot(self, not_before: float, fetch: Callable[[], object]) -> tuple[Result | None, str]:
         """The first snapshot dated after `not_before`, and "" - or None and why there is none.
@@ -647,16 +809,18 @@ class _LiveOrdersFeed:
         When no request is on its way, `fetch` runs in a helper thread (its answer reaches `offer`); the caller
         returns with the first fitting snapshot, whoever's request brought it.
         """
-        with self._cond:
-            while True:
+        while True:
+            with self._cond:
                 answered, value, failure, start = self._poll(not_before)
-                if answered:
-                    return value, failure
-                if start:
-                    threading.Thread(
-                        target=self._fetch, args=(fetch,), name="ibkr-sdk-live-orders", daemon=True
-                    ).start()
-                self._cond.wait(timeout=1.0)
+            if answered:
+                return value, failure
+            if self._stored is not None and self._took_stored(self._stored.get(), not_before, start):
+                continue
+            if start:
+                threading.Thread(target=self._fetch, args=(fetch,), name="ibkr-sdk-live-orders", daemon=True).start()
+            with self._cond:
+                if self._dated < not_before and self._failed_at < not_before:
+                    self._cond.wait(timeout=1.0 if self._stored is None else 0.05)
 
     async def snapshot_async(
         self, not_before: float, fetch: Callable[[], Awaitable[object]]
@@ -664,50 +828,82 @@ class _LiveOrdersFeed:
         """`snapshot` for an asyncio task: the fetch is a task of the running loop, and the wait does not block."""
         import asyncio
 
+        from .coordination import offloop
+
         while True:
             with self._cond:
                 answered, value, failure, start = self._poll(not_before)
             if answered:
                 return value, failure
+            stored = self._stored
+            if stored is not None and self._took_stored(await offloop.call(stored.io, stored.get), not_before, start):
+                continue
             if start:
                 task = asyncio.ensure_future(self._fetch_async(fetch))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
-            await self._waiters.wait(1.0)
+            await self._waiters.wait(1.0 if stored is None else 0.05)
 
     def _fetch(self, fetch: Callable[[], object]) -> None:
         asked = time.monotonic()
         failure = "the request did not finish"
+        token: str | None = None
+        fetched = False
         try:
+            if self._stored is not None:
+                token = self._stored.take_fetch_lease()
+                if token is None:  # another process is fetching one: its snapshot will reach the store
+                    failure = ""
+                    return
+            fetched = True
             fetch()
             failure = ""
         except Exception as exc:  # reported to the waiting callers, who raise OrderStateUnknownError
             failure = str(exc)
         finally:
-            self._fetched(asked, failure)
+            if token and self._stored is not None:
+                self._stored.give_back(token)
+            self._fetched(asked, failure, fetched)
 
     async def _fetch_async(self, fetch: Callable[[], Awaitable[object]]) -> None:
+        from .coordination import offloop
+
         asked = time.monotonic()
         failure = "the request did not finish"
+        token: str | None = None
+        fetched = False
+        stored = self._stored
         try:
+            if stored is not None:
+                token = await offloop.call(stored.io, stored.take_fetch_lease, undo=stored.give_back)
+                if token is None:  # another process is fetching one: its snapshot will reach the store
+                    failure = ""
+                    return
+            fetched = True
             await fetch()
             failure = ""
         except Exception as exc:  # reported to the waiting callers, who raise OrderStateUnknownError
             failure = str(exc)
         finally:
-            self._fetched(asked, failure)
+            if token and stored is not None:
+                if stored.io:
+                    offloop.submit(stored.give_back, token)
+                else:
+                    stored.give_back(token)
+            self._fetched(asked, failure, fetched)
 
-    def _fetched(self, asked: float, failure: str) -> None:
+    def _fetched(self, asked: float, failure: str, fetched: bool) -> None:
         with self._cond:
             self._busy = False
-            self.fetches += 1
+            if fetched:
+                self.fetches += 1
             if failure:
                 self._failed_at, self._failure = asked, failure
             self._cond.notify_all()
         self._waiters.notify_all()
 
 
-def _shared(registry: dict[tuple[str, str], Any], key: tuple[str, str], make: Callable[[], Any]) -> Any:
+def _shared(registry: dict[tuple[str, str, str], Any], key: tuple[str, str, str], make: Callable[[], Any]) -> Any:
     with _REGISTRY_LOCK:
         item = registry.get(key)
         if item is None:
@@ -740,19 +936,42 @@ def _shows_modification(entry: Mapping[str, Any], order: Mapping[str, Any]) -> b
     return compared
 
 
-def order_key(api: Any, account_id: str | None) -> tuple[str, str]:
-    return (api._transport.base_url.lower(), account_id or api.account_id or "")
+def order_key(api: Any, account_id: str | None) -> tuple[str, str, str]:
+    backend: Backend = api._coordination
+    return (api._transport.base_url.lower(), account_id or api.account_id or "", f"{backend.name}:{backend.store}")
 
 
-def order_lock(api: Any, account_id: str | None) -> SharedLock:
-    """IBKR runs one question/reply flow per brokerage session: one lock per server and account in the process,
-    for threads and asyncio tasks alike."""
-    lock: SharedLock = _shared(_ORDER_LOCKS, order_key(api, account_id), SharedLock)
+def store_key(api: Any, account_id: str | None, what: str) -> str:
+    """The key of this server and account in the coordination store (host:port, then the account)."""
+    account = account_id or api.account_id or ""
+    if what == "orders":
+        return order_flow_key(api._transport.address, account)
+    return f"{api._transport.address.lower()}:{what}:{account}"
+
+
+def order_lock(api: Any, account_id: str | None) -> _OrderLock:
+    """IBKR runs one question/reply flow per brokerage session: one lock per server and account for the threads
+    and asyncio tasks of the process, holding the account's lease in the coordination store for the others.
+
+    Raises:
+        CoordinationError: the store cannot be used.
+    """
+    backend: Backend = api._coordination
+    key = order_key(api, account_id)
+    lock: _OrderLock = _shared(
+        _ORDER_LOCKS, key, lambda: _OrderLock(backend.lease(store_key(api, account_id, "orders")), backend.io)
+    )
     return lock
 
 
 def live_feed(api: Any, account_id: str | None) -> _LiveOrdersFeed:
-    feed: _LiveOrdersFeed = _shared(_LIVE_FEEDS, order_key(api, account_id), _LiveOrdersFeed)
+    backend: Backend = api._coordination
+
+    def make() -> _LiveOrdersFeed:
+        shared = backend.name != "process"
+        return _LiveOrdersFeed(_StoredSnapshots(backend, store_key(api, account_id, "live_orders")) if shared else None)
+
+    feed: _LiveOrdersFeed = _shared(_LIVE_FEEDS, order_key(api, account_id), make)
     return feed
 
 
@@ -782,6 +1001,10 @@ def _send_order_request_flow(method: str, send: Callable[[], Any]) -> Flow[Resul
     try:
         result: Result = yield send()
         return result
+    except CoordinationError as exc:  # raised by the pacer before the request went out
+        raise CoordinationError(
+            f"{method}(): {exc}. The request was not sent; the order was not placed.", store=exc.store
+        ) from exc
     except ExternalBrokerError as exc:
         cause = _lost_answer(exc)
         if cause is None:
@@ -840,18 +1063,28 @@ def order_flow(
     send: Callable[[], Any],
     abandoned: Callable[[], bool] | None = None,
 ) -> Flow[Result | _Lost]:
-    """The order request and its questions, under the account's order lock; reconciliation happens after it."""
-    lock = order_lock(api, account_id)
-    yield api._acquire(lock)
+    """The order request and its questions, under the account's order lock (shared with every process of the
+    coordination store); reconciliation happens after it."""
     try:
-        if api.auto_suppress:
-            yield from suppress_flow(api, answers)
-        if abandoned is not None and abandoned():
-            raise OrderAbandoned(f"{method}(): the caller was cancelled before the order was sent; nothing was sent")
-        sent = yield from _send_order_request_flow(method, send)
-        if isinstance(sent, _Lost):
-            return sent
-        outcome = yield from _answer_questions_flow(api, method, sent, answers)
+        lock = order_lock(api, account_id)
+        yield api._acquire(lock)
+    except CoordinationError as exc:
+        raise CoordinationError(
+            f"{method}(): the order flow cannot be coordinated with other processes: {exc}. Nothing was sent.",
+            store=exc.store,
+        ) from exc
+    try:
+        with api._transport.pacer.strict():  # an order is never paced by this process alone
+            if api.auto_suppress:
+                yield from suppress_flow(api, answers)
+            if abandoned is not None and abandoned():
+                raise OrderAbandoned(
+                    f"{method}(): the caller was cancelled before the order was sent; nothing was sent"
+                )
+            sent = yield from _send_order_request_flow(method, send)
+            if isinstance(sent, _Lost):
+                return sent
+            outcome = yield from _answer_questions_flow(api, method, sent, answers)
     finally:
         lock.release()
     if isinstance(outcome, _Lost) and not outcome.when:
@@ -973,8 +1206,9 @@ class OrdersOverlay(GeneratedEndpoints):
 
     auto_suppress: bool = False
     _suppressed_ids: set[str]
+    _coordination: Backend
 
-    def _order_lock(self, account_id: str | None) -> SharedLock:
+    def _order_lock(self, account_id: str | None) -> _OrderLock:
         return order_lock(self, account_id)
 
     def _live_feed(self, account_id: str | None) -> _LiveOrdersFeed:
@@ -1003,8 +1237,8 @@ class OrdersOverlay(GeneratedEndpoints):
         suggested), side, order type, tif, conid or conidex, and every quantity and price a finite number above 0
         (a combo's price may be zero or negative). `side`, `orderType` and `tif` are upper-cased, the only
         normalisation. An order without `cOID` gets a unique one, so it can always be found again in
-        `live_orders()`. One order exchange at a time runs per server and account in this process (IBKR allows
-        one question/reply flow per session); concurrent callers wait.
+        `live_orders()`. One order exchange at a time runs per server and account among every thread and process
+        sharing the coordination store (IBKR allows one question/reply flow per session); the others wait.
 
         Never sent twice: when an answer is lost (timeout, broken connection, HTTP 5xx, unreadable answer) on the
         order request or any reply, the order is looked up by cOID in `live_orders()` and returned if found;
@@ -1022,6 +1256,8 @@ class OrdersOverlay(GeneratedEndpoints):
             OrderRejectedError: IBKR refused the order; it was not placed.
             OrderStateUnknownError: the order may exist and was not found; check its cOID before sending again.
             ApiConnectionError: the gateway could not be reached; nothing was sent (`maybe_sent` is False).
+            CoordinationError: the coordination store shared with other processes is unusable; nothing was sent
+                (orders never fall back to per-process coordination).
         """
         checked = check_answers("place_order", answers)
         orders = prepare_orders("place_order", "order_request", order_request)

@@ -36,7 +36,7 @@ from requests import exceptions as _errors
 
 from . import policy
 from .errors import ApiConnectionError, ClientClosedError, ExternalBrokerError
-from .pacing import NoPacer, Pacer
+from .pacing import NoPacer, Pacer, note_connected, note_sent
 from .policy import RETRY_STATUSES, RetryPolicy, mask_account_ids
 from .result import Result
 from .wire import PreparedCall
@@ -124,6 +124,16 @@ class _ConnectTagging:
             except AttributeError:
                 pass
             raise
+
+    def _new_conn(self) -> Any:
+        started = time.monotonic()
+        sock = super()._new_conn()  # type: ignore[misc]
+        note_connected(time.monotonic() - started)  # a TCP handshake: one network round trip, for pacing
+        return sock
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        super().request(*args, **kwargs)  # type: ignore[misc]
+        note_sent()  # the request's bytes are on their way: pacing counts it from now
 
 
 class _HTTPConnection(_ConnectTagging, urllib3.connection.HTTPConnection):
@@ -460,7 +470,7 @@ class Transport(TransportBase):
             failure: ExternalBrokerError
             resp: requests.Response | None = None
             if self._paced:
-                with self.pacer.slot(pacing):
+                with self.pacer.slot(pacing, kind=f"{call.method} {call.path}"):
                     resp, failure = self._attempt(call, url, kwargs, headers, signer, debug)
             else:
                 resp, failure = self._attempt(call, url, kwargs, headers, signer, debug)
@@ -470,6 +480,8 @@ class Transport(TransportBase):
                 if resp.status_code not in RETRY_STATUSES:
                     return self._result(resp, call, policy.request_info(call, url))
                 failure = self._status_error(resp, call)
+                if resp.status_code == 429 and self._paced:
+                    self.pacer.pause(getattr(failure, "retry_after", None))  # every process of the store waits
             delay = self.policy.delay(failure, retry_safe=retry_safe, attempt=attempt, max_retries=max_retries)
             if delay is None:
                 raise failure

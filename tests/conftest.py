@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import atexit
 import json
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +16,12 @@ from tests.recording_server import RecordingServer
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_ACCOUNT = "DU1234567"
+
+# Clients coordinate through files in IBKR_SDK_STATE_DIR (the `local` backend): each test session, and the worker
+# processes it starts, gets a directory of its own, so parallel runs never share limits or locks.
+STATE_DIR = tempfile.mkdtemp(prefix="ibkr_sdk_state_")
+os.environ["IBKR_SDK_STATE_DIR"] = STATE_DIR
+atexit.register(shutil.rmtree, STATE_DIR, True)
 
 
 @pytest.fixture(scope="session")

@@ -198,12 +198,15 @@ def test_a_long_preflight_pacing_wait_is_announced_before_it(
 
     limit = GLOBAL_LIMITS["gateway"]
     shared = pacing.Pacer(PACING_BUCKETS, limit, clock=lambda: now[0], sleep=sleep)
-    monkeypatch.setitem(pacing._SHARED, (urlsplit(sim.url).netloc.lower(), limit.name, 1.0), shared)
-    clients = [IbkrClient(url=sim.url, account_id=ACCOUNT) for _ in range(2)]
+    key = (urlsplit(sim.url).netloc.lower(), limit.name, 1.0, "process", "this process", None)
+    monkeypatch.setitem(pacing._SHARED, key, shared)
+    clients = [IbkrClient(url=sim.url, account_id=ACCOUNT, coordination="process") for _ in range(2)]
     try:
         with caplog.at_level(logging.DEBUG, logger="ibkr_sdk"):
-            for c in clients:  # each new client runs the preflight /portfolio/accounts (1 per 5 s)
-                c.portfolio_summary()
+            # /portfolio/accounts (1 per 5 s) by one client, then as the other's preflight (the first did not run it
+            # as a preflight, so no marker in the coordination store spares the second one).
+            clients[0].portfolio_accounts()
+            clients[1].portfolio_summary()
     finally:
         for c in clients:
             c.close()

@@ -198,7 +198,7 @@ def test_pacer_keeps_a_safety_margin_over_the_window() -> None:
     for _ in range(3):
         with pacer.slot(None):
             starts.append(now[0])
-    assert starts[2] == pytest.approx(1.0 * 1.01 + 0.05)
+    assert starts[2] == pytest.approx(1.0 * 1.01 + 0.025)
 
 
 def test_history_for_20_conids_stays_within_5_in_flight(recorder: RecordingServer) -> None:

@@ -82,4 +82,6 @@ def test_constructor_extra_arguments_are_keyword_only() -> None:
         "mask_account_ids",
         "auto_suppress",
         "auto_reauthenticate",
+        "coordination",
+        "coordination_fallback",
     ]

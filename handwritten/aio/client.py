@@ -4,7 +4,9 @@ Every method of `IbkrClient` that sends requests is here as a coroutine with the
 docstring (a test keeps them in step), except the connection-pool and signal-handler helpers (`close` becomes
 `aclose`). The overlays run the very flows `IbkrClient` runs (`flow.py`): question/reply, reconciliation by cOID,
 StockQuery, history by symbols, snapshots, health checks, OAuth token renewal; only the I/O differs. Pacing is the
-process-wide pacer sync clients of the same server use, the order lock the same per-account lock.
+process-wide pacer sync clients of the same server use, the order lock the same per-account lock, and through the
+coordination store (`coordination=`) both are shared with other processes, as are the preflight, the keep-alive
+and the live-orders snapshot; a store doing network I/O (Redis) is called from one worker thread, never the loop.
 
 Cancellation: `place_order` and `modify_order` run their flow in a task of their own, shielded from the caller's
 cancellation. A caller cancelled before the order request went out ends the flow with nothing sent; after that,
@@ -33,6 +35,7 @@ import aiohttp
 from ..._async_client_base import AsyncGeneratedEndpoints
 from ..client import ClientSetup, IbkrClient
 from ..compat import _is_one_order, _single_order_result, health_check_flow, request_flow
+from ..coordination import offloop
 from ..endpoint import EndpointSpec
 from ..errors import ClientClosedError, OrderStateUnknownError
 from ..flow import Flow, arun
@@ -133,9 +136,9 @@ class AsyncIbkrClient(ClientSetup, AsyncGeneratedEndpoints):
     Use it as `async with AsyncIbkrClient(...) as client:` (or call `await client.aclose()`); it can be built
     inside or outside a running loop, and serves one loop. It takes the same arguments as `IbkrClient` and keeps
     the same guarantees: arguments checked before sending, pacing shared with every client of the same server in
-    the process (sync ones included), one order exchange at a time per account, no order request ever sent twice,
-    a lost answer resolved by cOID. No thread is started per request. Needs `pip install ibkr-cpapi-sdk[async]`
-    (aiohttp).
+    the process (sync ones included) and, through `coordination`, in every other process, one order exchange at a
+    time per account, no order request ever sent twice, a lost answer resolved by cOID. No thread is started per
+    request. Needs `pip install ibkr-cpapi-sdk[async]` (aiohttp).
 
     With OAuth, the live session token is obtained when the client is entered (`async with`) or on its first
     request, since a constructor cannot wait. `auto_register_shutdown` is not supported here (a library must not
@@ -172,6 +175,8 @@ class AsyncIbkrClient(ClientSetup, AsyncGeneratedEndpoints):
         mask_account_ids: bool = False,
         auto_suppress: bool = False,
         auto_reauthenticate: bool | None = None,
+        coordination: str | None = None,
+        coordination_fallback: str | None = None,
     ) -> None:
         self._oauth_pending: OAuth1aConfig | OAuth2Config | None = None
         self._oauth_task: asyncio.Task[None] | None = None
@@ -199,6 +204,8 @@ class AsyncIbkrClient(ClientSetup, AsyncGeneratedEndpoints):
             mask_account_ids=mask_account_ids,
             auto_suppress=auto_suppress,
             auto_reauthenticate=auto_reauthenticate,
+            coordination=coordination,
+            coordination_fallback=coordination_fallback,
         )
 
     # -- construction hooks (ClientSetup) -------------------------------------------------------------------------
@@ -328,12 +335,23 @@ class AsyncIbkrClient(ClientSetup, AsyncGeneratedEndpoints):
     async def _tickle_forever(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
+            if not await self._keepalive_claimed(interval):
+                continue  # another client or process keeps the session alive this interval
             try:
                 await arun(keep_alive_flow(self))  # a tickle that also re-opens a dropped brokerage session
             except ClientClosedError:
                 return  # the client was closed during the tick: nothing more to keep alive
             except Exception as exc:  # keep ticking: the next tick may succeed
                 logger.warning("tickle failed: %s", exc)
+
+    async def _keepalive_claimed(self, interval: float) -> bool:
+        """One keep-alive per session: claim this interval's tick in the coordination store (as the sync tickler
+        does); when the store is unusable, tick anyway (a keep-alive too many does no harm)."""
+        try:
+            return bool(await offloop.call(self._coordination.io, self._keepalive_claim, interval * 0.9))
+        except Exception as exc:
+            logger.debug("tickle: coordination unavailable (%s); ticking", exc)
+            return True
 
     # -- session --------------------------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..coordination import offloop
 from ..core import call_flow, preflight_flow, send_flow, signed_send_flow
 from ..endpoint import EndpointSpec
 from ..flow import SharedLock, arun, gather_limited
@@ -19,6 +20,7 @@ from ..wire import PreparedCall
 if TYPE_CHECKING:
     import threading
 
+    from ..coordination import Backend
     from ..flow import Flow
     from ..oauth import OAuth1aSigner
     from ..oauth2 import OAuth2Session
@@ -39,6 +41,7 @@ class AsyncClientCore:
     _oauth_signer: OAuth1aSigner | OAuth2Session | None = None
     _auto_reauthenticate: bool = False
     _session_guard: SessionGuard
+    _coordination: Backend
     mask_account_ids: bool = False
     auto_recreate_session: bool = True
     log_responses: bool = False
@@ -70,6 +73,13 @@ class AsyncClientCore:
     @staticmethod
     def _sleep(seconds: float) -> Awaitable[None]:
         return asyncio.sleep(seconds)
+
+    def _coordinate(self, fn: Callable[..., Any], *args: Any, undo: Callable[[Any], object] | None = None) -> Any:
+        """A call into the coordination store: in place, or from its worker thread when the store does network
+        I/O (Redis), so the loop never waits on it."""
+        if not self._coordination.io:
+            return fn(*args)
+        return offloop.call(True, fn, *args, undo=undo)
 
     @staticmethod
     def _acquire(lock: Any) -> Awaitable[Any]:

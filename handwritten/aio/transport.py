@@ -2,7 +2,9 @@
 
 Everything that is decided (what an answer or a failure means, whether and when to retry, how a `Result` is
 decoded) comes from `policy.py`, shared with `transport.Transport`; pacing takes the very pacer sync clients of the
-same server use, through its non-blocking tickets (`pacing.PacingTicket`). What differs is I/O only:
+same server use, through its non-blocking tickets (`pacing.PacingTicket`), and with it the coordination store
+every process shares (called from one worker thread when it does network I/O: `coordination.offloop`). What
+differs is I/O only:
 
 - one `aiohttp.ClientSession` per client, created on first use inside the running loop (so a client can be built
   inside or outside a loop); with an IP literal as host no resolver thread is ever started;
@@ -10,7 +12,10 @@ same server use, through its non-blocking tickets (`pacing.PacingTicket`). What 
   same bytes on the wire;
 - aiohttp's own resend of an idempotent request after a dropped keep-alive connection is turned off: only the
   catalogue's retry rule decides what is sent again (a GET such as the paid regulatory snapshot is not safe);
-- `aclose()` cuts requests in flight; they fail with `ClientClosedError`.
+- `aclose()` cuts requests in flight; they fail with `ClientClosedError`;
+- the pacer's counting rule needs the moment a request's bytes went to the socket and how long a new connection
+  took to open (the sync transport's connection notes them): aiohttp's request tracing gives both (the hooks for
+  headers and body chunks run right before the write, with nothing awaited in between), on paced sessions only.
 
 This module imports `aiohttp`: it is loaded with `AsyncIbkrClient` only (the `async` extra).
 """
@@ -35,6 +40,7 @@ import requests
 from yarl import URL
 
 from .. import policy
+from ..coordination import offloop
 from ..errors import ApiConnectionError, ExternalBrokerError
 from ..pacing import PacingTicket
 from ..policy import RETRY_STATUSES
@@ -60,6 +66,43 @@ def _text(content: bytes, headers: Mapping[str, str]) -> str:
         return content.decode(charset, "replace")
     except LookupError:
         return content.decode("utf-8", "replace")
+
+
+class _Departure:
+    """When a paced request's bytes went to the socket, and how long its connection took to open if it opened one
+    (`time.monotonic()` readings), noted by the tracing hooks below for the pacer's counting rule."""
+
+    __slots__ = ("connect", "sent")
+
+    def __init__(self) -> None:
+        self.sent: float | None = None
+        self.connect: float | None = None
+
+
+async def _connection_opening(session: Any, context: Any, params: Any) -> None:
+    context.opening = time.monotonic()
+
+
+async def _connection_opened(session: Any, context: Any, params: Any) -> None:
+    departure, opening = context.trace_request_ctx, getattr(context, "opening", None)
+    if isinstance(departure, _Departure) and opening is not None:
+        departure.connect = time.monotonic() - opening  # TCP (and TLS) handshakes: at least one round trip
+
+
+async def _bytes_sent(session: Any, context: Any, params: Any) -> None:
+    departure = context.trace_request_ctx
+    if isinstance(departure, _Departure):
+        departure.sent = time.monotonic()  # the last of the headers and body chunks: the request is out
+
+
+def _tracing() -> aiohttp.TraceConfig:
+    config = aiohttp.TraceConfig()
+    config.on_connection_create_start.append(_connection_opening)
+    config.on_connection_create_end.append(_connection_opened)
+    config.on_request_headers_sent.append(_bytes_sent)
+    config.on_request_chunk_sent.append(_bytes_sent)
+    config.freeze()
+    return config
 
 
 class AsyncTransport(TransportBase):
@@ -106,6 +149,7 @@ class AsyncTransport(TransportBase):
                 timeout=self._timeout,
                 trust_env=False,
                 raise_for_status=False,
+                trace_configs=[_tracing()] if self._paced else None,
             )
             # Only the catalogue's retry rule may send a request again (see the module docstring).
             if hasattr(session, "_retry_connection"):
@@ -177,25 +221,43 @@ class AsyncTransport(TransportBase):
 
     # -- sending ----------------------------------------------------------------------------------------------------
 
-    async def _pace(self, bucket: str | None) -> PacingTicket:
+    async def _pace(self, bucket: str | None, kind: str) -> PacingTicket:
         """Take a pacing slot without blocking the loop. One task per bucket waits at the pacer at a time (in
-        arrival order), so a freed slot wakes one waiter, not hundreds."""
+        arrival order), so a freed slot wakes one waiter, not hundreds. A store doing network I/O (Redis) is asked
+        from the coordination worker thread; a task cancelled meanwhile gives back a slot the worker obtained (the
+        worker runs one call at a time, in order, so the give-back runs after the try)."""
         turn = self._turns.get(bucket)
         if turn is None:
             turn = self._turns[bucket] = asyncio.Lock()
+        pacer = self.pacer
         async with turn:
-            ticket = self.pacer.ticket(bucket)
+            ticket = pacer.ticket(bucket, None, kind)
+            blocking = pacer.blocking_io
             try:
                 while True:
-                    wait = ticket.poll()
-                    if wait <= 0:
+                    wait = await offloop.call(blocking, ticket.poll)
+                    if wait is None:
                         break
-                    await self.pacer.waiters.wait(wait)
+                    seconds = pacer.async_wait(wait, ticket.left())
+                    ticket.pacer.waited += seconds
+                    await pacer.waiters.wait(seconds)
             except BaseException:
-                ticket.cancel()
+                if blocking:
+                    offloop.submit(ticket.done)
+                else:
+                    ticket.done()
                 raise
-        _LAST_START.set(ticket.start)
+        _LAST_START.set(time.monotonic())
         return ticket
+
+    def _settle(self, ticket: PacingTicket, departure: _Departure | None) -> None:
+        """The request is over: the pacer counts it by its departure (from the worker thread, without waiting,
+        when the store does network I/O)."""
+        sent, connect = (departure.sent, departure.connect) if departure is not None else (None, None)
+        if self.pacer.blocking_io:
+            offloop.submit(ticket.done, sent, connect, time.monotonic())
+        else:
+            ticket.done(sent, connect)
 
     async def send(
         self,
@@ -238,12 +300,13 @@ class AsyncTransport(TransportBase):
                 # A new JWT on every attempt (its own iat/exp); it is a credential, so it is never logged.
                 body = self.body_signer(call.body).encode("ascii")
                 request_headers = {**(request_headers or {}), "Content-Type": "application/jwt"}
-            ticket = await self._pace(pacing) if self._paced else None
+            ticket = await self._pace(pacing, f"{call.method} {call.path}") if self._paced else None
+            departure = _Departure() if ticket is not None else None
             try:
-                answer, failure = await self._attempt(call, target, body, request_headers)
+                answer, failure = await self._attempt(call, target, body, request_headers, departure)
             finally:
                 if ticket is not None:
-                    ticket.done()
+                    self._settle(ticket, departure)
             if answer is not None:
                 status, answer_headers, content, reason = answer
 
@@ -266,6 +329,8 @@ class AsyncTransport(TransportBase):
                 failure = policy.status_error(
                     status, answer_headers, content, text, reason, call, mask=self.mask_accounts
                 )
+                if status == 429 and self._paced:  # every process of the coordination store waits
+                    await offloop.call(self.pacer.blocking_io, self.pacer.pause, getattr(failure, "retry_after", None))
             assert failure is not None
             delay = self.policy.delay(failure, retry_safe=retry_safe, attempt=attempt, max_retries=max_retries)
             if delay is None:
@@ -277,7 +342,12 @@ class AsyncTransport(TransportBase):
                 raise self._closed_error(call, maybe_sent=False) from failure
 
     async def _attempt(
-        self, call: PreparedCall, target: str, body: bytes | None, headers: Mapping[str, str] | None
+        self,
+        call: PreparedCall,
+        target: str,
+        body: bytes | None,
+        headers: Mapping[str, str] | None,
+        departure: _Departure | None = None,
     ) -> tuple[_Answer | None, ExternalBrokerError | None]:
         """One try: the answer, or None and the error."""
         if self._closed.is_set():
@@ -288,7 +358,12 @@ class AsyncTransport(TransportBase):
             self._log_request(call)
         try:
             async with self.session().request(
-                call.method, URL(target, encoded=True), data=body, headers=headers, proxy=self._proxy
+                call.method,
+                URL(target, encoded=True),
+                data=body,
+                headers=headers,
+                proxy=self._proxy,
+                trace_request_ctx=departure,
             ) as resp:
                 content = await resp.read()
                 answer: _Answer = (resp.status, resp.headers, content, resp.reason)
