@@ -147,6 +147,13 @@ def _submodules(spec_dir: Path) -> list[tuple[str, str]]:
     return sorted((data.get("modules") or {}).items())
 
 
+def _peer_modules(spec_dir: Path) -> list[tuple[str, list[str] | dict[str, Any]]]:
+    """`peer_modules:` of exports.yaml: the peer's dotted module names, each with the top-level names it re-exports
+    or `{module: <the hand-written module it is>, types: [<what type checkers see in it>]}`."""
+    data = yaml.safe_load((spec_dir / "exports.yaml").read_text(encoding="utf-8"))
+    return sorted((data.get("peer_modules") or {}).items())
+
+
 def render_tree(cat: Catalogue, spec_dir: Path, dest: Path) -> list[str]:
     """Render every template into `dest` (a directory that will hold `ibkr_sdk/`); return relative paths."""
     env = environment()
@@ -186,6 +193,23 @@ def render_tree(cat: Catalogue, spec_dir: Path, dest: Path) -> list[str]:
     for name, target in submodules:
         _write(dest / PACKAGE / f"{name}.py", shim.render(context, name=name, target=target))
         written.append(f"{PACKAGE}/{name}.py")
+    peer_packages: set[str] = set()
+    for name, what in _peer_modules(spec_dir):
+        package, _, module = name.rpartition(".")
+        peer_packages.add(package)
+        template = env.get_template("_shims/peer_alias.py.j2" if isinstance(what, dict) else "_shims/peer_names.py.j2")
+        out_rel = f"{PACKAGE}/{package.replace('.', '/')}/{module}.py"
+        types = what.get("types", []) if isinstance(what, dict) else []
+        type_modules = [t for t in types if "." not in t]  # e.g. `requests`: `import requests as requests`
+        type_names = [tuple(t.rsplit(".", 1)) for t in types if "." in t]  # `from a.b import C as C`
+        page = template.render(context, name=name, what=what, type_modules=type_modules, type_names=type_names)
+        _write(dest / out_rel, page)
+        written.append(out_rel)
+    package_init = env.get_template("_shims/peer_package.py.j2")
+    for package in sorted(peer_packages):
+        out_rel = f"{PACKAGE}/{package.replace('.', '/')}/__init__.py"
+        _write(dest / out_rel, package_init.render(context, package=package))
+        written.append(out_rel)
     _write(dest / PACKAGE / "py.typed", "")
     written.append(f"{PACKAGE}/py.typed")
     written += write_models(cat, models, dest)  # ibkr_sdk/models/<area>.py, by datamodel-code-generator

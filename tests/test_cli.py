@@ -359,6 +359,21 @@ def test_simulator_command_serves_what_the_default_client_expects() -> None:
     assert _parser().parse_args(["--https"]).https is True
 
 
+def test_simulator_command_can_act_as_an_advisor() -> None:
+    # The peer's FA allocation example assumes an advisor's login: `--advisor` gives one from the shell.
+    from ibkr_sdk.simulator.__main__ import _parser, _simulator
+
+    assert _simulator(_parser().parse_args(["--port", "0"])).accounts == [ACCOUNT]
+    with _simulator(_parser().parse_args(["--advisor", "--http", "--port", "0"])) as sim:
+        assert sim.accounts == ["DF1234560", ACCOUNT, "DU1234568"]
+        with IbkrClient(url=sim.url) as client:
+            answer = client.fa_model_list(req_id=1).data
+        assert answer["masterAccount"] == "DF1234560" and answer["reqID"] == 1
+        assert [r.path for r in sim.requests] == ["/fa/model/list"]
+    with _simulator(_parser().parse_args(["--advisor", "--accounts", "DF7654320,DU7654321", "--port", "0"])) as sim:
+        assert sim.accounts == ["DF7654320", "DU7654321"] and sim.https
+
+
 def test_demo_runs_the_workflow_offline() -> None:
     proc = _python("-m", "ibkr_sdk.lib.cli", "demo")
     assert proc.returncode == 0, proc.stderr

@@ -1,8 +1,9 @@
 """The peer client's behaviours beyond signatures: the escape hatch's retry rules, the constructor options, log
-set-up, execute_in_parallel, the health handlers and the symbol helpers' handling of unknown symbols."""
+set-up, execute_in_parallel, print_table, the health handlers and the symbol helpers' handling of unknown symbols."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import signal
@@ -12,7 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
+import ibkr_sdk
 from ibkr_sdk import (
     ApiConnectionError,
     ExternalBrokerError,
@@ -22,8 +25,9 @@ from ibkr_sdk import (
     StockQueryError,
     execute_in_parallel,
     ibind_logs_initialize,
+    print_table,
 )
-from ibkr_sdk.lib import compat
+from ibkr_sdk.lib import compat, transport
 from ibkr_sdk.lib.logs import reset_logs
 from ibkr_sdk.simulator import Simulator
 from tests.recording_server import RecordingServer, Reply
@@ -182,6 +186,64 @@ def test_tickle_log_flag_logs_locally_and_sends_nothing_more(
         client.tickle()
     assert [r.raw_body for r in recorder.sent("POST", "/tickle")] == [b"", b""]
     assert len([r for r in caplog.records if r.getMessage().startswith("tickle:")]) == 1
+
+
+# ---- what the peer's REST examples import ------------------------------------------------------------------------
+
+# Each name the peer's examples rest_01..rest_09 import, by the module they import it from. With `ibind` renamed to
+# `ibkr_sdk` each import must work, and give the top level's object. (rest_07 also imports `make_order_request`, which
+# ibind 0.2.2 no longer has: that example fails with the peer too.)
+PEER_EXAMPLE_IMPORTS = {
+    "ibind": ["IbkrClient", "StockQuery", "OrderRequest", "QuestionType", "ibind_logs_initialize"],
+    "ibind.client.ibkr_utils": ["OrderRequest"],
+    "ibind.support.py_utils": ["print_table"],
+    "ibind.base.rest_client": ["requests"],  # the target of the examples' mock.patch
+}
+
+
+@pytest.mark.parametrize("module", list(PEER_EXAMPLE_IMPORTS))
+def test_imports_of_the_peer_examples_run_with_ibind_renamed(module: str) -> None:
+    ours = importlib.import_module(module.replace("ibind", "ibkr_sdk", 1))
+    for name in PEER_EXAMPLE_IMPORTS[module]:
+        assert getattr(ours, name) is getattr(ibkr_sdk, name, requests), f"{module}.{name}"
+
+
+def test_the_peers_module_names_hold_the_top_level_objects() -> None:
+    # The peer's rest client module is our transport itself, so patching its `requests` reaches every request.
+    assert importlib.import_module("ibkr_sdk.base.rest_client") is transport
+    assert importlib.import_module("ibkr_sdk.base.rest_client").Result is ibkr_sdk.Result
+    for module, names in {
+        "client.ibkr_client": ["IbkrClient"],
+        "client.ibkr_definitions": ["snapshot_keys_to_ids"],
+        "client.ibkr_utils": ["Answers", "OrderRequest", "QuestionType", "StockQueries", "StockQuery"],
+        "oauth.oauth1a": ["OAuth1aConfig"],
+        "support.errors": ["ExternalBrokerError"],
+        "support.logs": ["AccountIdMaskingFormatter", "ibind_logs_initialize"],
+        "support.py_utils": ["execute_in_parallel", "print_table"],
+    }.items():
+        imported = importlib.import_module(f"ibkr_sdk.{module}")
+        assert all(getattr(imported, n) is getattr(ibkr_sdk, n) for n in names), module
+
+
+def test_print_table_aligns_the_contracts_of_an_options_month(
+    sim: Simulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # As the peer's options-chain example prints the SPX contracts of one strike and month.
+    with IbkrClient(url=sim.url, account_id=ACCOUNT) as client:
+        sections = client.search_contract_by_symbol("SPX").data[0]["sections"]
+        month = next(s for s in sections if s["secType"] == "OPT")["months"].split(";")[0]
+        strike = client.search_strikes_by_conid(conid="416904", sec_type="OPT", month=month).data["call"][0]
+        info = client.search_secdef_info_by_conid(conid="416904", sec_type="OPT", month=month, strike=strike, right="C")
+    print_table(info.data)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(info.data) >= 2 and len(lines) == len(info.data) + 1
+    assert lines[0].split() == list(info.data[0]) and len({len(line) for line in lines}) == 1  # right-aligned
+    for line, row in zip(lines[1:], info.data, strict=True):
+        assert line.split()[:2] == [str(row["conid"]), row["ticker"]] and line.rstrip().endswith(row["desc2"])
+    print_table([{"a": 1, "b": None}, {"a": 22, "b": "x"}], column_order=["b", "a"])
+    assert capsys.readouterr().out.splitlines() == ["b    a", "     1", "x   22"]
+    with pytest.raises(ValueError, match="print_table.*my_dict"):
+        print_table({"a": 1})  # type: ignore[arg-type]
 
 
 # ---- logs, execute_in_parallel ----------------------------------------------------------------------------------

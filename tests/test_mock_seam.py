@@ -100,7 +100,7 @@ import sys
 from unittest.mock import patch, MagicMock
 
 from ibkr_sdk import IbkrClient, QuestionType, ibind_logs_initialize
-from ibkr_sdk import OrderRequest
+from {order_module} import OrderRequest
 
 ibind_logs_initialize(log_to_file=False)
 account_id = "DU1234567"
@@ -117,17 +117,25 @@ mocked_responses = [
     [{"id": 1, "message": ["exceeds the Total Value Limit of"]}],
     [{"success": True}],
 ]
-with patch("ibkr_sdk.lib.transport.requests") as requests_mock:
+with patch("{patch_target}") as requests_mock:
     requests_mock.request.return_value = MagicMock(json=MagicMock(side_effect=mocked_responses))
     response = client.place_order(order_request, answers, account_id).data
 print("RESULT", __import__("json").dumps(response))
 """
 
 
-def test_peer_style_dry_run_script_places_nothing(sim: Simulator) -> None:
+@pytest.mark.parametrize(
+    ("order_module", "patch_target"),
+    [
+        ("ibkr_sdk", "ibkr_sdk.lib.transport.requests"),  # as the README's migration notes map them
+        ("ibkr_sdk.client.ibkr_utils", "ibkr_sdk.base.rest_client.requests"),  # `ibind` renamed, nothing else
+    ],
+)
+def test_peer_style_dry_run_script_places_nothing(sim: Simulator, order_module: str, patch_target: str) -> None:
     """The peer's dry-run idiom, run as a user runs it (its own process), with only the imports changed."""
+    script = PEER_STYLE_SCRIPT.replace("{order_module}", order_module).replace("{patch_target}", patch_target)
     done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(PEER_STYLE_SCRIPT), sim.url],
+        [sys.executable, "-c", textwrap.dedent(script), sim.url],
         capture_output=True,
         text=True,
         timeout=300,

@@ -10,10 +10,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 from Crypto.Cipher import PKCS1_v1_5
 from Crypto.PublicKey import RSA
 
 from ibkr_sdk import IbkrClient, LiveSessionTokenError, NotAuthenticatedError, OAuth1aConfig
+from ibkr_sdk.lib.oauth import OAuth1aSigner
 from ibkr_sdk.simulator import OAuthSettings, Simulator
 from tests.test_oauth import PRIME, PRIME_HEX
 
@@ -80,6 +82,29 @@ def test_token_obtained_and_signed_calls_accepted(sim: Simulator, keys: dict[str
     nonces = [r.headers["authorization"].split('oauth_nonce="')[1].split('"')[0] for r in signed]
     assert len(set(nonces)) == len(nonces), "a fresh nonce on every request"
     assert all(r.headers["host"] == f"127.0.0.1:{sim.port}" for r in sim.requests)
+
+
+def test_a_signature_over_the_simulators_own_url_verifies_whatever_host_is_named(
+    sim: Simulator, keys: dict[str, Any]
+) -> None:
+    # The peer library sends `Host: api.ibkr.com` whatever URL it signs (the same thing against IBKR): a stand-in at
+    # another address must check the signature against its own URL too, or the peer never gets a token from it.
+    signer = OAuth1aSigner(_config(sim, keys))
+    headers, a_int = signer.lst_request_headers()
+    answer = requests.post(signer.live_session_token_url, headers={**headers, "Host": "api.ibkr.com"}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    signer.complete_lst(answer.json(), a_int)
+    url = f"{sim.url}portfolio/accounts"
+    signed = requests.get(url, headers={**signer.sign("GET", url), "Host": "api.ibkr.com"}, timeout=30)
+    assert signed.status_code == 200 and signed.json()[0]["id"] == "DU1234567"
+    elsewhere = url.replace(f":{sim.port}/", f":{sim.port + 1}/")  # neither the Host named nor the simulator
+    refused = requests.get(url, headers={**signer.sign("GET", elsewhere), "Host": "api.ibkr.com"}, timeout=30)
+    assert refused.status_code == 401 and "does not verify" in refused.text
+    assert [(r.path, r.status) for r in sim.requests] == [
+        ("/oauth/live_session_token", 200),
+        ("/portfolio/accounts", 200),
+        ("/portfolio/accounts", 401),
+    ]
 
 
 def test_unsigned_requests_are_refused(sim: Simulator) -> None:

@@ -52,6 +52,7 @@ from .lib.parallel import execute_in_parallel as execute_in_parallel
 from .lib.result import Result as Result
 from .lib.snapshot_fields import snapshot_keys_to_ids as snapshot_keys_to_ids
 from .lib.stock_query import StockQueries as StockQueries, StockQuery as StockQuery
+from .lib.tables import print_table as print_table
 from .lib.types import OneOrMany as OneOrMany
 
 if TYPE_CHECKING:
@@ -166,6 +167,7 @@ __all__ = [
     "execute_in_parallel",
     "ibind_logs_initialize",
     "make_binding_key",
+    "print_table",
     "question_type_to_message_id",
     "snapshot_keys_to_ids",
     "subscriptions",

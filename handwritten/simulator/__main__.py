@@ -10,6 +10,10 @@ import argparse
 import logging
 import sys
 import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._server import Simulator
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,7 +28,16 @@ def _parser() -> argparse.ArgumentParser:
         help="start without a brokerage session (/iserver answers 'no bridge' until ssodh/init)",
     )
     parser.add_argument(
-        "--accounts", default="DU1234567", help="comma-separated account ids; the first is selected (default DU1234567)"
+        "--accounts",
+        default=None,
+        help="comma-separated account ids; the first is selected (default DU1234567; with --advisor "
+        "DF1234560,DU1234567,DU1234568)",
+    )
+    parser.add_argument(
+        "--advisor",
+        action="store_true",
+        help="act as a Financial Advisor's login: the first account is the advisor's, the others its sub-accounts, "
+        "and the allocation and model portfolio endpoints answer (otherwise 400, as for a single account)",
     )
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     parser.add_argument("--pacing", action="store_true", help="enforce IBKR's pacing limits (429 beyond them)")
@@ -47,26 +60,33 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _simulator(args: argparse.Namespace) -> Simulator:
+    """The simulator the options describe (not started)."""
+    from . import Simulator  # imported here so that --help stays fast
+
+    accounts = [a.strip() for a in args.accounts.split(",") if a.strip()] if args.accounts is not None else None
+    return Simulator(
+        port=args.port,
+        authenticated=not args.unauthenticated,
+        accounts=accounts,
+        advisor=args.advisor,
+        latency=args.latency,
+        pacing=args.pacing,
+        seed=args.seed,
+        https=args.https,
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     if args.verbose:
         logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s")
-    from . import Simulator  # imported here so that --help stays fast
-
-    accounts = [a.strip() for a in args.accounts.split(",") if a.strip()]
     try:
-        sim = Simulator(
-            port=args.port,
-            authenticated=not args.unauthenticated,
-            accounts=accounts,
-            latency=args.latency,
-            pacing=args.pacing,
-            seed=args.seed,
-            https=args.https,
-        ).start()
+        sim = _simulator(args).start()
     except (OSError, ValueError) as exc:
         raise SystemExit(f"ibkr-sdk-simulator: cannot start: {exc}") from None
-    print(f"IBKR gateway simulator serving {sim.url} (accounts: {', '.join(accounts)}); Ctrl-C stops it.", flush=True)
+    role = "advisor and sub-accounts" if args.advisor else "accounts"
+    print(f"IBKR gateway simulator serving {sim.url} ({role}: {', '.join(sim.accounts)}); Ctrl-C stops it.", flush=True)
     if args.https:
         # The client accepts a loopback gateway's self-signed certificate by default; cacert verifies it instead.
         print(f"self-signed certificate (give it as cacert to verify): {sim.cacert}", flush=True)

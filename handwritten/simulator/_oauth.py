@@ -14,6 +14,7 @@ import hmac
 import secrets
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -66,6 +67,10 @@ def parse_authorization(header: str | None) -> dict[str, str]:
     return out
 
 
+def _urls(url: str | Sequence[str]) -> list[str]:
+    return [url] if isinstance(url, str) else list(url)
+
+
 class OAuthAuthority:
     """Verifies OAuth requests and issues live session tokens (thread-safe)."""
 
@@ -100,8 +105,10 @@ class OAuthAuthority:
                 raise OAuthRejected("nonce already used")
             self._nonces.add(nonce)
 
-    def live_session_token(self, method: str, url: str, authorization: str | None) -> dict[str, Any]:
-        """Handle `POST /oauth/live_session_token`; returns the JSON answer or raises `OAuthRejected`."""
+    def live_session_token(self, method: str, url: str | Sequence[str], authorization: str | None) -> dict[str, Any]:
+        """Handle `POST /oauth/live_session_token`; returns the JSON answer or raises `OAuthRejected`.
+
+        `url` is the request URL, or the URLs the client may have signed for this request (any one verifies)."""
         from Crypto.Hash import SHA256
         from Crypto.PublicKey import RSA
         from Crypto.Signature import pkcs1_15
@@ -116,13 +123,20 @@ class OAuthAuthority:
             raise OAuthRejected("diffie_hellman_challenge is not hexadecimal") from None
         if not 1 < a_public < s.dh_prime - 1:
             raise OAuthRejected("diffie_hellman_challenge out of range")
-        base = oauth.base_string(method, url, params, prepend=s.access_token_secret_hex)
         try:
             signature = base64.b64decode(params.get("oauth_signature", ""), validate=True)
-            key = RSA.import_key(s.signature_public_key)
-            pkcs1_15.new(key).verify(SHA256.new(base.encode()), signature)
+            verifier = pkcs1_15.new(RSA.import_key(s.signature_public_key))
         except (ValueError, TypeError):
             raise OAuthRejected("RSA-SHA256 signature does not verify") from None
+        for candidate in _urls(url):
+            base = oauth.base_string(method, candidate, params, prepend=s.access_token_secret_hex)
+            try:
+                verifier.verify(SHA256.new(base.encode()), signature)
+                break
+            except (ValueError, TypeError):
+                continue
+        else:
+            raise OAuthRejected("RSA-SHA256 signature does not verify")
         b_secret = secrets.randbits(256)
         b_public = pow(s.dh_generator, b_secret, s.dh_prime)
         shared = oauth.java_big_integer_bytes(pow(a_public, b_secret, s.dh_prime))
@@ -139,19 +153,21 @@ class OAuthAuthority:
             "live_session_token_signature": token_signature,
         }
 
-    def verify(self, method: str, url: str, authorization: str | None) -> None:
-        """Check a protected request signed with HMAC-SHA256; raises `OAuthRejected` when it does not verify."""
+    def verify(self, method: str, url: str | Sequence[str], authorization: str | None) -> None:
+        """Check a protected request signed with HMAC-SHA256; raises `OAuthRejected` when it does not verify.
+
+        `url` is the request URL, or the URLs the client may have signed for this request (any one verifies)."""
         params = parse_authorization(authorization)
         self._common_checks(params, "HMAC-SHA256")
-        base = oauth.base_string(method, url, params)
+        bases = [oauth.base_string(method, candidate, params) for candidate in _urls(url)]
         now = self.settings.clock()
         with self._lock:
             tokens = [lst for lst, expiry in self._tokens.items() if expiry > now]
         given = params.get("oauth_signature", "")
         for lst in tokens:
-            expected = oauth.hmac_sha256_signature(base, lst)
-            if hmac.compare_digest(expected, given):
-                return
+            for base in bases:
+                if hmac.compare_digest(oauth.hmac_sha256_signature(base, lst), given):
+                    return
         raise OAuthRejected("HMAC-SHA256 signature does not verify (or the live session token expired)")
 
     def expire_tokens(self) -> None:

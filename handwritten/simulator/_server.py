@@ -875,10 +875,14 @@ class Simulator:
 
     def _check_oauth(self, method: str, target: str, endpoint: str, incoming: _Incoming) -> _Answer | None:
         """With OAuth on: issue a live session token, or refuse (401) a request whose signature does not verify.
-        None lets a verified request through. The URL signed is rebuilt from the Host header, as a server sees it."""
+        None lets a verified request through.
+
+        The signed URL may be the one rebuilt from the Host header, as a server sees it, or the simulator's own
+        address: the peer library sends IBKR's host name (`Host: api.ibkr.com`) whatever URL it signs, which is the
+        same thing against IBKR but not against a stand-in at another address."""
         assert self.oauth is not None
         scheme = "https" if self.https else "http"
-        url = f"{scheme}://{incoming.headers.get('host', '')}{target}"
+        url = [f"{scheme}://{incoming.headers.get('host', '')}{target}", f"{scheme}://127.0.0.1:{self.port}{target}"]
         authorization = incoming.headers.get("authorization")
         try:
             if endpoint == "oauth_live_session_token":
