@@ -152,3 +152,27 @@ def test_a_redis_restart_during_a_run_lets_no_burst_through() -> None:
         statuses = [r.status for r in sim.requests if r.endpoint == "live_marketdata_snapshot"]
     assert [e for r in reports.values() for e in r["errors"]] == []
     assert len(statuses) == 120 and 429 not in statuses
+
+
+def test_a_burst_through_redis_uses_spare_entries_and_gives_back_the_unused(redis_url: str) -> None:
+    """Requests that follow each other closely take spare entries granted with an earlier script (fewer round trips
+    to Redis); the spares a burst does not use are given back, not left counting as in flight."""
+    import redis
+
+    with Simulator(pacing=True, pacing_time_scale=SCALE) as sim:
+        client = IbkrClient(url=sim.url, account_id=workers.ACCOUNT, coordination=redis_url, pacing_time_scale=SCALE)
+        client.receive_brokerage_accounts()
+        time.sleep(0.3)  # the window empties
+        stats = redis.Redis.from_url(redis_url)
+        stats.config_resetstat()
+        for _ in range(7):
+            client.receive_brokerage_accounts()
+        scripts = int(stats.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+        store: Any = client._transport.pacer._shared_store()
+        _until(lambda: not any(store._spares.values()) and not store._pending, timeout=5)
+        in_flight = store.describe()["windows"]["<global>"]["in_flight"]
+        client.close()
+        statuses = [r.status for r in sim.requests if r.endpoint == "receive_brokerage_accounts"]
+    assert statuses == [200] * 8
+    assert scripts < 7, "each request of the burst went to Redis"
+    assert in_flight == 0, "a spare entry nobody used still counts as in flight"

@@ -61,6 +61,13 @@ RESTART_GRACE = RENEW_EVERY + 0.5
 """After a restart of Redis, seconds during which only the holders of slots and leases (renewing them) get them."""
 CONNECT_TIMEOUT = 2.0
 IO_TIMEOUT = 2.0
+SPARES = 3
+"""Spare entries asked for with a request that follows another one within `BURST_GAP` seconds: the requests after it
+in the burst use them without a round trip to Redis. The script grants them only where every window keeps room for
+two more requests, and one not used within `SETTLE_DELAY` (at most half the send cap) is given back. Until then a spare
+counts as a request in flight, so it can only delay others a little, never let one through too many."""
+BURST_GAP = 0.02
+UNUSED = "unused"
 
 _LIB = r"""
 local BASE = 1700000000
@@ -90,10 +97,13 @@ local function load_doc(key)
 end
 local function settle(doc, now, r, cap)
   for _, name in ipairs(r[2]) do
-    for _, e in ipairs(doc.w[name] or {}) do
+    local list = doc.w[name] or {}
+    for i, e in ipairs(list) do
       if e[4] == r[1] then
         local answered = now - r[4]
-        if r[3] < 0 then e[2] = answered else e[2] = math.min(now - r[3] + r[5], answered) end
+        if r[3] == -2 then table.remove(list, i)  -- a spare entry never used: nothing was sent
+        elseif r[3] < 0 then e[2] = answered
+        else e[2] = math.min(now - r[3] + r[5], answered) end
         break
       end
     end
@@ -122,7 +132,8 @@ end
 """
 
 # KEYS: doc, run, epoch. ARGV: run_id, releases, grant id, owd, then what is fixed per bucket: cap, grace, doc ttl
-# (ms), windows, slot, slot limit, slot ttl, poll.
+# (ms), windows, slot, slot limit, slot ttl, poll; last the ids of spare entries wanted ("" for none, or "id,id").
+# Returns {0, wait, reason, exact} or {1, spares granted}.
 _ACQUIRE = (
     _LIB
     + r"""
@@ -165,8 +176,24 @@ for _, w in ipairs(windows) do
   doc.w[w[1]] = list
 end
 if slot ~= '' then doc.s[slot][id] = now + tonumber(ARGV[11]) end
+-- Spare entries (ARGV[13]: their ids), for the requests that follow this one in a burst: each while every window
+-- keeps room for two more requests of other processes (so a window of 3 or less gets none).
+local spares = 0
+if slot == '' then
+  for spare in string.gmatch(ARGV[13], '[^,]+') do
+    for _, w in ipairs(windows) do
+      if #(doc.w[w[1]] or {}) + 1 > w[2] - 2 then spare = nil break end
+    end
+    if not spare then break end
+    for _, w in ipairs(windows) do
+      local list = doc.w[w[1]]
+      list[#list + 1] = {now, false, owd, spare}
+    end
+    spares = spares + 1
+  end
+end
 redis.call('SET', KEYS[1], cmsgpack.pack(doc), 'PX', ARGV[7])
-return {1}
+return {1, spares}
 """
 )
 
@@ -284,6 +311,16 @@ return {v[1], tostring(clock() - tonumber(v[2]))}
 )
 
 
+def _sent_ago(sent: float | str | None, now: float) -> float:
+    """How a release tells the script when its request was sent: -1 unknown (it counts until its answer), -2 a spare
+    entry never used (removed), else seconds ago."""
+    if sent is None:
+        return -1
+    if sent == UNUSED:
+        return -2
+    return max(0.0, now - float(sent))
+
+
 def safe_url(url: str) -> str:
     """The URL without its password, for messages and logs."""
     try:
@@ -358,6 +395,9 @@ class RedisPacingStore(PacingStore):
         self._ttl_ms = str(int((longest + limits.cap + 60) * 1000))
         self._shapes: dict[tuple[tuple[str, ...], str | None], tuple[list[Any], tuple[str, ...], Any]] = {}
         self._pending: list[list[Any]] = []  # releases not sent yet: [id, names, sent_at, answered_at, owd, slot]
+        self._spares: dict[tuple[str, ...], list[tuple[int, float]]] = {}  # windows -> [(id, granted at)]
+        self._spare_life = min(SETTLE_DELAY, limits.cap / 2)
+        self._last_acquire = 0.0
         self._cond = threading.Condition()
         self._flusher: threading.Thread | None = None
         self._flusher_idle = True
@@ -377,7 +417,7 @@ class RedisPacingStore(PacingStore):
         now = time.monotonic()
         return json.dumps(
             [
-                [gid, names, -1 if sent is None else max(0.0, now - sent), max(0.0, now - answered), owd, slot or ""]
+                [gid, names, _sent_ago(sent, now), max(0.0, now - answered), owd, slot or ""]
                 for gid, names, sent, answered, owd, slot in pending
             ]
         )
@@ -404,9 +444,24 @@ class RedisPacingStore(PacingStore):
 
     def try_acquire(self, windows: tuple[str, ...], slot: str | None, owd: float) -> Grant | Wait:
         fixed, names, limit = self._request(windows, slot)
+        now = time.monotonic()
+        if limit is None:
+            spare = self._take_spare(windows, now)
+            if spare is not None:
+                return Grant(spare, names, None, now, self)
+        burst = limit is None and now - self._last_acquire < BURST_GAP
+        self._last_acquire = now
+        spare_ids = [new_id() for _ in range(SPARES)] if burst else []
         grant_id = new_id()
         pending = self._take_pending()
-        args = [self._backend.run_id, self._encode(pending) if pending else "[]", str(grant_id), repr(owd), *fixed]
+        args = [
+            self._backend.run_id,
+            self._encode(pending) if pending else "[]",
+            str(grant_id),
+            repr(owd),
+            *fixed,
+            ",".join(map(str, spare_ids)),
+        ]
         try:
             answer = self._backend.call("acquire", self._keys, args)
         except CoordinationError:
@@ -414,6 +469,8 @@ class RedisPacingStore(PacingStore):
                 self._pending[:0] = pending  # not applied: send them with the next script
             raise
         if answer[0] == 1:
+            if len(answer) > 1 and int(answer[1]):
+                self._keep_spares(windows, spare_ids[: int(answer[1])], now)
             grant = Grant(grant_id, names, limit.name if limit else None, time.monotonic(), self)
             if limit is not None:
                 token = str(grant_id)
@@ -421,6 +478,39 @@ class RedisPacingStore(PacingStore):
             return grant
         reason = answer[2].decode() if isinstance(answer[2], bytes) else str(answer[2])
         return Wait(float(answer[1]), reason, exact=bool(answer[3]))
+
+    def _take_spare(self, windows: tuple[str, ...], now: float) -> int | None:
+        """A spare entry of these windows still fresh enough to use; stale ones are queued to be given back."""
+        with self._cond:
+            spares = self._spares.get(windows)
+            while spares:
+                gid, granted = spares.pop(0)
+                if now - granted < self._spare_life:
+                    self._last_acquire = now
+                    return gid
+                self._pending.append([str(gid), list(windows), UNUSED, granted, 0.0, None])
+        return None
+
+    def _keep_spares(self, windows: tuple[str, ...], ids: list[int], granted: float) -> None:
+        with self._cond:
+            self._spares.setdefault(windows, []).extend((gid, granted) for gid in ids)
+            self._wake_flusher()  # it gives back the ones the burst does not use
+
+    def _give_back_spares(self, before: float) -> None:
+        """Queue every spare granted before `before` to be given back (the burst ended without it)."""
+        with self._cond:
+            for windows, spares in self._spares.items():
+                while spares and spares[0][1] < before:
+                    gid, granted = spares.pop(0)
+                    self._pending.append([str(gid), list(windows), UNUSED, granted, 0.0, None])
+
+    def _wake_flusher(self) -> None:
+        """Start the flusher, or wake it when it sleeps (callers hold `_cond`)."""
+        if self._flusher is None or not self._flusher.is_alive():
+            self._flusher = threading.Thread(target=self._flush_loop, name="ibkr_sdk-coordination-flush", daemon=True)
+            self._flusher.start()
+        if self._flusher_idle:  # while requests keep coming the flusher is awake anyway: no wake-up per request
+            self._cond.notify()
 
     def _renew_slot(self, slot: str, token: str) -> bool:
         items = json.dumps([[slot, token, SLOT_TTL]])
@@ -445,13 +535,7 @@ class RedisPacingStore(PacingStore):
             return
         with self._cond:
             self._pending.append(item)
-            if self._flusher is None or not self._flusher.is_alive():
-                self._flusher = threading.Thread(
-                    target=self._flush_loop, name="ibkr_sdk-coordination-flush", daemon=True
-                )
-                self._flusher.start()
-            if self._flusher_idle:  # while requests keep coming the flusher is awake anyway: no wake-up per request
-                self._cond.notify()
+            self._wake_flusher()
 
     def _send_releases(self, pending: list[list[Any]]) -> None:
         self._backend.call("release", self._keys[:1], [self._encode(pending), repr(self.limits.cap), self._ttl_ms])
@@ -459,11 +543,12 @@ class RedisPacingStore(PacingStore):
     def _flush_loop(self) -> None:
         while True:
             with self._cond:
-                while not self._pending:
+                while not self._pending and not any(self._spares.values()):
                     self._flusher_idle = True
                     self._cond.wait()
                 self._flusher_idle = False
             time.sleep(SETTLE_DELAY)  # the next request's script may carry them
+            self._give_back_spares(before=time.monotonic() - self._spare_life)
             # Only what no request carried for a whole delay; a fresher release waits for the next round.
             pending = self._take_pending(answered_before=time.monotonic() - SETTLE_DELAY)
             if not pending:
