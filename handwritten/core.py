@@ -171,12 +171,12 @@ def _shared_preflight_flow(api: Any, name: str) -> Flow[None]:
     the coordination store says so. A marker this client has already relied on, whose request the gateway now asks
     for again (its session changed), is replaced."""
     from .coordination import offloop
-    from .coordination.base import POLL, PREFLIGHT_TTL, PREFLIGHT_WAIT, new_token
+    from .coordination.base import POLL, PREFLIGHT_TTL, PREFLIGHT_WAIT, new_token, preflight_key
     from .errors import CoordinationError
 
     backend = getattr(api, "_coordination", None)
     relied: dict[str, bytes] = api.__dict__.setdefault("_preflight_markers", {})
-    key = f"{api._transport.address.lower()}:preflight:{name}"
+    key = preflight_key(api._transport.address, name)
     lease, token, found = None, None, None
     if backend is not None:
         try:

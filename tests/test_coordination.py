@@ -286,3 +286,21 @@ def test_a_forked_child_opens_its_own_descriptors(state_dir: Path) -> None:
         os.write(to_child[1], b"x")
         os.waitpid(pid, 0)
     assert isinstance(pacer.try_acquire(None), Grant) and store._fd == parent_fd
+
+
+def test_a_new_simulator_on_a_port_an_earlier_one_used_gets_its_preflight(state_dir: Path) -> None:
+    """The preflight marker is per host:port; a new simulated gateway on a port an earlier one served is a new
+    session, so its clients send /iserver/accounts themselves rather than have their first order refused and sent
+    again (a real gateway restart keeps the marker: the clients recover from the refusal)."""
+    with Simulator() as first:
+        port = first.port
+        with IbkrClient(url=first.url, account_id="DU1234567", pacing=False) as client:
+            client.live_orders()  # its preflight leaves the marker for the other clients of this session
+    with Simulator(port=port) as second:
+        with IbkrClient(url=second.url, account_id="DU1234567", pacing=False) as client:
+            client.place_order(
+                {"conid": 265598, "side": "BUY", "orderType": "MKT", "quantity": 1, "tif": "DAY"},
+                {QuestionType.MISSING_MARKET_DATA: True},
+            )
+        sent = [r.endpoint for r in second.requests if r.endpoint in ("receive_brokerage_accounts", "place_order")]
+    assert sent == ["receive_brokerage_accounts", "place_order"]

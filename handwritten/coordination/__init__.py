@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from collections.abc import Iterable
 
-from .base import Backend, Grant, Lease, Limits, PacingStore, SlotSpec, Wait, WindowSpec
+from .base import Backend, Grant, Lease, Limits, PacingStore, SlotSpec, Wait, WindowSpec, preflight_key
 from .process import ProcessBackend
 
 __all__ = [
@@ -93,6 +94,25 @@ def backend_for(spec: str) -> Backend:
                 backend = RedisBackend(spec)
             _BACKENDS[(spec, directory)] = backend
         return backend
+
+
+def forget_gateway(port: int, preflights: Iterable[str]) -> None:
+    """A new gateway (an embedded simulator) serves this loopback port: drop the preflight markers that the
+    machine's `local` store keeps for an earlier gateway on the same port, so its clients send their preflight
+    instead of having a request refused first. A real gateway restart keeps them (the clients recover from the
+    refusal); a simulator is a new gateway each time, often on a port an earlier one used. Only the `local` store
+    of the configured state directory is touched, and any failure is ignored."""
+    from ..env import env_str
+
+    if env_str("COORDINATION", "local") != "local" or sys.platform == "win32":
+        return
+    try:
+        backend = backend_for("local")
+        for host in ("127.0.0.1", "localhost"):
+            for name in preflights:
+                backend.delete(preflight_key(f"{host}:{port}", name))
+    except Exception as exc:  # a store we cannot use: the clients fall back on the refusal and resend
+        logger.debug("coordination: could not forget the markers of port %d: %s", port, exc)
 
 
 def process_backend() -> Backend:

@@ -58,6 +58,13 @@ PREFLIGHT_TTL = 3600.0
 PREFLIGHT_WAIT = 10.0
 """Seconds a client waits for another one running the same preflight before it runs its own."""
 
+
+def preflight_key(address: str, name: str) -> str:
+    """The key of the marker saying that endpoint `name` (a preflight) ran in the session of the gateway at
+    `address` (host:port)."""
+    return f"{address.lower()}:preflight:{name}"
+
+
 PAUSE = "<pause>"
 RESTART = "<restart>"
 

@@ -419,6 +419,7 @@ class Simulator:
         """How many nightly resets happened (scheduled by `reset_at` or asked for)."""
         self.restarts = 0
         """How many times `restart()` ran."""
+        self._started_once = False
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
 
@@ -428,6 +429,11 @@ class Simulator:
             raise RuntimeError("the simulator is already started")
         self._stopping.clear()
         self._server = _Server(self, self._port, self._tls_context() if self.https else None)
+        if not self._started_once:  # a new gateway, maybe on a port an earlier one used (a restart keeps them)
+            self._started_once = True
+            from ..lib.coordination import forget_gateway
+
+            forget_gateway(self.port, {p for spec in ENDPOINTS.values() for p in spec.preflight})
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="ibkr-simulator"
         )
