@@ -311,6 +311,11 @@ return {v[1], tostring(clock() - tonumber(v[2]))}
 )
 
 
+def _unused(gid: int, windows: tuple[str, ...], granted: float) -> list[Any]:
+    """The release of a spare entry never used: the script removes it."""
+    return [str(gid), list(windows), UNUSED, granted, 0.0, None]
+
+
 def _sent_ago(sent: float | str | None, now: float) -> float:
     """How a release tells the script when its request was sent: -1 unknown (it counts until its answer), -2 a spare
     entry never used (removed), else seconds ago."""
@@ -488,7 +493,7 @@ class RedisPacingStore(PacingStore):
                 if now - granted < self._spare_life:
                     self._last_acquire = now
                     return gid
-                self._pending.append([str(gid), list(windows), UNUSED, granted, 0.0, None])
+                self._pending.append(_unused(gid, windows, granted))
         return None
 
     def _keep_spares(self, windows: tuple[str, ...], ids: list[int], granted: float) -> None:
@@ -502,7 +507,7 @@ class RedisPacingStore(PacingStore):
             for windows, spares in self._spares.items():
                 while spares and spares[0][1] < before:
                     gid, granted = spares.pop(0)
-                    self._pending.append([str(gid), list(windows), UNUSED, granted, 0.0, None])
+                    self._pending.append(_unused(gid, windows, granted))
 
     def _wake_flusher(self) -> None:
         """Start the flusher, or wake it when it sleeps (callers hold `_cond`)."""
