@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
 import pytest
@@ -237,7 +239,7 @@ def test_sync_and_async_clients_share_the_order_lock_and_the_pacer(sim: Simulato
 
 
 def _client_threads() -> int:
-    """OS threads of this process, less the simulator's own (it runs in-process in tests)."""
+    """OS threads of this process, less any in-process simulator's own."""
     simulator = sum(1 for t in threading.enumerate() if t.name.startswith("ibkr-simulator"))
     return len(os.listdir("/proc/self/task")) - simulator
 
@@ -275,9 +277,25 @@ class _Heartbeat:
         return gaps
 
 
+def _paced_simulator_in_child(conn: Connection, scale: float) -> None:
+    """A paced simulator in its own process: its request threads then share no GIL with the loop under test."""
+    with Simulator(pacing=True, pacing_time_scale=scale) as sim:
+        conn.send(sim.url)
+        if conn.poll(60):  # the parent's "done"; bounded, should the parent die
+            conn.recv()
+        conn.send([r.status for r in sim.requests if r.endpoint == "live_marketdata_snapshot"])
+
+
 def test_100_concurrent_paced_calls_draw_no_429_add_few_threads_and_never_block_the_loop() -> None:
     scale = 0.02  # the global 10 per second becomes 10 per 20 ms
-    with Simulator(pacing=True, pacing_time_scale=scale) as sim:
+    # The simulator runs in a child process. In this process it would compete with the loop for the GIL, and on a
+    # busy machine that shows as a loop gap no call of ours caused.
+    parent, child = multiprocessing.get_context("spawn").Pipe()
+    server = multiprocessing.get_context("spawn").Process(target=_paced_simulator_in_child, args=(child, scale))
+    server.start()
+    try:
+        assert parent.poll(60), "the simulator process did not start"
+        url = parent.recv()
         heart = _Heartbeat()
         control = threading.Thread(target=heart.control)
         control.start()
@@ -286,7 +304,7 @@ def test_100_concurrent_paced_calls_draw_no_429_add_few_threads_and_never_block_
             beat = asyncio.ensure_future(heart.beat())
             before = _client_threads()
             peak = before
-            async with AsyncIbkrClient(url=sim.url, account_id=ACCOUNT, pacing_time_scale=scale, max_retries=0) as c:
+            async with AsyncIbkrClient(url=url, account_id=ACCOUNT, pacing_time_scale=scale, max_retries=0) as c:
                 await c.receive_brokerage_accounts()
                 calls = asyncio.gather(
                     *(c.live_marketdata_snapshot(conids=str(AAPL), fields=["31", "84"]) for _ in range(100))
@@ -301,7 +319,14 @@ def test_100_concurrent_paced_calls_draw_no_429_add_few_threads_and_never_block_
 
         before, peak, results = asyncio.run(main())
         control.join(5)
-        statuses = [r.status for r in sim.requests if r.endpoint == "live_marketdata_snapshot"]
+        parent.send("done")
+        assert parent.poll(30), "the simulator process did not report its requests"
+        statuses = parent.recv()
+    finally:
+        server.join(30)
+        if server.is_alive():
+            server.kill()
+            server.join(5)
     assert len(results) == 100 and len(statuses) == 100 and 429 not in statuses
     assert peak - before <= 4, f"threads added during 100 concurrent calls: {peak - before}"
     assert heart.blocked_gaps() == [], "the loop was blocked (its heartbeat stopped while a thread kept ticking)"
