@@ -14,7 +14,7 @@ import pytest
 
 from ibkr_sdk import IbkrClient
 from ibkr_sdk.lib.aio.client import AsyncIbkrClient
-from ibkr_sdk.lib.aio.ws import AsyncIbkrWsClient
+from ibkr_sdk.lib.aio.ws import AsyncIbkrWsClient, AsyncSubscriptionHandle
 from ibkr_sdk.lib.ws import IbkrWsClient, MarketDataSubscription, OrdersSubscription, PnlSubscription, events
 from ibkr_sdk.simulator import Simulator
 from tests.test_ws_simulator import received, wait_until
@@ -101,6 +101,39 @@ def test_reconnect_resends_each_subscription_once_with_a_sync_rest_client(sim: S
     again = received(sim, connection=2)
     assert again.count(PnlSubscription().subscribe_payload()) == 1
     assert again.count(OrdersSubscription().subscribe_payload()) == 1
+
+
+def test_an_async_handle_waits_on_the_loop_and_unsubscribes_on_the_wire(sim: Simulator) -> None:
+    """`await handle.wait()` yields to the loop: the connection task (on the same loop) connects and the
+    acknowledgement arrives while it waits; a blocking wait would have stalled both until its timeout."""
+
+    async def main() -> tuple[bool, int, str]:
+        async with AsyncIbkrClient(url=sim.url, account_id=ACCOUNT, pacing=False) as rest:
+            ws = AsyncIbkrWsClient(ibkr_client=rest, **FAST)
+            handle = await ws.subscribe(MarketDataSubscription(conid=AAPL, fields=["31"]))  # before start
+            assert isinstance(handle, AsyncSubscriptionHandle) and not handle.done
+            ticks = 0
+
+            async def tick() -> None:
+                nonlocal ticks
+                while True:
+                    ticks += 1
+                    await asyncio.sleep(0.005)
+
+            ticker = asyncio.ensure_future(tick())
+            starting = asyncio.ensure_future(ws.start())
+            acknowledged = await handle.wait(5)
+            during = ticks
+            ticker.cancel()
+            await starting
+            assert await (await handle.unsubscribe()).wait(5)
+            status = handle.status.value if handle.status else "none"
+            await ws.shutdown()
+            return acknowledged, during, status
+
+    acknowledged, ticks, status = asyncio.run(main())
+    assert acknowledged and ticks > 0 and status == "UNSUBSCRIBED"
+    assert received(sim, "umd") == [f"umd+{AAPL}+{{}}"]
 
 
 def test_sync_shutdown_right_after_unsubscribe_sends_the_unsubscribe_frame(sim: Simulator) -> None:

@@ -57,7 +57,7 @@ from .lib.types import OneOrMany as OneOrMany
 
 if TYPE_CHECKING:
     from .lib.aio.client import AsyncIbkrClient as AsyncIbkrClient
-    from .lib.aio.ws import AsyncIbkrWsClient as AsyncIbkrWsClient
+    from .lib.aio.ws import AsyncIbkrWsClient as AsyncIbkrWsClient, AsyncSubscriptionHandle as AsyncSubscriptionHandle
     from .lib.ws import events as events, subscriptions as subscriptions
     from .lib.ws._state import WsState as WsState
     from .lib.ws.client import IbkrWsClient as IbkrWsClient
@@ -75,6 +75,7 @@ if TYPE_CHECKING:
         BindingStatus as BindingStatus,
         SubscriptionConflictError as SubscriptionConflictError,
         SubscriptionHandle as SubscriptionHandle,
+        SubscriptionView as SubscriptionView,
         make_binding_key as make_binding_key,
     )
 
@@ -82,6 +83,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "AsyncIbkrClient": ".lib.aio.client",
     "AsyncIbkrWsClient": ".lib.aio.ws",
+    "AsyncSubscriptionHandle": ".lib.aio.ws",
     "events": ".lib.ws",
     "subscriptions": ".lib.ws",
     "WsState": ".lib.ws._state",
@@ -97,6 +99,7 @@ _LAZY = {
     "BindingStatus": ".lib.ws.subscriptions",
     "SubscriptionConflictError": ".lib.ws.subscriptions",
     "SubscriptionHandle": ".lib.ws.subscriptions",
+    "SubscriptionView": ".lib.ws.subscriptions",
     "make_binding_key": ".lib.ws.subscriptions",
 }
 
@@ -123,6 +126,7 @@ __all__ = [
     "ApiTimeoutError",
     "AsyncIbkrClient",
     "AsyncIbkrWsClient",
+    "AsyncSubscriptionHandle",
     "BindingStatus",
     "CallbackSink",
     "ClientClosedError",
@@ -162,6 +166,7 @@ __all__ = [
     "StockQueryError",
     "SubscriptionConflictError",
     "SubscriptionHandle",
+    "SubscriptionView",
     "WsState",
     "events",
     "execute_in_parallel",

@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from ..client import IbkrClient
@@ -31,12 +31,12 @@ from ..ws.client import IbkrWsClient
 from ..ws.quotes import Quote
 from ..ws.router import Router
 from ..ws.sinks import DropCounter, EventSink, bounded_size
-from ..ws.subscriptions import BindingStatus, Subscription, SubscriptionHandle, SubscriptionResolver
+from ..ws.subscriptions import BindingStatus, Subscription, SubscriptionHandle, SubscriptionResolver, SubscriptionView
 from .client import AsyncIbkrClient
 
 logger = logging.getLogger("ibkr_sdk.ws")
 
-__all__ = ["AsyncIbkrWsClient"]
+__all__ = ["AsyncIbkrWsClient", "AsyncSubscriptionHandle"]
 
 _STOP_BUDGET = 0.9  # seconds leaving the context may take (the promise is one second)
 _POLL = 0.02  # seconds between looks at a state that has no notification of its own (readiness, a handle)
@@ -151,12 +151,31 @@ def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None
         future.set_result(value)
 
 
+class AsyncSubscriptionHandle(SubscriptionView):
+    """What `AsyncIbkrWsClient.subscribe()`/`unsubscribe()` return: the live status of one subscription, with
+    `await handle.wait()` (which yields to the loop; the sync handle's blocking `wait()` would stall it) and
+    `await handle.unsubscribe()`."""
+
+    def __init__(self, client: AsyncIbkrWsClient, handle: SubscriptionHandle) -> None:
+        super().__init__(handle._controller, handle.subscription)
+        self._client = client
+
+    async def wait(self, timeout: float | None = None) -> bool:
+        """Wait until it reaches what was asked; False on timeout or failure."""
+        return await self._client.wait(self, timeout=timeout)
+
+    async def unsubscribe(self) -> AsyncSubscriptionHandle:
+        """Stop the stream (returns once the unsubscribe frame is on the wire); returns this handle."""
+        await self._client.unsubscribe(self.subscription)
+        return self
+
+
 class AsyncIbkrWsClient:
     """Streams IBKR's gateway WebSocket on the running asyncio loop: quotes, orders, P&L, trades, account summary
     and ledger, with the subscriptions, events and merged quotes of `IbkrWsClient`.
 
     Use `async with AsyncIbkrWsClient(ibkr_client=client) as ws:`; leaving the block stops everything within a
-    second. `await ws.subscribe(...)` returns the `SubscriptionHandle` (a subscription made before the session is
+    second. `await ws.subscribe(...)` returns an `AsyncSubscriptionHandle` (a subscription made before the session is
     ready is kept and sent once it is); `await ws.unsubscribe(...)` returns once the unsubscribe frame is on the
     wire; `async for event in ws.events()` yields the events (`ibkr_sdk.events`); `ws.quote(conid)` is the merged
     current quote.
@@ -288,18 +307,18 @@ class AsyncIbkrWsClient:
 
     # -- subscriptions --------------------------------------------------------------------------------------------
 
-    async def subscribe(self, subscription: Subscription) -> SubscriptionHandle:
+    async def subscribe(self, subscription: Subscription) -> AsyncSubscriptionHandle:
         """Ask for a stream: sent at once on a ready session (else once it is ready), re-sent after every
-        reconnect. Returns its handle (`await ws.wait(handle)` waits for the acknowledgement)."""
+        reconnect. Returns its handle (`await handle.wait()` waits for the acknowledgement)."""
         handle = self._engine.subscribe(subscription)
         self._flush()
-        return handle
+        return AsyncSubscriptionHandle(self, handle)
 
-    async def unsubscribe(self, subscription: Subscription) -> SubscriptionHandle:
+    async def unsubscribe(self, subscription: Subscription) -> AsyncSubscriptionHandle:
         """Stop a stream; returns once the unsubscribe frame is on the wire (at once when nothing needs sending)."""
         handle = self._engine.unsubscribe(subscription)
         self._flush()
-        return handle
+        return AsyncSubscriptionHandle(self, handle)
 
     def _flush(self) -> None:
         engine = self._engine
@@ -307,10 +326,10 @@ class AsyncIbkrWsClient:
         if ws is not None and engine._loop is asyncio.get_running_loop():
             engine._flush_control(ws)
 
-    async def wait(self, handles: SubscriptionHandle | list[SubscriptionHandle], timeout: float | None = None) -> bool:
+    async def wait(self, handles: SubscriptionView | Sequence[SubscriptionView], timeout: float | None = None) -> bool:
         """Wait until each handle reached what was asked (subscribed or unsubscribed); False on timeout or when
         one FAILED."""
-        items = handles if isinstance(handles, list) else [handles]
+        items = [handles] if isinstance(handles, SubscriptionView) else list(handles)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             if any(h.status is BindingStatus.FAILED for h in items):

@@ -31,6 +31,7 @@ __all__ = [
     "SubscriptionConflictError",
     "SubscriptionHandle",
     "SubscriptionResolver",
+    "SubscriptionView",
     "TradesSubscription",
     "make_binding_key",
 ]
@@ -321,8 +322,9 @@ class SubscriptionResolver(Protocol):
     def resolve_binding_key(self, event: WsEvent) -> tuple[bool, str] | tuple[None, None]: ...
 
 
-class SubscriptionHandle:
-    """What `subscribe()`/`unsubscribe()` return: the live status of one subscription."""
+class SubscriptionView:
+    """The live status of one subscription, read from its client's bookkeeping: what `SubscriptionHandle` (sync
+    client) and `AsyncSubscriptionHandle` (asyncio client) share. They differ only in how `wait()` waits."""
 
     def __init__(self, controller: SubscriptionController, subscription: Subscription) -> None:
         self._controller = controller
@@ -363,6 +365,15 @@ class SubscriptionHandle:
         """Whether it reached what was asked (subscribed or unsubscribed)."""
         return self._controller.is_done(self.binding_key)
 
+    def __repr__(self) -> str:
+        status = self.status
+        return f"{type(self).__name__}({self.binding_key}, {status.value if status else None})"
+
+
+class SubscriptionHandle(SubscriptionView):
+    """What `IbkrWsClient.subscribe()`/`unsubscribe()` return: the live status of one subscription, and a blocking
+    `wait()`."""
+
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until it reaches what was asked; False on timeout or failure."""
         return self._controller.wait_for(self.binding_key, timeout=timeout)
@@ -371,7 +382,3 @@ class SubscriptionHandle:
         """Ask to unsubscribe; returns this handle."""
         self._controller.unsubscribe(self._subscription)
         return self
-
-    def __repr__(self) -> str:
-        status = self.status
-        return f"SubscriptionHandle({self.binding_key}, {status.value if status else None})"
