@@ -213,13 +213,13 @@ class OAuth2Overlay(OAuthOverlay):
             raise ClientClosedError(f"OAuth 2.0 {step}: the client is closed")
         logger.debug("-> POST %s (OAuth 2.0 %s; body not logged)", urlsplit(url).path, step)
         try:
-            resp = self._transport.session.post(url, headers=dict(headers), timeout=self._transport.timeout, **body)
+            status, content, text = self._transport.post_outside(url, headers, body.get("data"))
         except requests.exceptions.RequestException as exc:
             raise OAuth2Error(
                 f"OAuth 2.0 {step} request to {urlsplit(url).netloc} got no answer ({type(exc).__name__})", step=step
             ) from None
-        logger.debug("<- POST %s %d", urlsplit(url).path, resp.status_code)
-        return read_post_answer(resp.status_code, resp.content, lambda: resp.text)
+        logger.debug("<- POST %s %d", urlsplit(url).path, status)
+        return read_post_answer(status, content, text)
 
     def oauth2_access_token(self) -> None:
         """Get a new access token with a freshly signed client assertion and keep it.

@@ -408,6 +408,26 @@ class Transport(TransportBase):
         """When this thread's latest request left the pacer (monotonic seconds), if it was paced."""
         return self.pacer.last_start()
 
+    def post_outside(self, url: str, headers: Mapping[str, str], data: Any) -> tuple[int, bytes, Callable[[], str]]:
+        """A POST outside the catalogue (the OAuth 2.0 token and SSO session requests): not paced, never retried,
+        and through the same seam as `send()`. With `requests.request` replaced (a dry run), the stand-in gets it
+        and nothing reaches the network; its answer is read as the peer read answers (`json()`).
+
+        Returns (status, body, text of the body)."""
+        request = requests.request  # looked up at call time, as in send()
+        if request is _REAL_REQUEST:
+            resp = self.session.post(url, headers=dict(headers), timeout=self.timeout, data=data)
+            return resp.status_code, resp.content, lambda: resp.text
+        answer = request(
+            "POST", url, verify=self.session.verify, headers=dict(headers), timeout=self.timeout, data=data
+        )
+        status = getattr(answer, "status_code", 200)
+        try:
+            body = json.dumps(answer.json()).encode()
+        except (TypeError, ValueError, AttributeError):
+            body = b""  # a bare mock: read as an empty answer (the caller names what is missing)
+        return status if isinstance(status, int) else 200, body, lambda: ""
+
     def close(self) -> None:
         """Refuse further requests, cut requests in flight (they fail at once, without a retry) and release the
         connections. Idempotent."""

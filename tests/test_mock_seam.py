@@ -18,7 +18,7 @@ from unittest.mock import MagicMock, patch
 import pytest
 import requests
 
-from ibkr_sdk import ExternalBrokerError, IbkrClient, OrderRequest, QuestionType
+from ibkr_sdk import ExternalBrokerError, IbkrClient, OAuth2Error, OrderRequest, QuestionType
 from ibkr_sdk.simulator import Simulator
 
 ACCOUNT = "DU1234567"
@@ -145,3 +145,34 @@ def test_peer_style_dry_run_script_places_nothing(sim: Simulator, order_module: 
     assert json.loads(line.removeprefix("RESULT ")) == {"success": True}
     assert sim.requests == [], [r.path for r in sim.requests]
     assert sim.orders == []
+
+
+def test_oauth2_token_and_session_requests_go_to_the_stand_in_too() -> None:
+    """With OAuth 2.0 a client's first requests are the token and SSO session POSTs, outside the catalogue: a dry
+    run's stand-in gets them as it gets every other request, and the authority never sees the credentials."""
+    token = {
+        "access_token": "stand-in-token",
+        "token_type": "Bearer",
+        "expires_in": 3600,
+        "scope": "sso-sessions.write",
+    }
+    sso = {"access_token": "stand-in-session", "active": True, "type": "sso"}
+    with Simulator(oauth2=True, https=True) as sim, patch("ibkr_sdk.lib.transport.requests") as requests_mock:
+        requests_mock.request.return_value = MagicMock(status_code=200, json=MagicMock(side_effect=[token, sso]))
+        config = sim.oauth2_config(maintain_oauth=False, shutdown_oauth=False, init_brokerage_session=False)
+        client = IbkrClient(use_oauth=True, oauth_config=config, cacert=sim.cacert, account_id=ACCOUNT, max_retries=0)
+        client.close()
+        booked = list(sim.requests)
+    assert booked == []
+    sent = [(c.args[0], c.args[1]) for c in requests_mock.request.call_args_list]
+    assert sent == [("POST", config.token_url), ("POST", config.sso_session_url)]
+    assert "client_assertion" in requests_mock.request.call_args_list[0].kwargs["data"]
+
+
+def test_oauth2_with_a_bare_stand_in_fails_naming_what_is_missing_and_sends_nothing() -> None:
+    with Simulator(oauth2=True, https=True) as sim, patch("ibkr_sdk.lib.transport.requests") as requests_mock:
+        config = sim.oauth2_config(maintain_oauth=False, shutdown_oauth=False, init_brokerage_session=False)
+        with pytest.raises(OAuth2Error, match="access token answer lacks access_token"):
+            IbkrClient(use_oauth=True, oauth_config=config, cacert=sim.cacert, account_id=ACCOUNT, max_retries=0)
+        booked = list(sim.requests)
+    assert booked == [] and requests_mock.request.call_count == 1
