@@ -150,6 +150,10 @@ def build_limits(
     return Limits(tuple(windows), tuple(slots), jitter)
 
 
+class PacingStopped(Exception):
+    """A request's wait for pacing ended because its client closed (nothing was sent)."""
+
+
 class Pacer:
     """Enforces the global limit and each endpoint's bucket, in the coordination store.
 
@@ -335,9 +339,18 @@ class Pacer:
             hint="Nothing was sent.",
         )
 
-    def _sleep_for(self, wait: Wait, limit: float | None) -> float:
+    def wake(self) -> None:
+        """Wake every thread and task of this process waiting in this pacer; each polls again (and goes back to
+        sleep unless its own client closed meanwhile)."""
+        self._local_store.wake()
+        with self._released:
+            self._released.notify_all()
+        self.waiters.notify_all()
+
+    def _sleep_for(self, wait: Wait, limit: float | None, stop: threading.Event | None = None) -> float:
         """Sleep before the next try: an in-memory store wakes its waiters when a request ends; other stores are
-        polled while the wait depends on requests in flight."""
+        polled while the wait depends on requests in flight. `stop` (a client's "closed" flag) ends an exact
+        sleep at once; `wake()` ends the others."""
         in_memory = isinstance(wait.store, ProcessPacingStore) and self._sleep is None
         seconds = float(wait) if wait.exact or in_memory else min(float(wait), POLL)
         if limit is not None:
@@ -349,6 +362,8 @@ class Pacer:
         elif not wait.exact:
             with self._released:  # a request of this process ending wakes us; other processes' are polled
                 self._released.wait(seconds)
+        elif stop is not None:
+            stop.wait(seconds)
         else:
             time.sleep(seconds)
         return seconds
@@ -370,18 +385,28 @@ class Pacer:
         return seconds if limit is None else max(0.0, min(seconds, limit))
 
     @contextmanager
-    def slot(self, bucket: str | None, max_wait: float | None = None, kind: str | None = None) -> Iterator[Grant]:
+    def slot(
+        self,
+        bucket: str | None,
+        max_wait: float | None = None,
+        kind: str | None = None,
+        stop: threading.Event | None = None,
+    ) -> Iterator[Grant]:
         """Hold a slot for one request: waits for the in-flight limit and the rate limits, then yields the grant.
         The request's send time is taken from the connection (`note_sent`) unless the caller sets `grant.sent_at`;
-        `kind` names the request for the counting rule (see `release`).
+        `kind` names the request for the counting rule (see `release`). `stop` set (and `wake()` called) ends the
+        wait with `PacingStopped`.
 
         Raises:
             RateLimitedError: the wait would exceed `max_wait` seconds (nothing was sent).
             CoordinationError: the shared store is unusable and there is no fallback (nothing was sent).
+            PacingStopped: `stop` was set while the request waited (nothing was sent).
         """
         ticket = self.ticket(bucket, max_wait, kind)
         while (wait := ticket.poll()) is not None:
-            self.waited += self._sleep_for(wait, ticket.left())
+            if stop is not None and stop.is_set():
+                raise PacingStopped()
+            self.waited += self._sleep_for(wait, ticket.left(), stop)
         got = ticket.grant
         assert got is not None
         self._local.started = self._clock()
@@ -523,10 +548,19 @@ class PacerView(Pacer):
     def describe(self) -> dict[str, Any]:
         return self.shared.describe()
 
+    def wake(self) -> None:
+        self.shared.wake()
+
     @contextmanager
-    def slot(self, bucket: str | None, max_wait: float | None = None, kind: str | None = None) -> Iterator[Grant]:
+    def slot(
+        self,
+        bucket: str | None,
+        max_wait: float | None = None,
+        kind: str | None = None,
+        stop: threading.Event | None = None,
+    ) -> Iterator[Grant]:
         limit = self.max_wait if max_wait is None else min(max_wait, self.max_wait)
-        with self.shared.slot(bucket, limit, kind) as grant:
+        with self.shared.slot(bucket, limit, kind, stop) as grant:
             yield grant
 
 
@@ -572,5 +606,11 @@ class NoPacer(Pacer):
         pass
 
     @contextmanager
-    def slot(self, bucket: str | None, max_wait: float | None = None, kind: str | None = None) -> Iterator[Grant]:
+    def slot(
+        self,
+        bucket: str | None,
+        max_wait: float | None = None,
+        kind: str | None = None,
+        stop: threading.Event | None = None,
+    ) -> Iterator[Grant]:
         yield Grant(0, (), None, 0.0, self._local_store)

@@ -36,7 +36,7 @@ from requests import exceptions as _errors
 
 from . import policy
 from .errors import ApiConnectionError, ClientClosedError, ExternalBrokerError
-from .pacing import NoPacer, Pacer, note_connected, note_sent
+from .pacing import NoPacer, Pacer, PacingStopped, note_connected, note_sent
 from .policy import RETRY_STATUSES, RetryPolicy, mask_account_ids
 from .result import Result
 from .wire import PreparedCall
@@ -432,6 +432,7 @@ class Transport(TransportBase):
         """Refuse further requests, cut requests in flight (they fail at once, without a retry) and release the
         connections. Idempotent."""
         self._closed.set()
+        self.pacer.wake()  # a request of this client waiting for pacing gives up at once (nothing was sent)
         self._adapter.abort()
         self.session.close()
 
@@ -490,8 +491,11 @@ class Transport(TransportBase):
             failure: ExternalBrokerError
             resp: requests.Response | None = None
             if self._paced:
-                with self.pacer.slot(pacing, kind=f"{call.method} {call.path}"):
-                    resp, failure = self._attempt(call, url, kwargs, headers, signer, debug)
+                try:
+                    with self.pacer.slot(pacing, kind=f"{call.method} {call.path}", stop=self._closed):
+                        resp, failure = self._attempt(call, url, kwargs, headers, signer, debug)
+                except PacingStopped:
+                    raise self._closed_error(call, maybe_sent=False) from None
             else:
                 resp, failure = self._attempt(call, url, kwargs, headers, signer, debug)
             if resp is not None:

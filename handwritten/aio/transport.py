@@ -42,7 +42,7 @@ from yarl import URL
 from .. import policy
 from ..coordination import offloop
 from ..errors import ApiConnectionError, ExternalBrokerError
-from ..pacing import PacingTicket
+from ..pacing import PacingStopped, PacingTicket
 from ..policy import RETRY_STATUSES
 from ..result import Result
 from ..transport import _USER_AGENT, TransportBase
@@ -182,6 +182,7 @@ class AsyncTransport(TransportBase):
         """Close from synchronous code, with no loop running (e.g. a test fixture's teardown): each session is
         closed on its own loop if that loop is idle; one whose loop is already closed was closed with it."""
         self._closed.set()
+        self.pacer.wake()  # requests of this client waiting for pacing give up (nothing was sent)
         sessions = [s for s in [self._session, *self._old_sessions] if s is not None]
         self._session, self._old_sessions = None, []
         for session in sessions:
@@ -203,6 +204,7 @@ class AsyncTransport(TransportBase):
         """Refuse further requests, cut requests in flight (closing the session closes their connections: they
         fail at once, without a retry) and release the connections. Idempotent."""
         self._closed.set()
+        self.pacer.wake()  # requests of this client waiting for pacing give up (nothing was sent)
         sessions = [s for s in [self._session, *self._old_sessions] if s is not None]
         self._session, self._old_sessions = None, []
         running = asyncio.get_running_loop()
@@ -238,6 +240,8 @@ class AsyncTransport(TransportBase):
                     wait = await offloop.call(blocking, ticket.poll)
                     if wait is None:
                         break
+                    if self._closed.is_set():
+                        raise PacingStopped()  # the client closed while this request waited (nothing was sent)
                     seconds = pacer.async_wait(wait, ticket.left())
                     ticket.pacer.waited += seconds
                     await pacer.waiters.wait(seconds)
@@ -300,7 +304,10 @@ class AsyncTransport(TransportBase):
                 # A new JWT on every attempt (its own iat/exp); it is a credential, so it is never logged.
                 body = self.body_signer(call.body).encode("ascii")
                 request_headers = {**(request_headers or {}), "Content-Type": "application/jwt"}
-            ticket = await self._pace(pacing, f"{call.method} {call.path}") if self._paced else None
+            try:
+                ticket = await self._pace(pacing, f"{call.method} {call.path}") if self._paced else None
+            except PacingStopped:
+                raise self._closed_error(call, maybe_sent=False) from None
             departure = _Departure() if ticket is not None else None
             try:
                 answer, failure = await self._attempt(call, target, body, request_headers, departure)

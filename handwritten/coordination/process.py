@@ -75,6 +75,11 @@ class ProcessPacingStore(PacingStore):
             if self._generation == wait.generation:
                 self._cond.wait(float(wait))
 
+    def wake(self) -> None:
+        """Wake every waiter at once (each polls again): a closing client cuts its own waits short."""
+        with self._cond:
+            self._cond.notify_all()
+
     def describe(self) -> dict[str, Any]:
         with self._cond:
             now = self.clock()
