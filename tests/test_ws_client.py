@@ -472,7 +472,25 @@ def test_shutdown_during_a_handshake_that_never_ends_is_prompt(rest: IbkrClient)
         assert client.start() is False
         started = set(threading.enumerate()) - before
         assert client.shutdown()  # True: the stuck handshake did not hold it past its bound
-        assert not any(t.is_alive() for t in started)
+        assert not [t.name for t in started if t.is_alive() and not t.name.startswith("ibkr-simulator")]
+
+
+def test_shutdown_while_the_gateway_is_slow_to_answer_tickle_is_prompt() -> None:
+    """The handshake's `/tickle` runs off the connection loop: a gateway slow to answer it holds no shutdown. (Run
+    on the loop, the call held the loop thread for the REST timeout, and shutdown() gave up after its second.)"""
+    with Simulator() as sim:
+        rest = IbkrClient(url=sim.url, account_id=ACCOUNT, pacing=False, max_retries=0, timeout=30)
+        try:
+            sim.inject("tickle", "stall", 30.0, times=None)
+            client = IbkrWsClient(ibkr_client=rest, connect_timeout=0.2)
+            assert client.start() is False
+            assert wait_until(lambda: any(r.endpoint == "tickle" for r in sim.requests), 5)
+            loop_threads = [t for t in threading.enumerate() if t is client._thread]
+            assert client.shutdown(), "shutdown() waited for the stalled /tickle"
+            assert not any(t.is_alive() for t in loop_threads)
+        finally:
+            sim.clear_faults()
+            rest.close()
 
 
 def test_queue_sink_hands_every_event_across_threads_in_order() -> None:

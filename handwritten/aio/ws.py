@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
@@ -27,6 +26,7 @@ from ..flow import Waiters
 from ..lifecycle import Verdict, explain
 from ..ws import _topics, events
 from ..ws._state import WsState
+from ..ws._threads import in_thread
 from ..ws.client import IbkrWsClient
 from ..ws.quotes import Quote
 from ..ws.router import Router
@@ -101,7 +101,7 @@ class _Engine(IbkrWsClient):
             if isinstance(client, AsyncIbkrClient):
                 verdict: Verdict = await client._restore_session(cancel=self._recovery_stop)
             else:  # a sync client blocks: its re-open runs in a thread that ends with it
-                verdict = await _in_thread(lambda: client._restore_session(cancel=self._recovery_stop))
+                verdict = await in_thread(lambda: client._restore_session(cancel=self._recovery_stop))
         except Exception as exc:  # the REST client was closed, or a bug: the socket carries on either way
             logger.warning("AsyncIbkrWsClient: re-opening the brokerage session failed: %s", exc)
             return Verdict.UNKNOWN
@@ -122,33 +122,8 @@ class _Engine(IbkrWsClient):
         if isinstance(client, AsyncIbkrClient):
             answer = (await client.tickle()).data
         else:  # a sync client blocks: its one request runs in a thread that ends with it
-            answer = (await _in_thread(client.tickle)).data
+            answer = (await in_thread(client.tickle, self._stop)).data
         return self._handshake_from(answer)
-
-
-async def _in_thread(call: Any) -> Any:
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[Any] = loop.create_future()
-
-    def work() -> None:
-        try:
-            value = call()
-        except BaseException as exc:  # handed to the waiting task
-            loop.call_soon_threadsafe(_settle, future, None, exc)
-        else:
-            loop.call_soon_threadsafe(_settle, future, value, None)
-
-    threading.Thread(target=work, name="ibkr-ws-handshake", daemon=True).start()
-    return await future
-
-
-def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(value)
 
 
 class AsyncSubscriptionHandle(SubscriptionView):

@@ -31,6 +31,7 @@ from ..settings import resolve_verify
 from . import _topics, events
 from ._bindings import SubscriptionController
 from ._state import WsState
+from ._threads import in_thread
 from .quotes import Quote
 from .router import IbkrRouter, Router
 from .sinks import DropCounter, EventSink, NoopSink, bounded_size
@@ -669,8 +670,10 @@ class IbkrWsClient:
         return self._handshake_from(self._ibkr_client.tickle().data)
 
     async def _handshake_async(self) -> tuple[str, dict[str, str]]:
-        """`_handshake` as the connection loop calls it (this client's loop is its own: a blocking call is fine)."""
-        return self._handshake()
+        """`_handshake` as the connection loop calls it: on a helper thread, so that `shutdown()` ends the loop
+        within its second even while the gateway is slow to answer `/tickle`."""
+        assert self._stop is not None
+        return await in_thread(self._handshake, self._stop)
 
     def _handshake_from(self, answer: Any) -> tuple[str, dict[str, str]]:
         data = answer if isinstance(answer, dict) else {}
