@@ -221,3 +221,49 @@ def test_switch_account_does_not_change_other_threads_account() -> None:
         assert client.account_id == "DU1234567"
     summaries = [r.path for r in sim.requests if r.path.endswith("/summary")]
     assert summaries and set(summaries) == {"/portfolio/DU1234567/summary"}
+
+
+@pytest.mark.parametrize("trailing_type, amount, distance", [("amt", 2.0, 2.0), ("%", 1.0, 1.0)])
+def test_trailing_stop_follows_the_price_up_and_fills_when_it_turns(
+    sim: Simulator, trailing_type: str, amount: float, distance: float
+) -> None:
+    """A sell TRAIL keeps its distance below the best price seen, never moves back, and becomes a market order
+    once the price falls to it. Prices are pinned, so each step is what the test set (100 makes % and amt equal)."""
+    sim.set_price(AAPL, 100.0)
+    trail = {
+        "conid": AAPL,
+        "side": "SELL",
+        "orderType": "TRAIL",
+        "trailingAmt": amount,
+        "trailingType": trailing_type,
+        "quantity": 1,
+        "tif": "GTC",
+        "cOID": f"trail-{trailing_type}",
+    }
+    answers = {QuestionType.MISSING_MARKET_DATA: True}
+    with _client(sim) as client:
+        ack = client.place_order(trail, answers).data
+        order_id = ack["order_id"] if isinstance(ack, dict) else ack[0]["order_id"]
+
+        def stop() -> tuple[str, float]:
+            status = client.order_status(order_id).data
+            return status["order_status"], float(status["stop_price"])
+
+        placed = stop()
+        sim.set_price(AAPL, 110.0)
+        raised = stop()
+        sim.set_price(AAPL, 109.0)  # a dip smaller than the distance: the stop stays
+        held = stop()
+        sim.set_price(AAPL, 107.5)  # through the stop: filled at the bid
+        filled = client.order_status(order_id).data["order_status"]
+    assert placed == ("PreSubmitted", 100.0 - distance)
+    assert raised == ("PreSubmitted", 110.0 - (1.1 * distance if trailing_type == "%" else distance))
+    assert held == raised
+    assert filled == "Filled"
+    assert [o.status for o in sim.orders if o.coid == f"trail-{trailing_type}"] == ["Filled"]
+
+
+def test_trailing_stop_without_trailing_amount_is_refused_before_sending(sim: Simulator) -> None:
+    with _client(sim) as client, pytest.raises(ValueError, match="trailing"):
+        client.place_order(dict(MKT, orderType="TRAIL"), {QuestionType.MISSING_MARKET_DATA: True})
+    assert _posts(sim, "/orders") == 0

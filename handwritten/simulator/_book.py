@@ -28,6 +28,7 @@ from ._prices import PriceModel, to_tick
 from ._universe import Contract, Universe
 
 WORKING = ("PreSubmitted", "Submitted")
+_STOPS = ("STP", "STOP_LIMIT", "TRAIL")  # PreSubmitted until their stop is touched
 FINAL = ("Filled", "Cancelled", "Inactive")
 
 
@@ -39,11 +40,13 @@ class SimOrder:
     account: str
     conid: int
     side: str  # BUY | SELL
-    order_type: str  # MKT | LMT | STP | STOP_LIMIT | MIDPRICE
+    order_type: str  # MKT | LMT | STP | STOP_LIMIT | MIDPRICE | TRAIL
     quantity: float
     tif: str
     price: float | None = None  # limit price (cap for MIDPRICE)
-    stop_price: float | None = None
+    stop_price: float | None = None  # TRAIL: the stop as it has trailed so far
+    trail_amount: float | None = None
+    trail_type: str | None = None  # "amt" or "%"
     status: str = "PreSubmitted"
     coid: str | None = None
     parent_coid: str | None = None
@@ -145,12 +148,14 @@ class Book:
         buy = order.side == "BUY"
         price: float | None = None
         kind = order.order_type
-        if kind in ("STP", "STOP_LIMIT") and not order.triggered:
+        if kind == "TRAIL" and not order.triggered:
+            order.stop_price = _trailed_stop(order, q.last)
+        if kind in _STOPS and not order.triggered:
             stop = order.stop_price if order.stop_price is not None else order.price
             if stop is not None and ((buy and q.last >= stop) or (not buy and q.last <= stop)):
                 order.triggered = True
                 order.status = "Submitted"
-        if kind == "MKT" or (kind == "STP" and order.triggered):
+        if kind == "MKT" or (kind in ("STP", "TRAIL") and order.triggered):
             price = q.ask if buy else q.bid
         elif kind == "LMT" or (kind == "STOP_LIMIT" and order.triggered):
             limit = order.price
@@ -164,7 +169,7 @@ class Book:
             if order.tif == "IOC":
                 order.status = "Cancelled"
                 return True
-            if order.status == "PreSubmitted" and kind not in ("STP", "STOP_LIMIT"):
+            if order.status == "PreSubmitted" and kind not in _STOPS:
                 order.status = "Submitted"
             return False
         self.fill(order, contract, price, now)
@@ -191,7 +196,7 @@ class Book:
         for child in self.children(order):
             if child.held:
                 child.held = False
-                child.status = "PreSubmitted" if child.order_type in ("STP", "STOP_LIMIT") else "Submitted"
+                child.status = "PreSubmitted" if child.order_type in _STOPS else "Submitted"
         if order.oca_group:
             for other in self.orders.values():
                 if other is not order and other.oca_group == order.oca_group and other.working:
@@ -346,3 +351,14 @@ class Book:
     def _ccy(self, conid: int) -> str:
         contract = self.universe.get(conid)
         return contract.currency if contract else self.base_currency
+
+
+def _trailed_stop(order: SimOrder, last: float) -> float:
+    """A trailing stop after seeing `last`: it keeps its distance below the best price since placement for a sell
+    (above it for a buy) and never moves back. The simulator sees prices when it handles requests, so the best
+    price is the best one it has seen."""
+    assert order.trail_amount is not None
+    offset = order.trail_amount if order.trail_type != "%" else last * order.trail_amount / 100
+    if order.side == "BUY":
+        return min(order.stop_price, last + offset) if order.stop_price is not None else last + offset
+    return max(order.stop_price, last - offset) if order.stop_price is not None else last - offset

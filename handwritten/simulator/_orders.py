@@ -36,6 +36,7 @@ ORDER_TYPES = {
     "STOP_LIMIT": "STOP_LIMIT",
     "STPLMT": "STOP_LIMIT",
     "MIDPRICE": "MIDPRICE",
+    "TRAIL": "TRAIL",
 }
 TIFS = ("DAY", "GTC", "IOC", "OPG", "PAX", "OVT", "OND", "GTD")
 _TYPE_TEXT = {
@@ -44,6 +45,7 @@ _TYPE_TEXT = {
     "STP": ("Stop", "STOP"),
     "STOP_LIMIT": ("Stop Limit", "STOP_LIMIT"),
     "MIDPRICE": ("MidPrice", "MIDPRICE"),
+    "TRAIL": ("Trail", "TRAIL"),  # IBKR's display text of a trailing stop is not in any recording: our guess
 }
 _TIF_TEXT = {"DAY": "Day", "OVT": "Overnight", "OND": "Overnight+Day"}
 _STATUS_FILTERS = {
@@ -73,6 +75,8 @@ class Ticket:
     parent_coid: str | None
     outside_rth: bool
     single_group: bool
+    trail_amount: float | None = None  # TRAIL: the distance the stop keeps from the last price
+    trail_type: str | None = None  # "amt" (price units) or "%" (of the last price)
 
 
 def _bad(message: str) -> GatewayError:
@@ -100,7 +104,7 @@ def parse_ticket(state: GatewayState, raw: Any, account: str) -> Ticket:
         contract = state.contract(conid)
     kind = ORDER_TYPES.get(str(raw.get("orderType", "")).upper())
     if kind is None:
-        supported = "MKT, LMT, STP, STOP_LIMIT, MIDPRICE"
+        supported = "MKT, LMT, STP, STOP_LIMIT, MIDPRICE, TRAIL"
         raise _bad(f"orderType {raw.get('orderType')!r} is not supported by the simulator ({supported})")
     side = str(raw.get("side", "")).upper()
     if side not in ("BUY", "SELL"):
@@ -126,6 +130,16 @@ def parse_ticket(state: GatewayState, raw: Any, account: str) -> Ticket:
         if price is None or aux is None:
             raise _bad("price (limit) and auxPrice (stop) are required for a stop limit order")
         stop = aux
+    trail_amount: float | None = None
+    trail_type: str | None = None
+    if kind == "TRAIL":
+        if raw.get("trailingAmt") is None:
+            raise _bad("trailingAmt is required for a trailing stop order")
+        trail_amount = as_float(raw["trailingAmt"], "trailingAmt")
+        trail_type = str(raw.get("trailingType") or "amt")
+        if trail_amount <= 0 or trail_type not in ("amt", "%"):
+            raise _bad("trailingAmt must be positive and trailingType 'amt' or '%'")
+        price = stop = None  # the stop follows the market from the first price the simulator sees
     coid = raw.get("cOID")
     parent = raw.get("parentId")
     return Ticket(
@@ -141,6 +155,8 @@ def parse_ticket(state: GatewayState, raw: Any, account: str) -> Ticket:
         parent_coid=str(parent) if parent not in (None, "") else None,
         outside_rth=raw.get("outsideRTH") is True,
         single_group=raw.get("isSingleGroup") is True,
+        trail_amount=trail_amount,
+        trail_type=trail_type,
     )
 
 
@@ -225,6 +241,8 @@ def _place(state: GatewayState, account: str, tickets: list[Ticket]) -> list[dic
             tif=t.tif,
             price=t.price,
             stop_price=t.stop_price,
+            trail_amount=t.trail_amount,
+            trail_type=t.trail_type,
             coid=t.coid,
             parent_coid=t.parent_coid,
             outside_rth=t.outside_rth,
@@ -253,6 +271,8 @@ def _apply_modify(state: GatewayState, order: SimOrder, t: Ticket) -> list[dict[
     order.quantity = t.quantity
     order.price = t.price
     order.stop_price = t.stop_price
+    order.trail_amount, order.trail_type = t.trail_amount, t.trail_type
+    order.triggered = False if t.order_type == "TRAIL" else order.triggered
     order.tif = t.tif
     order.outside_rth = t.outside_rth
     order.ticket = dict(t.raw)
