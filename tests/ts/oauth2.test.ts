@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
+import { createServer, type AddressInfo } from "node:net";
 import { createInterface } from "node:readline";
 import { after, beforeEach, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -273,6 +274,18 @@ describe("OAuth 2.0 against the simulator (HTTPS)", { timeout: 30_000 }, () => {
     await client.gwPlatform.echoHttps();
     assert.deepEqual(await steps(), ["oauth2_token 200", "echo_https 200"]);
   });
+});
+
+test("a token endpoint that does not answer is an IbkrOAuth2Error naming the step, with its cause", async () => {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const closed = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  await new Promise((resolve) => server.close(resolve)); // nothing listens there now
+  const client = connect({ tokenUrl: `${closed}/oauth2/api/v1/token` });
+  const error = await client.portfolio.portfolioAccounts().then(() => assert.fail("no error"), (e: unknown) => e);
+  assert.ok(error instanceof IbkrOAuth2Error && error.step === "access token" && error.status === undefined);
+  assert.match(error.message, /^OAuth 2\.0 access token request to 127\.0\.0\.1:\d+ got no answer \(ECONNREFUSED\)$/);
+  assert.ok(error.cause instanceof Error);
 });
 
 describe("OAuth 2.0 settings are checked at construction, naming the option", () => {
