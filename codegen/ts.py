@@ -5,8 +5,8 @@
 - `src/models/<area>.ts`: response types, rendered here from the same OpenAPI schemas (fixes applied) that the
   Python models come from (`codegen/models.py` plans them; `schema_to_ts` renders them);
 - `src/_wire.ts`, `src/index.ts`, package files: from their templates;
-- `src/lib/transport.ts`: copied from `handwritten/ts/transport.ts`, the one hand-written file (the spec cannot
-  speak about base URLs, timeouts, retries or certificates).
+- `src/lib/*.ts`: copied from `handwritten/ts/` (transport, OAuth 2.0), the hand-written files (the spec cannot
+  speak about base URLs, timeouts, retries, certificates or tokens).
 
 Names follow TypeScript habits: methods and parameters in camelCase (`live_marketdata_snapshot(conids=...)` is
 `client.marketdata.liveMarketdataSnapshot({conids: ...})`). Output is deterministic: no timestamps, sorted inputs.

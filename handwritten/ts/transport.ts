@@ -16,7 +16,11 @@
  *
  * TLS: without `tls`, a gateway on this machine (localhost, 127.0.0.0/8, ::1) is reached without certificate
  * verification (its certificate is self-signed), as the Python client does; any other host is verified.
+ *
+ * OAuth 2.0 (the `oauth2` option) is `OAuth2Transport` in oauth2.ts, a subclass that adds the bearer to each request.
  */
+
+import type { OAuth2Options } from "./oauth2.js";
 
 export interface TlsOptions {
   /** PEM certificate(s) to trust, e.g. the gateway's self-signed one. */
@@ -47,6 +51,11 @@ export interface TransportOptions {
   pacingTimeScale?: number;
   /** Extra headers sent with every request. */
   headers?: Record<string, string>;
+  /**
+   * OAuth 2.0 against IBKR's hosted API (`IbkrClient` then uses `OAuth2Transport`; the base URL defaults to
+   * `https://api.ibkr.com/v1/api`): client id, key id, RSA private key, username, IP address, token and SSO URLs.
+   */
+  oauth2?: OAuth2Options;
 }
 
 /** A validated request, as the generated wire code builds it. */
@@ -56,6 +65,10 @@ export interface PreparedRequest {
   readonly http: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
   /** Another base path on the same host as `baseUrl` (`/gw/api/v1`); absent: below `baseUrl`. */
   readonly base?: string;
+  /** A /gw/api/v1 operation's security policy: with OAuth 2.0, a `SIGNED_JWT` body is sent as a signed JWT. */
+  readonly security?: "HTTPS" | "SIGNED_JWT";
+  /** OAuth 2.0 scopes that admit the operation (any one of them). */
+  readonly scopes?: readonly string[];
   /** Path below the base URL, placeholders filled. */
   readonly path: string;
   readonly query: Readonly<Record<string, string>>;
@@ -98,7 +111,8 @@ export class IbkrHttpError extends IbkrError {
   }
 }
 
-interface Answer {
+/** A raw HTTP answer. */
+export interface Answer {
   status: number;
   contentType: string;
   retryAfter: string | null;
@@ -239,10 +253,14 @@ export class Transport {
   readonly maxRetryAfterMs: number;
   readonly pacer: Pacer | undefined;
   private readonly tls: TlsOptions | undefined;
+  private readonly tlsOption: TlsOptions | undefined;
   private readonly headers: Record<string, string>;
 
   /** `limits`: the catalogue's pacing table (the generated client passes it); without it, no pacing. */
   constructor(options: TransportOptions = {}, limits?: PacingTable) {
+    if (options.oauth2 !== undefined && new.target === Transport) {
+      throw new IbkrError("Transport: the oauth2 option needs OAuth2Transport (IbkrClient picks it by itself)");
+    }
     this.baseUrl = (options.baseUrl ?? "https://localhost:5000/v1/api").replace(/\/+$/, "");
     this.timeoutMs = options.timeoutMs ?? 10_000;
     this.maxRetries = options.maxRetries ?? 2;
@@ -251,6 +269,7 @@ export class Transport {
     const url = new URL(this.baseUrl);
     // As the Python client: a gateway on this machine has a self-signed certificate; verify every other host.
     const local = url.protocol === "https:" && isLoopback(url.hostname);
+    this.tlsOption = options.tls;
     this.tls = options.tls ?? (local ? { rejectUnauthorized: false } : undefined);
     this.pacer =
       limits !== undefined && options.pacing !== false
@@ -261,20 +280,22 @@ export class Transport {
 
   /** Send `request` and return its decoded JSON answer (text when the answer is not JSON, null when empty). */
   async send(request: PreparedRequest): Promise<unknown> {
+    return this.sendWith(request, {});
+  }
+
+  /** `send`, with `extra` headers on every attempt (the OAuth 2.0 bearer). */
+  protected async sendWith(request: PreparedRequest, extra: Record<string, string>): Promise<unknown> {
     const query = new URLSearchParams(request.query).toString();
     const root = request.base === undefined ? this.baseUrl : new URL(this.baseUrl).origin + request.base;
     const url = root + request.path + (query ? `?${query}` : "");
-    const headers = { ...this.headers };
-    let payload: string | undefined;
-    if (request.body !== undefined) {
-      payload = JSON.stringify(request.body);
-      headers["Content-Type"] = "application/json";
-    }
+    const headers = { ...this.headers, ...extra };
     for (let attempt = 0; ; attempt++) {
       let failure: IbkrHttpError;
       let wait = this.retryBackoffMs * 2 ** attempt;
+      const encoded = this.encodeBody(request); // on every attempt: a signed body carries its own iat and exp
+      const sent = encoded === undefined ? headers : { ...headers, "Content-Type": encoded.contentType };
       try {
-        const exchange = () => this.exchange(url, request.http, headers, payload);
+        const exchange = () => this.exchange(url, request.http, sent, encoded?.payload);
         const answer = await (this.pacer ? this.pacer.slot(request.pacing, exchange) : exchange());
         const body = decode(answer);
         if (answer.status >= 200 && answer.status < 300) {
@@ -297,14 +318,32 @@ export class Transport {
     }
   }
 
+  /** The body of `request` as sent: JSON. */
+  protected encodeBody(request: PreparedRequest): { payload: string; contentType: string } | undefined {
+    if (request.body === undefined) return undefined;
+    return { payload: JSON.stringify(request.body), contentType: "application/json" };
+  }
+
+  /**
+   * One POST outside the catalogue (the OAuth 2.0 token and SSO session requests): not paced, never re-sent. TLS as
+   * for the base URL: `tls` when given, else no verification on a loopback host only.
+   */
+  protected post(url: string, headers: Record<string, string>, payload: string): Promise<Answer> {
+    const target = new URL(url);
+    const local = target.protocol === "https:" && isLoopback(target.hostname);
+    const tls = this.tlsOption ?? (local ? { rejectUnauthorized: false } : undefined);
+    return this.exchange(url, "POST", { ...this.headers, ...headers }, payload, tls);
+  }
+
   private async exchange(
     url: string,
     method: string,
     headers: Record<string, string>,
     payload: string | undefined,
+    tls: TlsOptions | undefined = this.tls,
   ): Promise<Answer> {
-    if (this.tls !== undefined && url.startsWith("https:")) {
-      return httpsExchange(url, method, headers, payload, this.timeoutMs, this.tls);
+    if (tls !== undefined && url.startsWith("https:")) {
+      return httpsExchange(url, method, headers, payload, this.timeoutMs, tls);
     }
     const response = await fetch(url, { method, headers, body: payload, signal: AbortSignal.timeout(this.timeoutMs) });
     return {

@@ -44,6 +44,10 @@ export interface EndpointSpec {
   readonly http: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
   /** Another base path on the same host (`/gw/api/v1`, IBKR's Account Management API; OAuth 2.0 only). */
   readonly base?: string;
+  /** IBKR's security policy of a /gw/api/v1 operation; `SIGNED_JWT`: the body travels as a signed JWT (OAuth 2.0). */
+  readonly security?: "HTTPS" | "SIGNED_JWT";
+  /** OAuth 2.0 scopes, any one of which admits the operation (/gw/api/v1 only). */
+  readonly scopes?: readonly string[];
   readonly path: string;
   readonly retry: "safe" | "unsafe";
   /** Pacing bucket of spec/pacing.yaml (besides the global limit). */
@@ -250,6 +254,7 @@ export function prepare(
     body,
     retry: spec.retry,
     ...(spec.base === undefined ? {} : { base: spec.base }),
+    ...(spec.security === undefined ? {} : { security: spec.security, scopes: spec.scopes ?? [] }),
     ...(spec.pacing === undefined ? {} : { pacing: spec.pacing }),
   };
   return prepared;

@@ -10,9 +10,13 @@
  *       tls: { ca: readFileSync("gateway.crt", "utf8") }, // without tls: no verification on localhost only
  *     });
  *     const quote = await client.marketdata.liveMarketdataSnapshot({ conids: [265598], fields: ["31", "84"] });
+ *
+ * With `oauth2: { clientId, clientKeyId, privateKey, username, ipAddress, scope }` it talks to IBKR's hosted API
+ * instead, with OAuth 2.0 bearer tokens (see `OAuth2Transport`).
  */
 
 import { Transport, type PreparedRequest, type TransportOptions } from "./lib/transport.js";
+import { OAuth2Transport } from "./lib/oauth2.js";
 import { prepare, type Caller, type EndpointSpec } from "./_wire.js";
 import { PACING } from "./_pacing.js";
 import { AccountsEndpoints } from "./accounts.js";
@@ -36,6 +40,8 @@ import { WatchlistEndpoints } from "./watchlist.js";
 
 export { IbkrError, IbkrHttpError, Pacer, Transport, isLoopback, sharedPacer } from "./lib/transport.js";
 export type { PacingBucket, PacingTable, PreparedRequest, TlsOptions, TransportOptions } from "./lib/transport.js";
+export { IbkrOAuth2Error, OAuth2Transport, renewalMarginMs } from "./lib/oauth2.js";
+export type { OAuth2Options, OAuth2Step } from "./lib/oauth2.js";
 export { PACING } from "./_pacing.js";
 export { IbkrValidationError, formatDatetime, prepare } from "./_wire.js";
 export type { EndpointSpec, OneOrMany, ParamSpec } from "./_wire.js";
@@ -286,7 +292,9 @@ export class IbkrClient implements Caller {
   readonly watchlist: WatchlistEndpoints;
 
   constructor(options: ClientOptions = {}) {
-    this.transport = new Transport(options, PACING);
+    // OAuth 2.0: the same requests, each with the bearer of IBKR's hosted API (checked settings, tokens, renewal).
+    this.transport =
+      options.oauth2 === undefined ? new Transport(options, PACING) : new OAuth2Transport(options, PACING);
     this.accountId = options.accountId;
     this.accounts = new AccountsEndpoints(this);
     this.alerts = new AlertsEndpoints(this);

@@ -1,5 +1,13 @@
 // Uses the client through its published declarations only (see tsconfig.json beside it).
-import { IbkrClient, IbkrHttpError, IbkrValidationError, PACING, type TlsOptions } from "../../../.ts-dts/index.js";
+import {
+  IbkrClient,
+  IbkrHttpError,
+  IbkrOAuth2Error,
+  IbkrValidationError,
+  PACING,
+  type OAuth2Options,
+  type TlsOptions,
+} from "../../../.ts-dts/index.js";
 
 const tls: TlsOptions = { ca: "-----BEGIN CERTIFICATE-----", rejectUnauthorized: true };
 const client = new IbkrClient({ baseUrl: "https://localhost:5000/v1/api", accountId: "DU1234567", tls });
@@ -12,3 +20,7 @@ export async function quote(): Promise<number | undefined> {
     throw error;
   }
 }
+
+const oauth2: OAuth2Options = { clientId: "c", clientKeyId: "k", privateKey: "PEM", username: "u", scope: "s" };
+export const hosted = (): IbkrClient => new IbkrClient({ oauth2, timeoutMs: 5000 });
+export const failedStep = (error: unknown) => (error instanceof IbkrOAuth2Error ? error.step : undefined);
