@@ -3,13 +3,12 @@
 // renewal before expiry and once after a 401, refusals with IBKR's error code and nothing else sent, one token
 // fetch for concurrent first calls, and the settings checked at construction. Run by `make ts-test`.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
 import { createServer, type AddressInfo } from "node:net";
-import { createInterface } from "node:readline";
 import { after, beforeEach, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { inspect } from "node:util";
+
+import { startBridge } from "./_bridge.js";
 
 import {
   IbkrClient,
@@ -53,20 +52,8 @@ interface Authority {
   receivedJwts: string[];
 }
 
-const repo = fileURLToPath(new URL("../../..", import.meta.url)); // .ts-build/tests/ts/ → the repository
-const python = process.env.IBKR_PYTHON ?? `${repo}.venv/bin/python`;
-const bridge = spawn(python, [`${repo}tests/ts/sim_bridge.py`, "--oauth2"], { stdio: ["pipe", "pipe", "inherit"] });
-const info = JSON.parse(
-  await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("the simulator bridge did not start within 30 s")), 30_000);
-    bridge.on("error", reject);
-    bridge.on("exit", (code) => reject(new Error(`the simulator bridge exited (${code})`)));
-    createInterface({ input: bridge.stdout! }).once("line", (line) => {
-      clearTimeout(timer);
-      resolve(line);
-    });
-  }),
-) as Info;
+const { bridge, firstLine } = await startBridge(["--oauth2"]);
+const info = JSON.parse(firstLine) as Info;
 
 after(() => {
   bridge.stdin!.end(); // the bridge stops when its stdin closes

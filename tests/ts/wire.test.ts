@@ -3,13 +3,12 @@
 // (nothing sent), path parameters, pacing (what a pacing simulator saw), the retry policy with Retry-After, TLS and
 // what a network failure says. Run by `make ts-test` after tsc has built .ts-build/.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { createInterface } from "node:readline";
 import { after, before, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
+
+import { startBridge } from "./_bridge.js";
 
 import { IbkrClient, IbkrHttpError, IbkrValidationError } from "../../generated/ts/src/index.js";
 
@@ -32,18 +31,7 @@ interface Seen {
   status: number | null;
 }
 
-const repo = fileURLToPath(new URL("../../..", import.meta.url)); // .ts-build/tests/ts/ → the repository
-const python = process.env.IBKR_PYTHON ?? `${repo}.venv/bin/python`;
-const bridge = spawn(python, [`${repo}tests/ts/sim_bridge.py`], { stdio: ["pipe", "pipe", "inherit"] });
-const firstLine = await new Promise<string>((resolve, reject) => {
-  const timer = setTimeout(() => reject(new Error("the simulator bridge did not start within 30 s")), 30_000);
-  bridge.on("error", reject);
-  bridge.on("exit", (code) => reject(new Error(`the simulator bridge exited (${code})`)));
-  createInterface({ input: bridge.stdout! }).once("line", (line) => {
-    clearTimeout(timer);
-    resolve(line);
-  });
-});
+const { bridge, firstLine } = await startBridge();
 const urls = JSON.parse(firstLine) as {
   sim: string;
   secure: string;
