@@ -11,7 +11,7 @@ import asyncio
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -42,10 +42,10 @@ def _in_pacing_wait(thread: threading.Thread) -> bool:
     return "slot" in names and bool(names & WAIT_FUNCTIONS)
 
 
-def _wait_for(predicate: object, seconds: float = 10.0) -> bool:
+def _wait_for(predicate: Callable[[], bool], seconds: float = 10.0) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
+        if predicate():
             return True
         time.sleep(0.01)
     return False

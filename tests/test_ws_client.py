@@ -485,9 +485,9 @@ def test_shutdown_while_the_gateway_is_slow_to_answer_tickle_is_prompt() -> None
             client = IbkrWsClient(ibkr_client=rest, connect_timeout=0.2)
             assert client.start() is False
             assert wait_until(lambda: any(r.endpoint == "tickle" for r in sim.requests), 5)
-            loop_threads = [t for t in threading.enumerate() if t is client._thread]
+            loop_thread = client._thread
             assert client.shutdown(), "shutdown() waited for the stalled /tickle"
-            assert not any(t.is_alive() for t in loop_threads)
+            assert loop_thread is not None and not loop_thread.is_alive()
         finally:
             sim.clear_faults()
             rest.close()

@@ -272,7 +272,8 @@ def _apply_modify(state: GatewayState, order: SimOrder, t: Ticket) -> list[dict[
     order.price = t.price
     order.stop_price = t.stop_price
     order.trail_amount, order.trail_type = t.trail_amount, t.trail_type
-    order.triggered = False if t.order_type == "TRAIL" else order.triggered
+    if t.order_type == "TRAIL":
+        order.triggered = False  # the new distance trails from the next price seen
     order.tif = t.tif
     order.outside_rth = t.outside_rth
     order.ticket = dict(t.raw)
